@@ -1,0 +1,17 @@
+# The two commands of the README: `make run` and `make test`.
+VENV := .venv
+CONFIG ?= config/abook.dev.toml
+
+.PHONY: setup run test demo
+
+setup:
+	bash scripts/setup.sh
+
+# Sets up, creates (or migrates) the SQLite store under ./var and starts the daemon.
+run: setup
+	$(VENV)/bin/abook init -c $(CONFIG)
+	$(VENV)/bin/abook serve -c $(CONFIG)
+
+# Sets up everything the tests need (system packages included) and runs the whole suite.
+test: setup
+	$(VENV)/bin/python -m pytest -q

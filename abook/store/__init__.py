@@ -1,0 +1,71 @@
+"""The store facade: the only door to the database.
+
+Store access has two faces over the same ``*_txn`` functions (each takes a SQLAlchemy ``Session`` first):
+
+* ``Store.run(fn, *args)``: on the daemon, ``fn`` runs in a short transaction on the bounded ``db`` thread
+  pool and the Deferred fires on the reactor thread with its result. Only plain frozen values
+  (``store/records.py``) may be returned, never ORM instances.
+* ``Store.transaction()``: a context manager for command-line tools and tests that have no reactor.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet import defer
+
+from abook.threads import IBlockingRunner, SyncRunner
+
+T = TypeVar("T")
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    """Create an engine for a store URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, engine: Engine, runner: IBlockingRunner | None = None) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        self._runner = runner or SyncRunner()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _in_transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.sessionmaker.begin() as session:
+            return fn(session, *args, **kwargs)
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
+        """Run ``fn(session, *args, **kwargs)`` in one transaction off the reactor thread."""
+        return self._runner.run(self._in_transaction, fn, *args, **kwargs)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.sessionmaker.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

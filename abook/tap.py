@@ -1,0 +1,84 @@
+"""The daemon's service tree: ``makeService(options)`` for twistd and ``abook serve``.
+
+Order matters: MultiService starts children in order and stops them in reverse, so the thread pools
+start first and stop last, after every poller and listener that uses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from abook.config import AbookConfig, load_config
+from abook.errors import UserError
+from abook.store import Store, make_engine, schema
+from abook.threads import ThreadPoolRunner, ThreadPoolService
+
+
+class Options(usage.Options):
+    optParameters = [["config", "c", "abook.toml", "Path to the abook TOML config file."]]
+
+    def postOptions(self) -> None:
+        try:
+            self["parsed"] = load_config(self["config"])
+        except UserError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+class AbookService(MultiService):
+    """The root service; it logs when the daemon is up and when it has stopped."""
+
+    log = Logger()
+
+    def __init__(self, config: AbookConfig, store: Store, reactor: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        # Logged once the reactor runs (and so handles SIGTERM): the line to wait for.
+        self._reactor.callWhenRunning(
+            lambda: self.log.info("abook started with store {dialect}", dialect=self.store.dialect)
+        )
+
+    def stopService(self) -> Any:
+        d = super().stopService()
+
+        def _stopped(result: Any) -> Any:
+            self.store.dispose()
+            self.log.info("abook stopped")
+            return result
+
+        return d.addBoth(_stopped)
+
+
+def build_service(config: AbookConfig, reactor: Any) -> AbookService:
+    """Build the whole daemon from a loaded config. Every component takes ``reactor`` from here."""
+    db_pool = ThreadPoolService("db", 1, config.store.threads)
+    store = Store(make_engine(config.store_url, pool_size=config.store.threads), ThreadPoolRunner(reactor, db_pool.pool))
+    schema.check(store.engine)
+    root = AbookService(config, store, reactor)
+    db_pool.setServiceParent(root)
+    for component in _components(config, store, reactor):
+        component.setServiceParent(root)
+    return root
+
+
+def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:
+    """The listeners, pollers and schedulers; each package adds its own services here."""
+    services: list[IService] = []
+    return services
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    try:
+        return build_service(options["parsed"], reactor)
+    except UserError as e:
+        raise SystemExit(f"abook: {e}") from None

@@ -1,0 +1,40 @@
+"""Shared fixtures. Server fixtures live in tests/fixtures/ (each module is loaded as a plugin)."""
+
+from __future__ import annotations
+
+import pkgutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from abook.store import Store, make_engine, schema
+
+pytest_plugins = [
+    f"tests.fixtures.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).with_name("fixtures"))])
+]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty database: a SQLite file, then a database on the private PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'abook.sqlite3'}"
+    return request.getfixturevalue("postgres_server").create_database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated store on each database, whose transactions run inline (no reactor needed)."""
+    s = Store(make_engine(store_url))
+    schema.upgrade(s.engine)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(make_engine(f"sqlite:///{tmp_path / 'abook.sqlite3'}"))
+    schema.upgrade(s.engine)
+    yield s
+    s.dispose()

@@ -1,0 +1,62 @@
+"""Small helpers for tests: free ports, waiting for a server to answer, Deferred results."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``check`` (a real observation: a port that opens, a file that appears) until it holds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        pause.wait(0.02)
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0, proc: Any = None) -> None:
+    def check() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        return port_answers(port, host)
+
+    wait_until(check, timeout, f"{host}:{port} to accept connections")
+
+
+def success_result_of(d: defer.Deferred) -> Any:
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, f"{d!r} has not fired"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+def failure_result_of(d: defer.Deferred, *errors: type[BaseException]) -> Failure:
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results and isinstance(results[0], Failure), f"{d!r} did not fail: {results!r}"
+    if errors:
+        assert results[0].check(*errors), results[0]
+    return results[0]

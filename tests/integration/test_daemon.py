@@ -1,0 +1,74 @@
+"""The daemon starts from a config file, logs, and stops cleanly on SIGTERM (abook serve and twistd)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def _config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "abook.toml"
+    cfg.write_text(
+        f'[store]\ndata_dir = "{tmp_path / "var"}"\n[ldap]\nlisten = ["tcp:{free_port()}:interface=127.0.0.1"]\n'
+    )
+    subprocess.run([str(VENV_BIN / "abook"), "init", "-c", str(cfg)], check=True, capture_output=True)
+    return cfg
+
+
+def _run_until_started(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "abook started" in line:
+            return proc
+    raise AssertionError(f"daemon exited with {proc.wait()} before starting")
+
+
+@pytest.mark.parametrize("how", ["serve", "twistd"])
+def test_daemon_starts_and_stops_on_sigterm(tmp_path: Path, how: str) -> None:
+    cfg = _config(tmp_path)
+    if how == "serve":
+        cmd = [str(VENV_BIN / "abook"), "serve", "-c", str(cfg)]
+    else:
+        cmd = [str(VENV_BIN / "twistd"), "-n", "--pidfile=", "abook", "-c", str(cfg)]
+    proc = _run_until_started(cmd, tmp_path)
+    os.kill(proc.pid, signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    # twistd re-raises the signal it stopped on, so its exit status says "terminated by SIGTERM".
+    assert proc.returncode == (0 if how == "serve" else -signal.SIGTERM), rest
+    assert "abook stopped" in rest
+
+
+def test_serve_refuses_an_uninitialised_store(tmp_path: Path) -> None:
+    cfg = tmp_path / "abook.toml"
+    cfg.write_text(f'[store]\ndata_dir = "{tmp_path / "var"}"\n')
+    r = subprocess.run([str(VENV_BIN / "abook"), "serve", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "run `abook init`" in r.stderr
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    ok = subprocess.run([str(VENV_BIN / "abook"), "check-config", str(root / "config/abook.example.toml")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ldap]\nlisten = 10389\n")
+    r = subprocess.run([str(VENV_BIN / "abook"), "check-config", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        'abook: bad.toml: ldap.listen: expected a Twisted endpoint string such as '
+        '"tcp:10389:interface=127.0.0.1", got 10389'
+    )
+    r = subprocess.run([str(VENV_BIN / "abook"), "check-config", str(tmp_path / "missing.toml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "missing.toml: cannot read the config file" in r.stderr
