@@ -60,3 +60,11 @@ def failure_result_of(d: defer.Deferred, *errors: type[BaseException]) -> Failur
     if errors:
         assert results[0].check(*errors), results[0]
     return results[0]
+
+
+#: the project's shared material (SPEC, corpora, bench kit), laid beside the repository's clone
+from pathlib import Path as _Path  # noqa: E402
+import os as _os  # noqa: E402
+
+REPO = _Path(__file__).resolve().parents[1]
+SHARED = _Path(_os.environ.get("ABOOK_SHARED", REPO.parent / "shared"))

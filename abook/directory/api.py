@@ -1,0 +1,79 @@
+"""The seam between the LDAP protocol server and the directory: ``IDirectory`` and its values.
+
+The server (``abook/server``) parses requests, enforces limits and controls, and encodes responses; the
+directory turns a ``SearchSpec`` into one SQL query per batch (visibility applied in SQL, LIMIT in the
+database) and hands entries back. Nothing here knows about BER.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.internet import defer
+from zope.interface import Interface
+
+from abook.store.records import Principal
+
+# Search scopes, as RFC 4511 numbers them.
+BASE, ONE_LEVEL, SUBTREE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SortKey:
+    attribute: str
+    reverse: bool = False
+    ordering_rule: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    base: str
+    scope: int
+    #: an ldaptor ``pureldap.LDAPFilter*`` object, as decoded from the request
+    filter: Any
+    #: requested attribute descriptions as sent ("*", "+", "1.1", names, in any case); empty = all user attrs
+    attributes: tuple[str, ...] = ()
+    types_only: bool = False
+    #: effective size limit (the smaller of the client's and the server's); 0 = none
+    size_limit: int = 0
+    #: effective time limit in seconds; 0 = none
+    time_limit: float = 0.0
+    #: the bound user, or None for an anonymous connection
+    principal: Principal | None = None
+    #: address books open to anonymous connections (config ldap.anonymous_books)
+    anonymous_books: frozenset[str] = frozenset()
+    #: simple paged results (RFC 2696): page size and the cookie the client sent back (b"" on the first)
+    page_size: int | None = None
+    cookie: bytes = b""
+    #: server-side sort (RFC 2891), None when not asked for
+    sort: tuple[SortKey, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    dn: str
+    #: (attribute name as served, values) in output order; values empty when types_only
+    attributes: tuple[tuple[str, tuple[bytes, ...]], ...]
+
+
+@dataclass(frozen=True)
+class SearchDone:
+    result_code: int = 0
+    message: str = ""
+    matched_dn: str = ""
+    #: paged results: the cookie to return (b"" after the last page); None when paging was not asked for
+    cookie: bytes | None = None
+    #: server-side sort: the sortResult code to return, None when sorting was not asked for
+    sort_result: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class IDirectory(Interface):
+    def search(spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
+        """Find the entries ``spec`` selects and call ``send_entry`` for each, on the reactor thread.
+
+        Fires with a ``SearchDone``. Cancelling the Deferred (Abandon, time limit, closed connection)
+        stops the search: no ``send_entry`` call follows, and the database work is abandoned.
+        Raises/fails with ldaptor ``ldaperrors`` classes for LDAP result codes (noSuchObject, ...).
+        """

@@ -1,0 +1,1 @@
+"""Mailbox backends (POP3, IMAP, EWS, ...) behind one interface. Never imports the store."""

@@ -1,0 +1,31 @@
+"""Mailbox errors, translated at each backend's edge from its library's own exceptions."""
+
+from __future__ import annotations
+
+
+class MailboxError(Exception):
+    """A mailbox operation failed."""
+
+
+class AuthFailed(MailboxError):
+    """Permanent: wrong credentials. The router disables the mailbox after the configured failures."""
+
+
+class MailboxMissing(MailboxError):
+    """Permanent: the mailbox or folder does not exist."""
+
+
+class Unavailable(MailboxError):
+    """Transient: connection refused, timeout, server error. Retry after ``retry_after`` seconds."""
+
+    def __init__(self, msg: str, retry_after: float | None = None) -> None:
+        super().__init__(msg)
+        self.retry_after = retry_after
+
+
+class RateLimited(Unavailable):
+    """Transient: the server asks to back off (EWS ErrorServerBusy BackOffMilliseconds)."""
+
+
+class CursorInvalid(MailboxError):
+    """The stored cursor no longer applies (UIDVALIDITY changed, EWS sync state rejected)."""

@@ -1,0 +1,54 @@
+"""The seam the router, the forward mailbox and `abook track` use: ``track_txn``.
+
+``track_txn(session, request, config)`` runs SPEC section 3 steps 1-5 inside the caller's transaction,
+so a router can save its mailbox cursor in the same transaction as the messages it tracked. It never
+raises for a bad message: every input ends as ``tracked``, ``sighting`` or ``untracked`` with a reason.
+(Interface only; the engine lives in ``tracking/engine.py``.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Arrival = Literal["router", "forward", "manual"]
+Direction = Literal["in", "out"]
+Outcome = Literal["tracked", "sighting", "untracked"]
+
+#: reason codes recorded for untracked mail (`abook untracked`)
+REASONS = (
+    "duplicate",  # already tracked and already seen in this mailbox
+    "no_correlation",  # `responses`: not a reply to tracked mail
+    "no_sender_match",  # `crm_parties`: sender is no lead, contact or account
+    "internal",  # `crm_parties`: sender is a CRM user or queue
+    "parse_error",  # the message could not be read
+    "disabled",  # tracking option `none`, or incoming method `none`
+    "too_large",
+    "loop",  # held by the router's loop damping
+    "no_owner",  # forward mailbox: the owner could not be worked out
+)
+
+
+@dataclass(frozen=True)
+class Owner:
+    type: Literal["systemuser", "queue"]
+    id: str
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    raw: bytes
+    mailbox: str
+    owner: Owner
+    arrival: Arrival
+    direction: Direction = "in"
+    #: the message's id in its mailbox (IMAP UID, POP3 UIDL, EWS ItemId), kept on the sighting
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    outcome: Outcome
+    activity_id: str | None = None
+    reason: str | None = None
+    detail: str | None = None
