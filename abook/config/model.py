@@ -11,6 +11,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator
 
 from abook.config.base import EndpointList, Secret, SecretValue, Section
+from abook.config.mail import MailboxConfig
 
 
 class StoreConfig(Section):
@@ -103,6 +104,7 @@ class AbookConfig(Section):
     ldap: LdapConfig = LdapConfig()
     tracking: TrackingConfig = TrackingConfig()
     logging: LoggingConfig = LoggingConfig()
+    mailboxes: list[MailboxConfig] = Field(default_factory=list)
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
 
