@@ -1,0 +1,112 @@
+"""Real IMailSource implementations without a server: in memory, and in a directory (survives a restart).
+
+``FakeMailSource`` keeps messages by UID like an IMAP folder (cursor = the last UID read), records the
+tracked mark and removals, and can be told to fail an operation with a mailbox error (health tests).
+``DirMailSource`` stores the same in a directory, one ``<uid>.eml`` per message and a ``<uid>.tracked``
+flag, so a daemon killed mid-poll and started again sees the mailbox as it left it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from zope.interface import implementer
+
+from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
+
+
+@implementer(IMailSource)
+class FakeMailSource:
+    def __init__(self) -> None:
+        self.messages: dict[int, bytes] = {}
+        self.tracked: set[int] = set()
+        self.removed: set[int] = set()
+        self.failures: dict[str, list[Exception]] = {}
+        self.calls: list[str] = []
+        self.closed = 0
+        self._next_uid = 1
+        self._lock = threading.Lock()
+
+    def deliver(self, raw: bytes) -> str:
+        with self._lock:
+            uid = self._next_uid
+            self._next_uid += 1
+            self.messages[uid] = raw
+        return str(uid)
+
+    def fail(self, operation: str, error: Exception, times: int = 1) -> None:
+        """The next ``times`` calls of ``operation`` ("changes", "fetch", "mark", "remove") raise ``error``."""
+        self.failures.setdefault(operation, []).extend([error] * times)
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        pending = self.failures.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    def changes_blocking(self, cursor: str | None, limit: int) -> Batch:
+        self._call("changes")
+        last = int(cursor or 0)
+        uids = sorted(u for u in self.messages if u > last)
+        batch = uids[:limit]
+        new = str(batch[-1]) if batch else str(last)
+        return Batch(tuple(MessageRef(str(u), len(self.messages[u])) for u in batch), new, len(uids) > limit)
+
+    def fetch_blocking(self, ref: MessageRef) -> bytes:
+        self._call("fetch")
+        return self.messages[int(ref.external_id)]
+
+    def mark_tracked_blocking(self, ref: MessageRef) -> None:
+        self._call("mark")
+        self.tracked.add(int(ref.external_id))
+
+    def remove_blocking(self, ref: MessageRef) -> None:
+        self._call("remove")
+        uid = int(ref.external_id)
+        self.messages.pop(uid, None)
+        self.removed.add(uid)
+
+    def close_blocking(self) -> None:
+        self.closed += 1
+
+
+@implementer(IMailSource)
+class DirMailSource:
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def deliver(self, raw: bytes) -> str:
+        uids = [int(p.stem) for p in self.dir.glob("*.eml")] + [int(p.stem) for p in self.dir.glob("*.removed")]
+        uid = max(uids, default=0) + 1
+        (self.dir / f"{uid}.eml").write_bytes(raw)
+        return str(uid)
+
+    def uids(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.eml"))
+
+    def is_tracked(self, uid: int) -> bool:
+        return (self.dir / f"{uid}.tracked").exists()
+
+    def changes_blocking(self, cursor: str | None, limit: int) -> Batch:
+        last = int(cursor or 0)
+        uids = [u for u in self.uids() if u > last]
+        batch = uids[:limit]
+        new = str(batch[-1]) if batch else str(last)
+        return Batch(tuple(MessageRef(str(u)) for u in batch), new, len(uids) > limit)
+
+    def fetch_blocking(self, ref: MessageRef) -> bytes:
+        return (self.dir / f"{ref.external_id}.eml").read_bytes()
+
+    def mark_tracked_blocking(self, ref: MessageRef) -> None:
+        with open(self.dir / f"{ref.external_id}.tracked", "a") as f:
+            f.write("marked\n")  # one line per mark: the test sees repeated marks
+
+    def remove_blocking(self, ref: MessageRef) -> None:
+        path = self.dir / f"{ref.external_id}.eml"
+        if path.exists():
+            path.rename(path.with_suffix(".removed"))
+
+    def close_blocking(self) -> None:
+        pass
