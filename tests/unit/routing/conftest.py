@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from abook.config import parse_config
@@ -56,6 +57,23 @@ def message(n: int, sender: str = "carl@customer.test", to: str = "jane@example.
             f"Message-ID: <m{n}.{sender}@test>\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n").encode()
 
 
+class HeldRunner:
+    """A mail runner whose calls wait until the test releases them: a poll stays "in hand"."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[defer.Deferred, Callable[..., Any], tuple]] = []
+
+    def run(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self.pending.append((d, f, args))
+        return d
+
+    def release_all(self) -> None:
+        while self.pending:
+            d, f, args = self.pending.pop(0)
+            d.callback(f(*args))
+
+
 @dataclass
 class Harness:
     clock: Clock
@@ -66,8 +84,10 @@ class Harness:
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
-    def stop(self) -> None:
+    def stop(self, release: Callable[[], None] | None = None) -> None:
         d = self.service.stopService()
+        if release is not None:
+            release()
         results: list[Any] = []
         d.addBoth(results.append)
         assert results == [None]
@@ -79,7 +99,7 @@ def make_router(store: Store) -> Callable[..., Harness]:
     made: list[Harness] = []
 
     def make(mailboxes: list[dict], holder: str = "test-daemon", router: dict | None = None,
-             sources: dict[str, FakeMailSource] | None = None, start: bool = True) -> Harness:
+             sources: dict[str, FakeMailSource] | None = None, start: bool = True, mail: Any = None) -> Harness:
         config = parse_config({"mailboxes": mailboxes, "router": router or {}})
         sources = sources if sources is not None else {m["name"]: FakeMailSource() for m in mailboxes}
         clock = Clock()
@@ -89,7 +109,7 @@ def make_router(store: Store) -> Callable[..., Harness]:
                 sources[mb.name] = FakeMailSource()
             return sources[mb.name]
 
-        deps = PollerDeps(store=store, mail=SyncRunner(), clock=clock, router=config.router,
+        deps = PollerDeps(store=store, mail=mail or SyncRunner(), clock=clock, router=config.router,
                           tracking=config.tracking, source_factory=factory, holder=holder)
         h = Harness(clock, sources, MailPollService(config.mailboxes, deps), deps)
         if start:

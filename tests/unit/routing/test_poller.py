@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxMissing, RateLimited, Unavailable
 from abook.store import Store
 from abook.store.models import Activity, EmailSighting, MailboxState, UntrackedMessage
-from tests.unit.routing.conftest import message
+from tests.unit.routing.conftest import HeldRunner, message
 
 JANE = {"name": "jane", "type": "imap", "owner": "jane.doe", "interval": 60.0}
 
@@ -193,43 +193,17 @@ def test_loop_damping_holds_a_flood_from_one_sender(store, org, make_router) -> 
     router.stop()
 
 
-def test_polls_of_one_mailbox_never_overlap(store, org) -> None:
+def test_polls_of_one_mailbox_never_overlap(store, org, make_router) -> None:
     """A tick whose mail call has not returned holds the LoopingCall: later intervals start no second poll."""
-    from twisted.internet import defer
-    from twisted.internet.task import Clock
-
-    from abook.config import parse_config
-    from abook.routing.poller import MailPollService, PollerDeps
-    from tests.fakes.mail_source import FakeMailSource
-
-    class HeldRunner:
-        def __init__(self) -> None:
-            self.pending: list[tuple[defer.Deferred, object, tuple]] = []
-
-        def run(self, f, *args, **kwargs):  # type: ignore[no-untyped-def]
-            d: defer.Deferred = defer.Deferred()
-            self.pending.append((d, f, args))
-            return d
-
-        def release_all(self) -> None:
-            while self.pending:
-                d, f, args = self.pending.pop(0)
-                d.callback(f(*args))
-
-    src = FakeMailSource()
-    src.deliver(message(1))
-    config = parse_config({"mailboxes": [JANE]})
-    clock, mail = Clock(), HeldRunner()
-    deps = PollerDeps(store=store, mail=mail, clock=clock, router=config.router, tracking=config.tracking,
-                      source_factory=lambda mb: src, holder="d1")
-    service = MailPollService(config.mailboxes, deps)
-    service.startService()
+    mail = HeldRunner()
+    router = make_router([JANE], start=False, mail=mail)
+    router.sources["jane"].deliver(message(1))
+    router.service.startService()
     assert len(mail.pending) == 1  # opening the source
     for _ in range(5):
-        clock.advance(60)
+        router.advance(60)
     assert len(mail.pending) == 1  # no second poll started while the first is in hand
     mail.release_all()
     assert _activities(store) == 1
-    d = service.stopService()
-    mail.release_all()
-    assert d.called and clock.getDelayedCalls() == []
+    assert router.sources["jane"].calls.count("changes") == 1
+    router.stop(release=mail.release_all)
