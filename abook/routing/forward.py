@@ -8,6 +8,8 @@ Delivered-To, To and Cc; the forward mailbox's own address matches nobody and is
 
 from __future__ import annotations
 
+import base64
+import quopri
 from email import message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses
@@ -33,12 +35,17 @@ def unwrap(raw: bytes) -> tuple[bytes, ...]:
         if part is msg or part.get_content_type() != "message/rfc822":
             continue
         payload = part.get_payload()
-        if isinstance(payload, list) and payload:
-            inner.append(payload[0].as_bytes(policy=policy.compat32))
-        elif isinstance(payload, (str, bytes)):  # an undecoded body, e.g. base64-encoded
-            data = part.get_payload(decode=True)
-            if data:
-                inner.append(data)
+        if not (isinstance(payload, list) and payload):
+            continue
+        data = payload[0].as_bytes(policy=policy.compat32)
+        # RFC 2046 allows only 7bit/8bit/binary here, but some clients base64-encode the copy
+        cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if cte == "base64":
+            data = base64.b64decode(data)
+        elif cte == "quoted-printable":
+            data = quopri.decodestring(data.lstrip(b"\r\n"))
+        if data.strip():
+            inner.append(data)
     return tuple(inner)
 
 
