@@ -65,6 +65,9 @@ class RouterConfig(Section):
     max_backoff: float = Field(default=900.0, gt=0)
     #: mailboxes polled at once (threads of the ``mail`` pool)
     mail_threads: int = Field(default=4, ge=1, le=256)
+    #: this daemon's name in mailbox leases; empty: "<host name>:<config directory>", so a restarted
+    #: daemon takes its own leases back at once. Two daemons on one host sharing a store need two names.
+    daemon_id: str = ""
     #: seconds a daemon holds a mailbox's lease (renewed per batch); others skip it meanwhile
     lease_seconds: float = Field(default=300.0, gt=0)
     #: loop damping: more than loop_max_messages from one sender to one mailbox within

@@ -126,7 +126,8 @@ class MailboxPoller:
             self._ready = True
         lease = await store.run(state.claim_lease_txn, self.name, deps.holder, deps.now(), deps.router.lease_seconds)
         if lease is None:
-            return  # disabled, or another daemon is polling it
+            self.log.debug("not polling {mailbox}: disabled, or leased by another daemon", mailbox=self.name)
+            return
         try:
             await self._poll_leased(lease.cursor)
         finally:
