@@ -18,7 +18,7 @@ from email.policy import SMTP
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -113,16 +113,23 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
     return msg.as_bytes(), message_id.strip("<>")
 
 
+def _router_sent():  # type: ignore[no-untyped-def]
+    """SQL: the activity's sender uses the router (a queue sender decides, else the owning user)."""
+    queue_sender = select(ActivityParty.activity_id).where(
+        ActivityParty.participationtypemask == ParticipationType.sender, ActivityParty.party_type == "queue")
+    router_queue = queue_sender.join(Queue, Queue.id == ActivityParty.party_id).where(Queue.outgoing_method == "router")
+    router_user = select(SystemUser.id).where(SystemUser.outgoing_method == "router")
+    return or_(Activity.id.in_(router_queue), and_(Activity.id.not_in(queue_sender), Activity.owner_id.in_(router_user)))
+
+
 def claim_txn(session: Session, now: datetime, limit: int, tracking: TrackingConfig) -> tuple[Outgoing, ...]:
     candidates = session.scalars(
         select(Email.activity_id).join(Activity, Activity.id == Email.activity_id)
         .where(Email.statuscode_cache == EmailStatus.pending_send,
-               or_(Email.next_attempt_at.is_(None), Email.next_attempt_at <= now))
-        .order_by(Activity.createdon, Email.activity_id).limit(limit * 4)).all()
+               or_(Email.next_attempt_at.is_(None), Email.next_attempt_at <= now), _router_sent())
+        .order_by(Activity.createdon, Email.activity_id).limit(limit)).all()
     claimed: list[Outgoing] = []
     for activity_id in candidates:
-        if len(claimed) >= limit:
-            break
         activity = session.get(Activity, activity_id)
         assert activity is not None and activity.email is not None
         sender = _sender(session, activity)

@@ -30,7 +30,9 @@ from abook.config.routing import RouterConfig, UserMailboxTemplate
 from abook.mailbox.errors import CursorInvalid, MailboxError
 from abook.mailbox.interfaces import IMailSource, MessageRef
 from abook.routing import health, state
-from abook.routing.batch import BatchResult, BatchSpec, Fetched, MessageFailed, PostAction, commit_batch_txn
+from abook.routing.batch import (
+    BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
+)
 from abook.routing.tracking_seam import mark_sighting_txn
 from abook.store import Store
 from abook.threads import IBlockingRunner
@@ -212,7 +214,7 @@ class MailboxPoller:
             self.log.warn("cursor of {mailbox} is no longer valid, reading it again from the start: {error}",
                           mailbox=self.name, error=error)
             await deps.store.run(state.reset_cursor_txn, self.name)
-        elif permanent or failure.check(MailboxError):
+        elif permanent or failure.check(MailboxError, LeaseLost):
             self.log.warn("poll of {mailbox} failed: {error}", mailbox=self.name, error=error)
         else:
             self.log.failure("poll of {mailbox} failed", failure, mailbox=self.name)
