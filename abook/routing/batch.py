@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from abook.config.model import TrackingConfig
@@ -88,6 +89,8 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
             else:
                 assert spec.owner is not None
                 action, t, u, _held = _routed(session, spec, spec.owner, item, item.raw, item.external_id, now)
+        except (SQLAlchemyError, LeaseLost):
+            raise  # the database's trouble (a race with another daemon, ...): the whole batch is retried
         except Exception as e:  # a bug or a message the engine cannot digest: retried without it
             raise MessageFailed(item.external_id, f"{type(e).__name__}: {e}") from e
         tracked, untracked = tracked + t, untracked + u
