@@ -122,7 +122,9 @@ class MailboxPoller:
                 self._owner = await store.run(state.resolve_owner_txn, self.mailbox.owner or "")
                 if self._owner is None:
                     await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None)
-                    raise health.OwnerUnknown(f"owner {self.mailbox.owner!r} is no user or queue in the store")
+                    raise health.OwnerUnknown(
+                        f"owner {self.mailbox.owner!r} is no user or queue in the store" if self.mailbox.owner
+                        else "a router mailbox needs an owner (a user name or queue:<address>)")
             kind = "forward" if self.mailbox.role == "forward" else self.mailbox.type
             await store.run(state.ensure_state_txn, self.name, kind, self._owner)
             self._ready = True
