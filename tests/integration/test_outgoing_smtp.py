@@ -152,16 +152,18 @@ def test_transient_refusal_retries_with_backoff_then_fails(store, org, smtp_serv
     out.stop()
 
 
-@pytest.mark.parametrize("case", ["rejected", "bad_password"])
+@pytest.mark.parametrize("case", ["rejected", "bad_password", "no_starttls"])
 def test_permanent_errors_fail_at_once(store, org, smtp_server, case: str) -> None:
-    server = smtp_server("starttls")
+    server = smtp_server("none" if case == "no_starttls" else "starttls")
     activity_id = pending_email(store, org, to="nobody@reject.test" if case == "rejected" else None)
-    smtp = server.config(password="wrong") if case == "bad_password" else server.config()
+    smtp = {"bad_password": server.config(password="wrong"), "no_starttls": server.config(security="starttls")
+            }.get(case, server.config())
     out = Outgoing(store, smtp)
     out.service.startService()
     email, _ = email_row(store, activity_id)
     assert (email.statuscode_cache, email.delivery_attempts) == (EmailStatus.failed, 1)
-    expected = "550 5.1.1 no such user" if case == "rejected" else "SMTPAuthenticationError: 535"
+    expected = {"rejected": "550 5.1.1 no such user", "bad_password": "SMTPAuthenticationError: 535",
+                "no_starttls": "127.0.0.1 offers no STARTTLS; refusing to send in clear text"}[case]
     assert expected in email.last_error
     assert "wrong" not in email.last_error and "smtp-s3cret" not in email.last_error
     out.stop()
