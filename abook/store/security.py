@@ -18,7 +18,8 @@ Every value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, select, true
 from sqlalchemy.orm import Session
@@ -84,7 +85,7 @@ def load_principal_txn(session: Session, user_id: str) -> Principal | None:
     return Principal(
         user_id=user.id,
         business_unit_id=user.business_unit_id,
-        depths=effective_depths_txn(session, user.id),
+        depths=MappingProxyType(effective_depths_txn(session, user.id)),  # read-only across threads
         bu_subtree=business_unit_subtree_txn(session, user.business_unit_id),
         address_book_matching=user.address_book_matching or "synchronised",
         local_filter_scope=user.local_filter_scope or "user",
@@ -197,24 +198,9 @@ def local_data_filter(principal: Principal) -> ColumnElement[bool]:
     return and_(scope, ENTITY_MODELS["contact"].statecode == State.active)  # type: ignore[attr-defined]
 
 
-def depths_from_names(pairs: Mapping[str, str]) -> dict[str, ReadDepth]:
-    """``{"contact": "business_unit"}`` -> ``{"contact": ReadDepth.business_unit}``; ValueError on a bad name."""
-    out: dict[str, ReadDepth] = {}
-    for entity, depth in pairs.items():
-        if entity not in ENTITIES:
-            raise ValueError(f"unknown entity {entity!r}: expected one of {', '.join(ENTITIES)}")
-        try:
-            out[entity] = ReadDepth[depth]
-        except KeyError:
-            names = ", ".join(d.name for d in ReadDepth)
-            raise ValueError(f"unknown read depth {depth!r} for {entity}: expected one of {names}") from None
-    return out
-
-
 __all__ = [
     "OWNER_SCOPES",
     "business_unit_subtree_txn",
-    "depths_from_names",
     "effective_depths_txn",
     "has_primary_email",
     "listed",
