@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from abook.cli.common import config_of, open_store
 from abook.errors import UserError
 from abook.passwords import hash_password
-from abook.store import users
+from abook.store import settings, users
 from abook.store.users import UserInfo
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.set_defaults(func=user_passwd)
 
     a = actions.add_parser("set", parents=[common], help="change a user's settings: key=value ...",
-                           description="settings: " + ", ".join(users.SETTINGS))
+                           description="settings: " + ", ".join(settings.SETTINGS))
     a.add_argument("name", help="user name, id or email")
     a.add_argument("settings", nargs="+", metavar="key=value")
     a.set_defaults(func=user_set)
@@ -109,10 +109,10 @@ def user_passwd(args: argparse.Namespace) -> int:
 
 
 def user_set(args: argparse.Namespace) -> int:
-    settings = users.parse_settings(args.settings)
-    info = in_store(args, users.update_settings_txn, args.name, settings)
+    changes = settings.parse_settings(args.settings)
+    info = in_store(args, users.update_settings_txn, args.name, changes)
     shown = dict(_show_lines(info))
-    print(f"updated {info.domainname}: " + ", ".join(f"{k}={shown.get(k, settings[k])}" for k in settings))
+    print(f"updated {info.domainname}: " + ", ".join(f"{k}={shown.get(k, changes[k])}" for k in changes))
     return 0
 
 

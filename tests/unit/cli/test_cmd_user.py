@@ -245,3 +245,15 @@ def test_password_piped_into_a_separate_process(alice: Path) -> None:
                            str(alice)], input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "password changed for alice\n", "")
     assert verify_password(credentials(alice, "alice").password_hash, PASSWORD)
+
+
+def test_queues_are_added_configured_and_listed(org) -> None:  # type: ignore[no-untyped-def]
+    r = org("queue", "add", "Support Desk", "--bu", "East", "--email", "help@example.com")
+    assert r.rc == 0 and r.out.startswith("added queue Support Desk (") and r.out.endswith(") to East\n")
+    r = org("queue", "set", "help@example.com", "incoming_method=router", "outgoing_method=router")
+    assert r.rc == 0
+    rows = [line.split() for line in org("queue", "list").out.splitlines()]
+    assert rows == [["QUEUE", "EMAIL", "BUSINESS", "UNIT", "STATE", "TRACKING", "INCOMING", "OUTGOING"],
+                    ["Support", "Desk", "help@example.com", "East", "active", "all", "router", "router"]]
+    r = org("queue", "set", "Support Desk", "local_filter_scope=user")
+    assert r.rc == 2 and "unknown setting 'local_filter_scope'" in r.err

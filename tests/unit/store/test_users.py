@@ -12,36 +12,51 @@ from abook.passwords import hash_password, verify_password
 from abook.store import Store
 from abook.store.models import ENTITIES, ReadDepth, Setting, State, SystemUser
 from abook.store.security import load_principal_txn
+from abook.store.org import (
+    add_business_unit_txn,
+    add_role_txn,
+    create_queue_txn,
+    list_business_units_txn,
+    list_queues_txn,
+    list_roles_txn,
+    set_role_depths_txn,
+    update_queue_settings_txn,
+)
+from abook.store.settings import QUEUE_SETTINGS, parse_depths, parse_settings
 from abook.store.users import (
     TRACKING_NUMBER_KEY,
     Credentials,
-    add_business_unit_txn,
-    add_role_txn,
     allocate_tracking_number_txn,
     change_roles_txn,
     create_user_txn,
     credentials_for_name_txn,
     ensure_tracking_number_txn,
-    list_business_units_txn,
-    list_roles_txn,
     list_users_txn,
-    parse_depths,
-    parse_settings,
     set_password_hash_txn,
-    set_role_depths_txn,
     update_settings_txn,
     user_info_txn,
 )
 
 
-@pytest.fixture
-def org(store: Store) -> Store:
+def _build(store: Store) -> Store:
     with store.transaction() as s:
         add_business_unit_txn(s, "Org")
         add_business_unit_txn(s, "Sales")
         add_business_unit_txn(s, "East", parent="sales")
         add_business_unit_txn(s, "Support")
     return store
+
+
+@pytest.fixture
+def org(store: Store) -> Store:
+    """Org > (Sales > East, Support) on each database."""
+    return _build(store)
+
+
+@pytest.fixture
+def sqlite_org(sqlite_store: Store) -> Store:
+    """The same on SQLite only: for the tables of mistakes, whose checks run the same SQL on both."""
+    return _build(sqlite_store)
 
 
 def test_business_units_default_to_the_root_and_list_as_a_tree(org: Store) -> None:
@@ -55,8 +70,8 @@ def test_business_units_default_to_the_root_and_list_as_a_tree(org: Store) -> No
     ("West", "Nowhere", "no business unit 'Nowhere'"),
     (" ", None, "a business unit needs a name"),
 ])
-def test_business_unit_mistakes_are_refused(org: Store, name: str, parent: str | None, message: str) -> None:
-    with pytest.raises(UserError, match=message), org.transaction() as s:
+def test_business_unit_mistakes_are_refused(sqlite_org: Store, name: str, parent: str | None, message: str) -> None:
+    with pytest.raises(UserError, match=message), sqlite_org.transaction() as s:
         add_business_unit_txn(s, name, parent)
 
 
@@ -137,11 +152,11 @@ def test_create_user_and_show_it(org: Store) -> None:
     ("carol", "East", "not-an-address", UserError, "expected an email address"),
     ("two words", "East", None, UserError, "bad user name"),
 ])
-def test_create_user_mistakes_are_refused(org: Store, name: str, bu: str, email: str | None,
+def test_create_user_mistakes_are_refused(sqlite_org: Store, name: str, bu: str, email: str | None,
                                           error: type, message: str) -> None:
-    with org.transaction() as s:
+    with sqlite_org.transaction() as s:
         create_user_txn(s, "alice", "East", email="alice@example.com")
-    with pytest.raises(error, match=message), org.transaction() as s:
+    with pytest.raises(error, match=message), sqlite_org.transaction() as s:
         create_user_txn(s, name, bu, email=email)
 
 
@@ -251,3 +266,35 @@ def test_bad_settings_are_refused_with_the_allowed_values(pairs: list[str], mess
 def test_bad_read_depths_are_refused(pairs: list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):
         parse_depths(pairs)
+
+
+def test_queues_have_mail_settings_of_their_own(org: Store) -> None:
+    with org.transaction() as s:
+        info = create_queue_txn(s, "Support Desk", "support", email="Help@Example.com")
+        assert (info.business_unit, info.active, info.incoming_method, info.outgoing_method) == (
+            "Support", True, "none", "none")
+        changed = update_queue_settings_txn(s, "help@example.com", parse_settings(
+            ["incoming_method=router", "outgoing_method=router", "tracking_option=responses"], QUEUE_SETTINGS))
+        assert (changed.incoming_method, changed.outgoing_method, changed.tracking_option) == (
+            "router", "router", "responses")
+        create_queue_txn(s, "Sales Desk", "Sales")
+        update_queue_settings_txn(s, "sales desk", {"statecode": State.inactive, "email": "sales@example.com"})
+    with org.transaction() as s:
+        assert [(q.name, q.email, q.active) for q in list_queues_txn(s)] == [
+            ("Sales Desk", "sales@example.com", False), ("Support Desk", "Help@Example.com", True)]
+
+
+@pytest.mark.parametrize(("action", "error", "message"), [
+    (lambda s: create_queue_txn(s, "support desk", "Support"), UserError, "queue 'support desk' already exists"),
+    (lambda s: create_queue_txn(s, "Other", "Support", "HELP@example.com"), UserError,
+     "already the email address of queue 'Support Desk'"),
+    (lambda s: create_queue_txn(s, "Other", "Nowhere"), NotFound, "no business unit 'Nowhere'"),
+    (lambda s: update_queue_settings_txn(s, "Nowhere", {}), NotFound, "no queue 'Nowhere'"),
+    (lambda s: parse_settings(["address_book_matching=all"], QUEUE_SETTINGS), UserError,
+     "unknown setting 'address_book_matching': expected one of tracking_option, incoming_method"),
+])
+def test_queue_mistakes_are_refused(sqlite_org: Store, action, error: type, message: str) -> None:  # type: ignore[no-untyped-def]
+    with sqlite_org.transaction() as s:
+        create_queue_txn(s, "Support Desk", "Support", email="help@example.com")
+    with pytest.raises(error, match=message), sqlite_org.transaction() as s:
+        action(s)
