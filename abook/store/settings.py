@@ -21,6 +21,10 @@ from abook.store.models import (
 from abook.store.security import OWNER_SCOPES
 
 
+#: the longest local data filter accepted (the LDAP server's own filter limits apply when it is used)
+MAX_FILTER_LENGTH = 4096
+
+
 def _choice(allowed: Sequence[str]) -> Any:
     def parse(key: str, value: str) -> str:
         if value not in allowed:
@@ -55,9 +59,12 @@ def _ldap_filter(key: str, value: str) -> str | None:
     from ldaptor.ldapfilter import InvalidLDAPFilter, parseFilter
 
     try:
+        if len(value) > MAX_FILTER_LENGTH:
+            raise InvalidLDAPFilter("too long", value[:40], 0)
         parseFilter(value)
-    except InvalidLDAPFilter:
-        raise UserError(f"bad value for {key}: {value!r} is not an RFC 4515 filter such as (mail=*@example.com)") from None
+    except (InvalidLDAPFilter, RecursionError):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise UserError(f"bad value for {key}: {shown!r} is not an RFC 4515 filter such as (mail=*@example.com)") from None
     return value
 
 

@@ -62,7 +62,6 @@ class Credentials:
     password_hash: str | None = field(default=None, repr=False)
 
 
-
 # ---------------------------------------------------------------------------------------------------------
 # Look-ups
 

@@ -258,6 +258,13 @@ def test_bad_settings_are_refused_with_the_allowed_values(pairs: list[str], mess
         parse_settings(pairs)
 
 
+def test_a_hostile_local_filter_is_refused_in_one_short_line() -> None:
+    with pytest.raises(UserError) as caught:
+        parse_settings(["local_filter_ldap=" + "(&" * 3000 + "(a=b)" + ")" * 3000])
+    assert str(caught.value) == (
+        "bad value for local_filter_ldap: '" + "(&" * 38 + "(...' is not an RFC 4515 filter such as (mail=*@example.com)")
+
+
 @pytest.mark.parametrize(("pairs", "message"), [
     (["opportunity=user"], "unknown entity 'opportunity': expected one of all, account"),
     (["contact=lots"], "unknown read depth 'lots' for contact: expected one of none, user, business_unit"),
