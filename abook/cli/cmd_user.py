@@ -100,11 +100,11 @@ def user_add(args: argparse.Namespace) -> int:
 
 
 def user_passwd(args: argparse.Namespace) -> int:
-    in_store(args, users.user_info_txn, args.name)  # an unknown user fails before the prompt
+    info = in_store(args, users.user_info_txn, args.name)  # an unknown user fails before the prompt
     password = read_password(args, required=True)
     assert password is not None
     in_store(args, users.set_password_hash_txn, args.name, hash_password(password))
-    print(f"password changed for {args.name}")
+    print(f"password changed for {info.domainname}")
     return 0
 
 

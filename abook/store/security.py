@@ -73,7 +73,19 @@ def effective_depths_txn(session: Session, user_id: str) -> dict[str, ReadDepth]
 
 def load_principal_txn(session: Session, user_id: str) -> Principal | None:
     """The principal for an active user, or None for an unknown or inactive one."""
-    user = session.get(SystemUser, user_id)
+    # Columns, not the entity: loading a SystemUser would also load its roles and their privileges.
+    user = session.execute(
+        select(
+            SystemUser.id,
+            SystemUser.business_unit_id,
+            SystemUser.statecode,
+            SystemUser.domainname,
+            SystemUser.address_book_matching,
+            SystemUser.local_filter_scope,
+            SystemUser.local_filter_ldap,
+            SystemUser.local_filter_include_inactive,
+        ).where(SystemUser.id == user_id)
+    ).one_or_none()
     if user is None or user.statecode != State.active:
         return None
     role_names = session.scalars(

@@ -98,7 +98,7 @@ def test_add_a_user_with_a_password_from_stdin(org, config: Path) -> None:  # ty
 def test_passwd_replaces_the_password(org, config: Path) -> None:  # type: ignore[no-untyped-def]
     assert org("user", "add", "alice", "--bu", "East").rc == 0
     r = org("user", "passwd", "ALICE", "--password-stdin", stdin=PASSWORD + "\r\n")
-    assert (r.rc, r.out) == (0, "password changed for ALICE\n")
+    assert (r.rc, r.out) == (0, "password changed for alice\n")
     creds = credentials(config, "alice")
     assert verify_password(creds.password_hash, PASSWORD) and not verify_password(creds.password_hash, "x")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from abook.store import Store, make_engine, schema, security
 from abook.store.models import (
@@ -360,3 +360,20 @@ def test_roles_granting_only_unknown_entities_give_nothing(store: Store) -> None
     assert p is not None
     assert set(p.depths) == set(ENTITIES) and set(p.depths.values()) == {ReadDepth.none}
     assert all(p.depth(e) == ReadDepth.none for e in BU_OWNED)
+
+
+@pytest.mark.parametrize(("user", "index"), [
+    ("alice", "ix_contact_owner_id"),  # user depth: the owner index
+    ("bob", "ix_contact_owningbusinessunit_id"),  # parent-child depth: the owning-unit index
+])
+def test_the_predicate_is_served_by_an_index(org: Store, user: str, index: str) -> None:
+    p = principal(org, user)
+    stmt = select(ENTITY_MODELS["contact"].id).where(listed(p, "contact"))
+    compiled = str(stmt.compile(org.engine, compile_kwargs={"literal_binds": True}))
+    with org.transaction() as session:
+        if org.dialect == "sqlite":
+            plan = " ".join(str(r) for r in session.execute(text("EXPLAIN QUERY PLAN " + compiled)))
+        else:
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " ".join(r[0] for r in session.execute(text("EXPLAIN " + compiled)))
+    assert index in plan
