@@ -18,8 +18,7 @@ Every value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, select, true
 from sqlalchemy.orm import Session
@@ -44,6 +43,30 @@ OWNER_SCOPES = ("user", "business_unit", "parent_child", "organisation")
 
 #: a parent-child subtree larger than this is matched by a recursive subquery instead of bound ids
 MAX_BOUND_SUBTREE = 200
+
+
+class FrozenDepths(Mapping[str, ReadDepth]):
+    """A read-only, hashable depth per entity, so a ``Principal`` is a true frozen value (a cache key)."""
+
+    __slots__ = ("_depths",)
+
+    def __init__(self, depths: Mapping[str, ReadDepth]) -> None:
+        self._depths = dict(depths)
+
+    def __getitem__(self, entity: str) -> ReadDepth:
+        return self._depths[entity]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._depths)
+
+    def __len__(self) -> int:
+        return len(self._depths)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._depths.items()))
+
+    def __repr__(self) -> str:
+        return "FrozenDepths({" + ", ".join(f"{e!r}: {d.name}" for e, d in self._depths.items()) + "})"
 
 
 def subtree_select(business_unit_id: str) -> Select[Any]:
@@ -97,7 +120,7 @@ def load_principal_txn(session: Session, user_id: str) -> Principal | None:
     return Principal(
         user_id=user.id,
         business_unit_id=user.business_unit_id,
-        depths=MappingProxyType(effective_depths_txn(session, user.id)),  # read-only across threads
+        depths=FrozenDepths(effective_depths_txn(session, user.id)),
         bu_subtree=business_unit_subtree_txn(session, user.business_unit_id),
         address_book_matching=user.address_book_matching or "synchronised",
         local_filter_scope=user.local_filter_scope or "user",
@@ -211,6 +234,7 @@ def local_data_filter(principal: Principal) -> ColumnElement[bool]:
 
 
 __all__ = [
+    "FrozenDepths",
     "OWNER_SCOPES",
     "business_unit_subtree_txn",
     "effective_depths_txn",

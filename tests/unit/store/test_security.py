@@ -304,6 +304,11 @@ def test_principal_carries_effective_depths_subtree_and_roles(org: Store) -> Non
     assert carol.roles == ("bu-reader", "pc-reader")
     assert carol.domainname == "CRM\\carol"
     assert principal(org, "dave").bu_subtree == {bid(b) for b in BUS}
+    # a frozen value: equal when loaded twice, usable as a cache key, depths not writable
+    assert carol == principal(org, "carol") and hash(carol) == hash(principal(org, "carol"))
+    assert {carol: 1}[principal(org, "carol")] == 1
+    with pytest.raises(TypeError):
+        carol.depths["queue"] = ReadDepth.organisation  # type: ignore[index]
     assert principal(org, "alice").bu_subtree == {bid("east")}
 
 
