@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from abook.cli.cmd_user import in_store, print_table
+from abook.cli.cmd_user import add_settings_parser, in_store, print_table
 from abook.store import org, settings
 from abook.store.models import ENTITIES, ReadDepth
 from abook.store.org import QueueInfo, RoleInfo
@@ -45,11 +45,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--bu", required=True, metavar="BUNAME", help="the owning business unit (name or id)")
     a.add_argument("--email", metavar="E", help="the queue's email address")
     a.set_defaults(func=queue_add)
-    a = actions.add_parser("set", parents=[common], help="change a queue's settings: key=value ...",
-                           description="settings: " + ", ".join(settings.QUEUE_SETTINGS))
-    a.add_argument("name", help="queue name, id or email")
-    a.add_argument("settings", nargs="+", metavar="key=value")
-    a.set_defaults(func=queue_set)
+    add_settings_parser(actions, common, "queue", settings.QUEUE_SETTINGS, queue_set)
     a = actions.add_parser("list", parents=[common], help="list queues and their mail settings")
     a.set_defaults(func=queue_list)
 

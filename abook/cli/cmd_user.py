@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from abook.cli.common import config_of, open_store
 from abook.errors import UserError
@@ -48,11 +48,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     a.set_defaults(func=user_passwd)
 
-    a = actions.add_parser("set", parents=[common], help="change a user's settings: key=value ...",
-                           description="settings: " + ", ".join(settings.SETTINGS))
-    a.add_argument("name", help="user name, id or email")
-    a.add_argument("settings", nargs="+", metavar="key=value")
-    a.set_defaults(func=user_set)
+    add_settings_parser(actions, common, "user", settings.SETTINGS, user_set)
 
     a = actions.add_parser("roles", parents=[common], help="grant or revoke security roles")
     a.add_argument("name", help="user name, id or email")
@@ -66,6 +62,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     a = actions.add_parser("list", parents=[common], help="list users")
     a.set_defaults(func=user_list)
+
+
+def add_settings_parser(actions: Any, common: argparse.ArgumentParser, noun: str, keys: Iterable[str],
+                        func: Callable[[argparse.Namespace], int]) -> None:
+    """``abook NOUN set NAME key=value ...``, its help listing the keys."""
+    a = actions.add_parser("set", parents=[common], help=f"change a {noun}'s settings: key=value ...",
+                           description="settings: " + ", ".join(keys))
+    a.add_argument("name", help=f"{noun} name, id or email")
+    a.add_argument("settings", nargs="+", metavar="key=value")
+    a.set_defaults(func=func)
 
 
 def read_password(args: argparse.Namespace, *, required: bool) -> str | None:
