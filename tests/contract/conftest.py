@@ -15,7 +15,7 @@ BACKENDS = [
     pytest.param(("pop3", "none"), id="pop3-plain"),
     pytest.param(("pop3", "tls"), id="pop3-tls"),
     pytest.param(("pop3", "starttls"), id="pop3-stls"),
-    # EWS (replay) joins when abook/mailbox/ews.py lands
+    pytest.param(("ews", "replay"), id="ews-replay"),
 ]
 
 

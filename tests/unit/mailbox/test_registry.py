@@ -12,7 +12,7 @@ from abook.mailbox.interfaces import IMailSource
 from abook.mailbox.registry import BACKENDS, backend_class, open_source
 
 
-@pytest.mark.parametrize("kind", ["imap", "pop3"])
+@pytest.mark.parametrize("kind", sorted(BACKENDS))
 def test_every_type_of_the_config_has_a_backend_providing_the_interface(kind: str) -> None:
     assert IMailSource.implementedBy(backend_class(kind))
 
