@@ -25,7 +25,9 @@ def make_message(subject: str) -> bytes:
     return (
         f"From: Alice <alice@example.com>\nTo: Bob <bob@example.org>\nSubject: {subject}\n"
         f"Message-ID: <{mid}@example.com>\nDate: Wed, 02 Dec 2026 10:00:00 +0000\nMIME-Version: 1.0\n"
-        f"Content-Type: text/plain; charset=utf-8\n\nHello Bob,\n\nthis is {subject}.\n-- \nAlice\n"
+        f"Content-Type: text/plain; charset=utf-8\n\nHello Bob,\n\nthis is {subject}.\n"
+        # a line POP3 must dot-stuff, and one longer than poplib's 2048-byte line limit
+        f".a line that starts with a dot\n.\n{'x' * 3000}\n-- \nAlice\n"
     ).encode()
 
 

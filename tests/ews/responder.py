@@ -172,10 +172,14 @@ class EwsResponder:
         state_el = op.find(f"{{{M}}}SyncState")
         limit = int(op.findtext(f"{{{M}}}MaxChangesReturned") or "100")
         tag = "SyncFolderItemsResponseMessage"
+        # Exchange serialises SyncState and IncludesLastItemInRange in error answers too (exchangelib reads them
+        # before it looks at ResponseClass).
+        sync_error = "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
         if address not in self.mailboxes:
-            return _error(tag, "ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it.")
+            return _error(tag, "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.", sync_error)
         if folder is None or folder.get("Id") != "inbox":
-            return _error(tag, "ErrorFolderNotFound", "The specified folder could not be found in the store.")
+            return _error(tag, "ErrorFolderNotFound", "The specified folder could not be found in the store.",
+                          sync_error)
         since = 0
         if state_el is not None and state_el.text:
             try:
@@ -183,7 +187,8 @@ class EwsResponder:
                 assert kind == "replay-sync" and box == address
                 since = int(n)
             except (ValueError, AssertionError, UnicodeDecodeError):
-                return _error(tag, "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+                return _error(tag, "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.",
+                              sync_error)
         events: list[tuple[int, str]] = []
         for item in self.mailboxes[address]:
             if item.deleted is not None:
