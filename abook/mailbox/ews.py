@@ -26,6 +26,7 @@ import threading
 from typing import Any, Callable, Optional, TypeVar
 
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials, FailFast, Message
+from exchangelib.items import MeetingCancellation, MeetingRequest, MeetingResponse
 from exchangelib import errors as ews_errors
 from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.fields import FieldPath
@@ -58,6 +59,11 @@ _ACCESS = {"impersonation": IMPERSONATION, "delegate": DELEGATE}
 if logging.getLogger("exchangelib").level == logging.NOTSET:
     logging.getLogger("exchangelib").setLevel(logging.WARNING)
 
+#: item classes an Inbox holds that can be marked (meeting items are not Message subclasses in exchangelib)
+_MAIL_CLASSES = (Message, MeetingRequest, MeetingResponse, MeetingCancellation)
+#: Exchange returns at most 512 changes per SyncFolderItems call
+MAX_CHANGES = 512
+
 _register_lock = threading.Lock()
 _registered: dict[str, str] = {}  # PublicStrings property name -> Message attribute
 
@@ -74,7 +80,8 @@ def tracked_attribute(property_name: str) -> str:
             {"distinguished_property_set_id": "PublicStrings", "property_name": property_name,
              "property_type": "Integer"},
         )
-        Message.register(attr, prop)
+        for cls in _MAIL_CLASSES:
+            cls.register(attr, prop)
         _registered[property_name] = attr
         return attr
 
@@ -109,7 +116,7 @@ class EwsSource:
             svc = SyncFolderItems(account=folder.account)
             fields = {FieldPath(field=Message.get_field_by_fieldname("size"))}
             changes = list(svc.call(folder=folder, shape=ID_ONLY, additional_fields=fields, sync_state=cursor or None,
-                                    ignore=None, max_changes_returned=limit, sync_scope=None))
+                                    ignore=None, max_changes_returned=min(limit, MAX_CHANGES), sync_scope=None))
             return changes, svc.sync_state, bool(svc.includes_last_item_in_range)
 
         changes, state, last = self._call(page)
@@ -137,6 +144,8 @@ class EwsSource:
             categories = list(item.categories or [])
             if category not in categories:
                 categories.append(category)
+            if not hasattr(item, self._attr):
+                raise MailboxError(f"{self._config.name}: cannot mark a {type(item).__name__} as tracked")
             if getattr(item, self._attr) == 1 and categories == list(item.categories or []):
                 return  # already marked: write nothing
             item.categories = categories

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 from typing import Callable, Optional
@@ -28,7 +29,29 @@ _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)"
 
 
 def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    name = encode_folder(folder)
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def encode_folder(name: str) -> str:
+    """A folder name in IMAP's modified UTF-7 (RFC 3501 5.1.3), e.g. "Entwürfe" -> "Entw&APw-rfe"."""
+    out, pending = [], ""
+
+    def flush() -> None:
+        nonlocal pending
+        if pending:
+            b64 = base64.b64encode(pending.encode("utf-16-be")).decode("ascii").rstrip("=")
+            out.append("&" + b64.replace("/", ",") + "-")
+            pending = ""
+
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            pending += ch
+    flush()
+    return "".join(out)
 
 
 def _text(data: object) -> str:
@@ -138,7 +161,12 @@ class ImapSource:
         except imaplib.IMAP4.error as e:  # STARTTLS refused
             raise Unavailable(f"{c.name}: {where(c)}: {_text(e.args[0] if e.args else e)}") from None
         try:
-            conn.login(c.username, c.password.reveal())
+            password = c.password.reveal()
+            if (c.username + password).isascii():
+                conn.login(c.username, password)
+            else:  # LOGIN is ASCII-only in imaplib; SASL PLAIN carries UTF-8
+                credentials = f"\0{c.username}\0{password}".encode("utf-8")
+                conn.authenticate("PLAIN", lambda _challenge: credentials)
         except imaplib.IMAP4.abort as e:
             raise unavailable(c, e) from None
         except imaplib.IMAP4.error as e:
@@ -167,7 +195,10 @@ class ImapSource:
             if "[NONEXISTENT]" in reason or "doesn't exist" in reason.lower():
                 raise MailboxMissing(f"{self._config.name}: no folder {self._config.folder!r}: {reason}")
             raise MailboxError(f"{self._config.name}: cannot open {self._config.folder!r}: {reason}")
-        self._uidvalidity = int(_text(conn.response("UIDVALIDITY")[1]).split()[0])
+        validity = conn.response("UIDVALIDITY")[1]
+        if not validity or validity[0] is None:
+            raise MailboxError(f"{self._config.name}: the server sent no UIDVALIDITY for {self._config.folder!r}")
+        self._uidvalidity = int(_text(validity).split()[0])
         self._permanent_flags = b" ".join(d for d in conn.response("PERMANENTFLAGS")[1] if d)
         self._selected = mode
         return conn

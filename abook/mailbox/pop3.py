@@ -181,8 +181,9 @@ class Pop3Source:
         return conn
 
     def _number_of(self, ref: MessageRef) -> tuple[poplib.POP3, int]:
+        fresh = self._conn is None
         conn = self._session()
-        if ref.external_id not in self._numbers:  # listed in an earlier session: look again
+        if ref.external_id not in self._numbers and not fresh:  # listed in an earlier session: look again
             self.close_blocking()
             conn = self._session()
         try:

@@ -86,3 +86,17 @@ def test_custom_keyword(imap: DovecotHarness) -> None:
     source.close_blocking()
     flags = imap.flags(ref)
     assert flags is not None and b"CrmLinked" in flags and b"$CRMTracked" not in flags
+
+
+def test_non_ascii_folder_names_are_modified_utf7(imap: DovecotHarness) -> None:
+    other = imap.imap()
+    assert other.create('"Entw&APw-rfe"')[0] == "OK"  # "Entwürfe"
+    sent = make_message("draft")
+    _append(other, '"Entw&APw-rfe"', sent)
+    other.logout()
+    source = ImapSource(imap.config(folder="Entwürfe"))
+    try:
+        (ref,) = source.changes_blocking(None, 10).messages
+        assert source.fetch_blocking(ref) == crlf(sent)
+    finally:
+        source.close_blocking()

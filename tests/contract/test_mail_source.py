@@ -162,3 +162,4 @@ def test_close_is_clean_and_the_source_reconnects(mail_backend: Harness) -> None
     s.close_blocking()  # twice
     assert len(s.changes_blocking(None, 10).messages) == 1  # used again after close: connects anew
     s.close_blocking()
+

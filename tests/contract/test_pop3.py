@@ -50,3 +50,4 @@ def test_cursor_of_another_backend_is_rejected(pop3: DovecotHarness) -> None:
     with pytest.raises(CursorInvalid):
         source.changes_blocking("1796221173:42", 10)
     source.close_blocking()
+
