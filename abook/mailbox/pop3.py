@@ -5,6 +5,8 @@
 - Cursor: the UIDLs already read, as ``"h1:"`` + base64 of their sorted 8-byte BLAKE2b digests. It keeps
   only UIDLs still on the server (those that left can never come back), so it stays bounded by the
   mailbox's size: about 11 characters per message.
+- Fetching uses ``TOP n <all lines>`` rather than RETR: the same bytes, but Dovecot (and other servers
+  that mark RETR'd mail seen for their IMAP side) leave the message unread; RETR if TOP is refused.
 - Nothing is ever deleted (DELE) unless ``delete_after_tracking`` is set: then marking a message tracked
   deletes it. POP3 has no flags, so otherwise ``mark_tracked_blocking`` does nothing.
 - ``remove_blocking`` (the forward mailbox's wrappers) deletes at once: DELE, then QUIT to commit it.
@@ -29,6 +31,8 @@ from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
 T = TypeVar("T")
 _PREFIX = "h1:"
 _DIGEST = 8
+#: "TOP n <this>" asks for every body line
+_ALL_LINES = 2_000_000_000
 #: longest line accepted from the server (poplib's own limit is 2048 bytes)
 MAX_LINE = 1 << 20
 
@@ -88,6 +92,7 @@ class Pop3Source:
         self._config = config
         self._conn: Optional[poplib.POP3] = None
         self._numbers: dict[str, int] = {}  # UIDL -> message number in the current session
+        self._peek = True  # read with TOP until the server refuses it
 
     def __repr__(self) -> str:
         return f"<Pop3Source {self._config.name} {where(self._config)}>"
@@ -113,7 +118,11 @@ class Pop3Source:
 
     def fetch_blocking(self, ref: MessageRef) -> bytes:
         conn, number = self._number_of(ref)
-        lines = self._call(lambda: conn.retr(number))[1]
+        # TOP with every body line gives the whole message, and servers such as Dovecot leave it unseen
+        lines = self._call(lambda: _top(conn, number)) if self._peek else None
+        if lines is None:
+            self._peek = False  # TOP is optional (RFC 1939): RETR from now on
+            lines = self._call(lambda: conn.retr(number))[1]
         return b"".join(line + b"\r\n" for line in lines)
 
     def mark_tracked_blocking(self, ref: MessageRef) -> None:
@@ -201,6 +210,14 @@ class Pop3Source:
             raise unavailable(self._config, e) from None
         except poplib.error_proto as e:
             raise MailboxError(f"{self._config.name}: the server refused: {_text(e)}") from None
+
+
+def _top(conn: poplib.POP3, number: int) -> Optional[list[bytes]]:
+    """The whole message by TOP, or None when the server refuses TOP."""
+    try:
+        return conn.top(number, _ALL_LINES)[1]
+    except poplib.error_proto:
+        return None
 
 
 def _text(error: poplib.error_proto) -> str:

@@ -94,10 +94,14 @@ class DovecotHarness(Harness):
         return conn
 
     def flags(self, ref: MessageRef) -> Optional[bytes]:
+        """The message's IMAP flags; for a POP3 ref, of the message with that UIDL (%08Xu%08Xv: UID first)."""
         conn = self.imap()
         try:
             conn.select("INBOX", readonly=True)
-            uid = ref.external_id.rsplit(":", 1)[-1]
+            if self.kind == "imap":
+                uid = ref.external_id.rsplit(":", 1)[-1]
+            else:
+                uid = str(int(ref.external_id[:8], 16))
             typ, data = conn.uid("FETCH", uid, "(FLAGS)")
             return data[0] if data and data[0] else None
         finally:
@@ -114,11 +118,10 @@ class DovecotHarness(Harness):
             conn.quit()
 
     def is_unread(self, ref: MessageRef) -> bool:
-        if self.kind == "imap":
-            flags = self.flags(ref)
-            assert flags is not None, f"{ref} not found"
-            return b"\\Seen" not in flags
-        return ref.external_id in self.pop3_uidls()  # POP3 has no read state: the message is still there
+        """Unread as an IMAP client of the same Dovecot mailbox sees it (POP3 itself has no read state)."""
+        flags = self.flags(ref)
+        assert flags is not None, f"{ref} not found"
+        return b"\\Seen" not in flags
 
     def is_tracked(self, ref: MessageRef) -> bool:
         flags = self.flags(ref)
