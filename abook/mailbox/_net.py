@@ -6,7 +6,7 @@ import ssl
 from typing import Optional
 
 from abook.config.mail import MailboxConfig
-from abook.mailbox.errors import Unavailable
+from abook.mailbox.errors import AuthFailed, MailboxError, Unavailable
 
 #: (protocol, security) -> the IANA port
 DEFAULT_PORTS = {
@@ -41,3 +41,17 @@ def unavailable(config: MailboxConfig, error: BaseException) -> Unavailable:
     else:
         reason = error.strerror or str(error) if isinstance(error, OSError) else str(error)
     return Unavailable(f"{config.name}: {where(config)}: {reason}")
+
+
+def credentials(config: MailboxConfig) -> tuple[str, str]:
+    """The configured username and password (revealed only to hand them to the server)."""
+    if config.username is None or config.password is None:
+        raise AuthFailed(f"{config.name}: no username/password configured")
+    return config.username, config.password.reveal()
+
+
+def login_refused(config: MailboxConfig, reason: str, transient: tuple[str, ...]) -> MailboxError:
+    """The server said no to the login: a transient condition (its response code says so) or bad credentials."""
+    if any(code in reason for code in transient):
+        return Unavailable(f"{config.name}: {where(config)}: {reason}")
+    return AuthFailed(f"{config.name}: {where(config)} refused the login of {config.username}: {reason}")

@@ -21,8 +21,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import MailboxConfig
-from abook.mailbox._net import port_of, tls_context, unavailable, where
-from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, MessageGone, Unavailable
+from abook.mailbox._net import credentials, login_refused, port_of, tls_context, unavailable, where
+from abook.mailbox.errors import CursorInvalid, MailboxError, MailboxMissing, MessageGone, Unavailable
 from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
 
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
@@ -146,8 +146,7 @@ class ImapSource:
 
     def _connect(self) -> imaplib.IMAP4:
         c = self._config
-        if c.username is None or c.password is None:
-            raise AuthFailed(f"{c.name}: no username/password configured")
+        username, password = credentials(c)
         context = tls_context(c)
         try:
             if c.security == "tls":
@@ -161,20 +160,16 @@ class ImapSource:
         except imaplib.IMAP4.error as e:  # STARTTLS refused
             raise Unavailable(f"{c.name}: {where(c)}: {_text(e.args[0] if e.args else e)}") from None
         try:
-            password = c.password.reveal()
-            if (c.username + password).isascii():
-                conn.login(c.username, password)
+            if (username + password).isascii():
+                conn.login(username, password)
             else:  # LOGIN is ASCII-only in imaplib; SASL PLAIN carries UTF-8
-                credentials = f"\0{c.username}\0{password}".encode("utf-8")
-                conn.authenticate("PLAIN", lambda _challenge: credentials)
+                plain = f"\0{username}\0{password}".encode("utf-8")
+                conn.authenticate("PLAIN", lambda _challenge: plain)
         except imaplib.IMAP4.abort as e:
             raise unavailable(c, e) from None
         except imaplib.IMAP4.error as e:
-            reason = _text(e.args[0] if e.args else e)
             _drop(conn)
-            if "[UNAVAILABLE]" in reason or "[INUSE]" in reason:
-                raise Unavailable(f"{c.name}: {where(c)}: {reason}") from None
-            raise AuthFailed(f"{c.name}: {where(c)} refused the login of {c.username}: {reason}") from None
+            raise login_refused(c, _text(e.args[0] if e.args else e), ("[UNAVAILABLE]", "[INUSE]")) from None
         except OSError as e:
             raise unavailable(c, e) from None
         self.log.debug("{mailbox}: logged in to {server}", mailbox=c.name, server=where(c))

@@ -24,8 +24,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import MailboxConfig
-from abook.mailbox._net import port_of, tls_context, unavailable, where
-from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MessageGone, Unavailable
+from abook.mailbox._net import credentials, login_refused, port_of, tls_context, unavailable, where
+from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, Unavailable
 from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
 
 T = TypeVar("T")
@@ -155,8 +155,7 @@ class Pop3Source:
         if self._conn is not None:
             return self._conn
         c = self._config
-        if c.username is None or c.password is None:
-            raise AuthFailed(f"{c.name}: no username/password configured")
+        username, password = credentials(c)
         context = tls_context(c)
         try:
             if c.security == "tls":
@@ -170,17 +169,14 @@ class Pop3Source:
         except poplib.error_proto as e:
             raise Unavailable(f"{c.name}: {where(c)}: {_text(e)}") from None
         try:
-            conn.user(c.username)
-            conn.pass_(c.password.reveal())
+            conn.user(username)
+            conn.pass_(password)
         except OSError as e:
             conn.close()
             raise unavailable(c, e) from None
         except poplib.error_proto as e:
-            reason = _text(e)
             conn.close()
-            if "[SYS/TEMP]" in reason or "[IN-USE]" in reason:
-                raise Unavailable(f"{c.name}: {where(c)}: {reason}") from None
-            raise AuthFailed(f"{c.name}: {where(c)} refused the login of {c.username}: {reason}") from None
+            raise login_refused(c, _text(e), ("[SYS/TEMP]", "[IN-USE]")) from None
         self._conn = conn
         numbers = {}
         for line in self._call(conn.uidl)[1]:
