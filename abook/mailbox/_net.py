@@ -1,4 +1,4 @@
-"""What the socket-based backends (IMAP, POP3) share: TLS contexts, default ports, socket error mapping."""
+"""What the backends share: credentials, and for IMAP/POP3 TLS contexts, default ports, error mapping."""
 
 from __future__ import annotations
 

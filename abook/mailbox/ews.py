@@ -40,6 +40,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import EwsOptions, MailboxConfig
+from abook.mailbox._net import credentials as configured_credentials
 from abook.mailbox.errors import (
     AuthFailed,
     CursorInvalid,
@@ -168,6 +169,11 @@ class EwsSource:
         self._call(remove)
 
     def close_blocking(self) -> None:
+        """Forget the account and close the idle HTTP sessions of its server's pool.
+
+        exchangelib shares one Protocol (session pool of ``max_connections``) per endpoint and service
+        account; sessions other sources are using stay open, and the pool reopens sessions on demand.
+        """
         account, self._account, self._folder = self._account, None, None
         if account is not None:
             account.protocol.close()
@@ -176,9 +182,7 @@ class EwsSource:
 
     def _make_account(self) -> Account:
         c, e = self._config, self._ews
-        if c.username is None or c.password is None:
-            raise AuthFailed(f"{c.name}: no username/password configured")
-        credentials = Credentials(c.username, c.password.reveal())
+        credentials = Credentials(*configured_credentials(c))
         version = Version(build=_build(e.server_version)) if e.server_version else None
         configuration = Configuration(
             service_endpoint=e.service_endpoint, credentials=credentials, auth_type=_AUTH[e.auth_type],
