@@ -11,6 +11,7 @@
 - Mark: ``UpdateItem`` setting a PublicStrings extended property (``tracked_property``, Integer 1) and
   adding ``tracked_category`` to the item's categories (read first, so other categories stay).
 - Remove: ``DeleteItem`` with ``MoveToDeletedItems`` (recoverable).
+- TLS: ``ca_file`` (else the system CAs) verifies the server, through a per-server requests adapter.
 - Retries: exchangelib runs with ``FailFast``; an ``ErrorServerBusy`` whose ``BackOffMilliseconds`` is at
   most ``max_retry_wait`` is waited out here (on the mail thread) and the call retried once; a longer
   one raises ``RateLimited(retry_after=back_off)`` so the router's backoff waits instead of a thread.
@@ -24,6 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any, Callable, Optional, TypeVar
+from urllib.parse import urlsplit
+
+import requests.adapters
 
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials, FailFast, Message
 from exchangelib.items import MeetingCancellation, MeetingRequest, MeetingResponse
@@ -33,6 +37,7 @@ from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, Inbox, Root
 from exchangelib.items import ID_ONLY
 from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.protocol import BaseProtocol
 from exchangelib.services import SyncFolderItems
 from exchangelib.transport import BASIC, DIGEST, NTLM
 from exchangelib.version import Build, Version
@@ -64,6 +69,32 @@ if logging.getLogger("exchangelib").level == logging.NOTSET:
 _MAIL_CLASSES = (Message, MeetingRequest, MeetingResponse, MeetingCancellation)
 #: Exchange returns at most 512 changes per SyncFolderItems call
 MAX_CHANGES = 512
+
+
+
+class CAFileAdapter(requests.adapters.HTTPAdapter):
+    """Verifies an EWS server against the ``ca_file`` its mailbox configures (else the system CAs).
+
+    exchangelib takes one adapter class for every server (``BaseProtocol.HTTP_ADAPTER_CLS``), so the CA
+    files are looked up per (scheme, host, port) of the request.
+    """
+
+    ca_files: dict[tuple[str, str, int], str] = {}
+
+    def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> Any:
+        if verify is not False:  # True, or the default bundle (REQUESTS_CA_BUNDLE): the mailbox's ca_file wins
+            verify = self.ca_files.get(_server_of(request.url), verify)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+
+def _server_of(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+if BaseProtocol.HTTP_ADAPTER_CLS is requests.adapters.HTTPAdapter:
+    BaseProtocol.HTTP_ADAPTER_CLS = CAFileAdapter
 
 _register_lock = threading.Lock()
 _registered: dict[str, str] = {}  # PublicStrings property name -> Message attribute
@@ -105,6 +136,10 @@ class EwsSource:
         self._account: Optional[Account] = None
         self._folder: Optional[Folder] = None
         self._attr = tracked_attribute(self._ews.tracked_property)
+        if config.ca_file is not None:
+            if not issubclass(BaseProtocol.HTTP_ADAPTER_CLS, CAFileAdapter):
+                raise MailboxError(f"{config.name}: ca_file needs exchangelib's HTTP adapter, which another part replaced")
+            CAFileAdapter.ca_files[_server_of(self._ews.service_endpoint)] = config.ca_file
 
     def __repr__(self) -> str:
         return f"<EwsSource {self._config.name} {self._ews.primary_smtp_address} at {self._ews.service_endpoint}>"

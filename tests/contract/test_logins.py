@@ -24,3 +24,17 @@ def test_non_ascii_password_logs_in(dovecot_server, kind: str, security: str) ->
         assert source.fetch_blocking(ref) == crlf(sent)
     finally:
         source.close_blocking()
+
+
+@pytest.mark.parametrize(("kind", "security"), [("imap", "tls"), ("imap", "starttls"), ("pop3", "tls"),
+                                                ("pop3", "starttls")])
+def test_untrusted_certificate_is_refused(dovecot_server, kind: str, security: str) -> None:  # type: ignore[no-untyped-def]
+    """Without the test CA (ca_file), the self-signed certificate fails verification: no login is sent."""
+    from abook.mailbox.errors import Unavailable
+    from abook.mailbox.registry import open_source
+
+    harness = DovecotHarness(dovecot_server, kind, security)
+    source = open_source(harness.config(ca_file=None))
+    with pytest.raises(Unavailable, match="TLS certificate not trusted: self-signed certificate"):
+        source.changes_blocking(None, 10)
+    source.close_blocking()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import ssl
 import threading
 import time
 import uuid
@@ -62,7 +63,7 @@ class Request:
 
 
 class EwsResponder:
-    def __init__(self, credentials: dict[str, str]) -> None:
+    def __init__(self, credentials: dict[str, str], tls: Optional[ssl.SSLContext] = None) -> None:
         self.credentials = dict(credentials)
         self.mailboxes: dict[str, list[Item]] = {}
         self.items: dict[str, Item] = {}
@@ -94,8 +95,10 @@ class EwsResponder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:  # HTTPS: the TLS handshake happens as each connection is accepted
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{PATH}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}{PATH}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="ews-responder", daemon=True)
 
     def start(self) -> "EwsResponder":

@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxMissing, MessageGone, RateLimited
+from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxMissing, MessageGone, RateLimited, Unavailable
 from abook.mailbox.ews import EwsSource
 from abook.threads import ThreadPoolRunner, ThreadPoolService
 from tests.contract.harness import make_message
@@ -158,3 +158,24 @@ async def test_runs_on_the_bounded_mail_pool_not_the_reactor(ews: EwsHarness) ->
         assert thread != threading.main_thread().name and thread == "PoolThread-mail-0"
     finally:
         pool.stopService()
+
+
+def test_https_with_the_configured_ca_file(ews_responder_tls: tuple[EwsResponder, str]) -> None:
+    responder, ca_file = ews_responder_tls
+    harness = EwsHarness(responder)
+    sent = make_message("over TLS")
+    harness.deliver(sent)
+    source = EwsSource(harness.config(ca_file=ca_file))
+    (ref,) = source.changes_blocking(None, 10).messages
+    assert source.fetch_blocking(ref) == sent
+    source.close_blocking()
+
+
+def test_https_refuses_an_untrusted_certificate(ews_responder_tls: tuple[EwsResponder, str]) -> None:
+    responder, _ = ews_responder_tls
+    harness = EwsHarness(responder)
+    url = responder.url.replace("127.0.0.1", "localhost")  # another server key: no ca_file for it
+    source = EwsSource(harness.config(ews={"service_endpoint": url}))
+    with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        source.changes_blocking(None, 10)
+    source.close_blocking()
