@@ -88,24 +88,15 @@ class DovecotHarness(Harness):
     # -- a second client, to see what the backend left behind
 
     def imap(self) -> imaplib.IMAP4:
-        ctx = ssl.create_default_context(cafile=self.server.ca_file)
-        conn = imaplib.IMAP4_SSL("127.0.0.1", self.server.ports["imaps"], ssl_context=ctx, timeout=10)
-        conn.login(self.user, self.password)
-        return conn
+        return self.server.imap(self.user)
 
     def flags(self, ref: MessageRef) -> Optional[bytes]:
         """The message's IMAP flags; for a POP3 ref, of the message with that UIDL (%08Xu%08Xv: UID first)."""
-        conn = self.imap()
-        try:
-            conn.select("INBOX", readonly=True)
-            if self.kind == "imap":
-                uid = ref.external_id.rsplit(":", 1)[-1]
-            else:
-                uid = str(int(ref.external_id[:8], 16))
-            typ, data = conn.uid("FETCH", uid, "(FLAGS)")
-            return data[0] if data and data[0] else None
-        finally:
-            conn.logout()
+        if self.kind == "imap":
+            uid = int(ref.external_id.rsplit(":", 1)[-1])
+        else:
+            uid = int(ref.external_id[:8], 16)
+        return self.server.flags(self.user, uid)
 
     def pop3_uidls(self) -> list[str]:
         ctx = ssl.create_default_context(cafile=self.server.ca_file)
