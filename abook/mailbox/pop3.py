@@ -60,8 +60,6 @@ def decode_cursor(cursor: str) -> set[bytes]:
 class _LongLines:
     """poplib reads at most 2048 bytes a line; read up to MAX_LINE instead."""
 
-    file: object
-
     def _getline(self) -> tuple[bytes, int]:
         line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
         if len(line) > MAX_LINE:
