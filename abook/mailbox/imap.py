@@ -121,8 +121,7 @@ class ImapSource:
         keyword = self._config.tracked_keyword
         if b"\\*" not in self._permanent_flags and keyword.encode() not in self._permanent_flags:
             raise MailboxError(f"{self._config.name}: the server does not keep keywords in {self._config.folder}")
-        data = self._uid_cmd(conn, "STORE", str(uid), "+FLAGS.SILENT", f"({keyword})")
-        del data  # with .SILENT the server answers OK without untagged FETCH data
+        self._uid_cmd(conn, "STORE", str(uid), "+FLAGS.SILENT", f"({keyword})")
 
     def remove_blocking(self, ref: MessageRef) -> None:
         conn = self._select("rw")
@@ -176,7 +175,20 @@ class ImapSource:
         return conn
 
     def _select(self, mode: str, refresh: bool = False) -> imaplib.IMAP4:
-        """The connection with the folder selected read-only ("ro") or read-write ("rw")."""
+        """The connection with the folder selected read-only ("ro") or read-write ("rw").
+
+        A kept connection the server has dropped meanwhile (idle logout, restart) is opened anew, once.
+        """
+        reused = self._conn is not None
+        try:
+            return self._select_once(mode, refresh)
+        except Unavailable:
+            if not reused:
+                raise
+            self.log.info("{mailbox}: connection lost, logging in again", mailbox=self._config.name)
+            return self._select_once(mode, refresh)
+
+    def _select_once(self, mode: str, refresh: bool) -> imaplib.IMAP4:
         if self._conn is None:
             self._conn = self._connect()
             self._selected = None

@@ -100,3 +100,16 @@ def test_non_ascii_folder_names_are_modified_utf7(imap: DovecotHarness) -> None:
         assert source.fetch_blocking(ref) == crlf(sent)
     finally:
         source.close_blocking()
+
+
+def test_a_connection_the_server_dropped_is_opened_anew(imap: DovecotHarness) -> None:
+    source = ImapSource(imap.config())
+    try:
+        cursor = source.changes_blocking(None, 10).cursor
+        imap.server.kick(imap.user)  # idle logout, server restart: the kept connection is gone
+        sent = make_message("after the drop")
+        imap.deliver(sent)
+        (ref,) = source.changes_blocking(cursor, 10).messages
+        assert source.fetch_blocking(ref) == crlf(sent)
+    finally:
+        source.close_blocking()
