@@ -95,4 +95,6 @@ class MailboxConfig(Section):
     def _ews_needs_options(self) -> "MailboxConfig":
         if self.type == "ews" and self.ews is None:
             raise ValueError("type \"ews\" needs a [mailboxes.ews] table with service_endpoint and primary_smtp_address")
+        if self.type != "ews" and self.ews is not None:
+            raise ValueError(f"a [mailboxes.ews] table is only for type \"ews\", not {self.type!r}")
         return self

@@ -28,6 +28,7 @@ def test_ews_defaults() -> None:
     ("values", "message"),
     [
         ({"type": "ews"}, 'mailboxes[0]: type "ews" needs a [mailboxes.ews] table'),
+        ({"type": "imap", "ews": EWS}, 'mailboxes[0]: a [mailboxes.ews] table is only for type "ews", not \'imap\''),
         ({"type": "ews", "ews": {**EWS, "server_version": "2016"}},
          'mailboxes[0].ews.server_version: expected an Exchange build such as "15.1.2507.6"'),
         ({"type": "ews", "ews": {**EWS, "service_endpoint": "mail.example.com"}},
