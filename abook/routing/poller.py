@@ -27,7 +27,7 @@ from abook.config.mail import MailboxConfig
 from abook.config.model import TrackingConfig
 from abook.config.base import Secret
 from abook.config.routing import RouterConfig, UserMailboxTemplate
-from abook.mailbox.errors import CursorInvalid, MailboxError
+from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone
 from abook.mailbox.interfaces import IMailSource, MessageRef
 from abook.routing import health, state
 from abook.routing.batch import (
@@ -43,9 +43,9 @@ SourceFactory = Callable[[MailboxConfig], IMailSource]
 
 def open_source_blocking(config: MailboxConfig) -> IMailSource:
     """The configured backend (branch ``mailboxes``), imported only when a mailbox is polled."""
-    from abook.mailbox.registry import open_source  # type: ignore[import-not-found]
+    from abook.mailbox.registry import open_source
 
-    return open_source(config)  # type: ignore[no-any-return]
+    return open_source(config)
 
 
 def crash_point(step: str) -> None:
@@ -149,7 +149,11 @@ class MailboxPoller:
             batch = await deps.mail.run(source.changes_blocking, cursor, self.mailbox.batch_size)
             fetched = []
             for ref in batch.messages:
-                fetched.append(Fetched(ref.external_id, await deps.mail.run(source.fetch_blocking, ref)))
+                try:
+                    fetched.append(Fetched(ref.external_id, await deps.mail.run(source.fetch_blocking, ref)))
+                except MessageGone:  # deleted or moved since it was listed: nothing left to track
+                    self.log.info("{external_id} left {mailbox} before it was read", external_id=ref.external_id,
+                                  mailbox=self.name)
             if fetched:
                 crash_point("after_fetch")
             result = await self._commit(tuple(fetched), batch.cursor)

@@ -1,15 +1,12 @@
-"""Real IMailSource implementations without a server: in memory, and in a directory (survives a restart).
+"""A real IMailSource without a server, for the router's unit tests.
 
 ``FakeMailSource`` keeps messages by UID like an IMAP folder (cursor = the last UID read), records the
 tracked mark and removals, and can be told to fail an operation with a mailbox error (health tests).
-``DirMailSource`` stores the same in a directory, one ``<uid>.eml`` per message and a ``<uid>.tracked``
-flag, so a daemon killed mid-poll and started again sees the mailbox as it left it.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from zope.interface import implementer
 
@@ -69,44 +66,3 @@ class FakeMailSource:
 
     def close_blocking(self) -> None:
         self.closed += 1
-
-
-@implementer(IMailSource)
-class DirMailSource:
-    def __init__(self, directory: Path) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def deliver(self, raw: bytes) -> str:
-        uids = [int(p.stem) for p in self.dir.glob("*.eml")] + [int(p.stem) for p in self.dir.glob("*.removed")]
-        uid = max(uids, default=0) + 1
-        (self.dir / f"{uid}.eml").write_bytes(raw)
-        return str(uid)
-
-    def uids(self) -> list[int]:
-        return sorted(int(p.stem) for p in self.dir.glob("*.eml"))
-
-    def is_tracked(self, uid: int) -> bool:
-        return (self.dir / f"{uid}.tracked").exists()
-
-    def changes_blocking(self, cursor: str | None, limit: int) -> Batch:
-        last = int(cursor or 0)
-        uids = [u for u in self.uids() if u > last]
-        batch = uids[:limit]
-        new = str(batch[-1]) if batch else str(last)
-        return Batch(tuple(MessageRef(str(u)) for u in batch), new, len(uids) > limit)
-
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
-        return (self.dir / f"{ref.external_id}.eml").read_bytes()
-
-    def mark_tracked_blocking(self, ref: MessageRef) -> None:
-        with open(self.dir / f"{ref.external_id}.tracked", "a") as f:
-            f.write("marked\n")  # one line per mark: the test sees repeated marks
-
-    def remove_blocking(self, ref: MessageRef) -> None:
-        path = self.dir / f"{ref.external_id}.eml"
-        if path.exists():
-            path.rename(path.with_suffix(".removed"))
-
-    def close_blocking(self) -> None:
-        pass

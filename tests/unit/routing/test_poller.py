@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxMissing, RateLimited, Unavailable
+from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxMissing, MessageGone, RateLimited, Unavailable
 from abook.store import Store
 from abook.store.models import Activity, EmailSighting, MailboxState, UntrackedMessage
 from tests.unit.routing.conftest import HeldRunner, message
@@ -207,3 +207,16 @@ def test_polls_of_one_mailbox_never_overlap(store, org, make_router) -> None:
     assert _activities(store) == 1
     assert router.sources["jane"].calls.count("changes") == 1
     router.stop(release=mail.release_all)
+
+
+def test_a_message_gone_before_its_fetch_is_skipped(store, org, make_router) -> None:
+    router = make_router([JANE], start=False)
+    src = router.sources["jane"]
+    for n in range(3):
+        src.deliver(message(n))
+    src.fail("fetch", MessageGone("UID 1 is no longer in INBOX"))
+    router.service.startService()
+    assert src.tracked == {2, 3} and _activities(store) == 2
+    row = _state(store, "jane")
+    assert (row.cursor, row.last_error) == ("3", None)
+    router.stop()
