@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from abook.config.base import SecretValue, Section
+from abook.config.mail import EwsOptions
 
 
 class SmtpConfig(Section):
@@ -32,13 +33,21 @@ class SmtpConfig(Section):
     helo_name: Optional[str] = None
 
 
+class EwsTemplate(EwsOptions):
+    """``[mailboxes.ews]`` for derived Exchange mailboxes: the address read is each user's own."""
+
+    #: unused here: each derived mailbox reads its owner's address
+    primary_smtp_address: str = ""
+
+
 class UserMailboxTemplate(Section):
     """How to reach the mailbox of a user or queue whose incoming method is ``router``.
 
     ``username`` may use ``{email}`` (the user's internalemailaddress / the queue's address) and
     ``{user}`` (the user name, or the queue's address). The password is read from
     ``password_dir/<username>`` when that file exists (a per-mailbox secret), else ``password`` is used
-    (one service account, e.g. EWS impersonation or a Dovecot master user).
+    (one service account, e.g. EWS impersonation or a Dovecot master user). An Exchange template
+    (``type = "ews"``) needs ``[router.user_mailbox_template.ews]``.
     """
 
     type: Literal["pop3", "imap", "ews"] = "imap"
@@ -52,6 +61,13 @@ class UserMailboxTemplate(Section):
     folder: str = "INBOX"
     interval: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=10000)
+    ews: Optional[EwsTemplate] = None
+
+    @model_validator(mode="after")
+    def _ews_needs_options(self) -> "UserMailboxTemplate":
+        if self.type == "ews" and self.ews is None:
+            raise ValueError('type "ews" needs a [router.user_mailbox_template.ews] table with service_endpoint')
+        return self
 
 
 class RouterConfig(Section):

@@ -23,7 +23,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from abook.config.mail import MailboxConfig
+from abook.config.mail import EwsOptions, MailboxConfig
 from abook.config.model import TrackingConfig
 from abook.config.base import Secret
 from abook.config.routing import RouterConfig, UserMailboxTemplate
@@ -330,11 +330,14 @@ def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state
             path = Path(template.password_dir) / username
             if path.is_file():
                 password = Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+        ews = None
+        if template.ews is not None:
+            ews = EwsOptions.model_validate({**template.ews.model_dump(), "primary_smtp_address": owner.email})
         out.append(MailboxConfig(
             name=DERIVED_PREFIX + owner.user, type=template.type, role="router", owner=owner.user,
             host=template.host, port=template.port, security=template.security, ca_file=template.ca_file,
             username=username, password=password, folder=template.folder, interval=template.interval,
-            batch_size=template.batch_size))
+            batch_size=template.batch_size, ews=ews))
     return tuple(out)
 
 

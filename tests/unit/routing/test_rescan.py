@@ -45,3 +45,28 @@ def test_a_configured_mailbox_wins_over_the_template(store, org, make_router) ->
     router = make_router([jane], router=TEMPLATE)
     assert sorted(router.service.pollers) == ["jane"]
     router.stop()
+
+
+def test_exchange_template_reads_each_users_own_address_with_one_service_account() -> None:
+    from abook.config import parse_config
+    from abook.routing.poller import derive_mailboxes_blocking
+    from abook.routing.state import RouterOwner
+
+    config = parse_config({"router": {"user_mailbox_template": {
+        "type": "ews", "username": "CORP\\\\crm-svc", "password": "svc-pw",
+        "ews": {"service_endpoint": "https://mail.example.com/EWS/Exchange.asmx"}}}})
+    template = config.router.user_mailbox_template
+    (jane,) = derive_mailboxes_blocking(template, (RouterOwner("jane.doe", "jane@example.com"),))
+    assert (jane.name, jane.type, jane.username, jane.password.reveal()) == (
+        "auto:jane.doe", "ews", "CORP\\\\crm-svc", "svc-pw")
+    assert (jane.ews.primary_smtp_address, jane.ews.access_type) == ("jane@example.com", "impersonation")
+
+
+def test_exchange_template_needs_its_ews_table() -> None:
+    import pytest
+
+    from abook.config import parse_config
+    from abook.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"router.user_mailbox_template: type \"ews\" needs a"):
+        parse_config({"router": {"user_mailbox_template": {"type": "ews"}}})
