@@ -83,3 +83,7 @@ def token_for_email_txn(session: Session, activity_id: str, config: TrackingConf
              f"{user.token_counter:0{config.counter_digits}d}")
     email.tracking_token = token
     return token
+
+
+def message_key(raw: bytes) -> str:
+    return _key(message_from_bytes(raw, policy=policy.compat32))

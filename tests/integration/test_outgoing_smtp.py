@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
 from abook.config import parse_config
+from abook.config.model import TrackingConfig
 from abook.routing.outgoing import OutgoingService, emails_in_txn, queue_lengths_txn, resolve_stuck_txn
 from abook.store import Store
 from abook.store.models import Activity, ActivityParty, Email, EmailStatus, ParticipationType
@@ -102,6 +103,14 @@ def test_starttls_auth_sends_exact_bytes_with_token_and_message_id(store, org, s
         "Hello Carl,\r\nthe quote is attached.\r\n"
     ).encode()
     assert email.message_id.endswith("@example.com")
+    # a copy of the sent mail read later from a mailbox is recognised as this email, not a new one
+    from abook.routing.tracking_seam import track_txn
+    from abook.tracking.api import Owner, TrackRequest
+
+    with store.transaction() as s:
+        seen = track_txn(s, TrackRequest(raw=got.data, mailbox="jane", owner=Owner("systemuser", org.jane),
+                                         arrival="router"), TrackingConfig())
+    assert (seen.outcome, seen.activity_id) == ("sighting", activity_id)
     assert (email.statuscode_cache, activity.statuscode, activity.statecode) == (3, 3, 1)
     assert email.sent_at is not None and email.delivery_attempts == 1 and email.last_error is None
     out.clock.advance(30)
