@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from abook.cli import main
 from abook.config.model import TrackingConfig
 from abook.routing.outgoing import claim_txn
 from abook.store import Store, make_engine
@@ -32,8 +33,11 @@ def _init(tmp_path: Path, extra: str = "") -> tuple[Path, Store]:
     return cfg, Store(make_engine(f"sqlite:///{tmp_path / 'var' / 'abook.sqlite3'}"))
 
 
-def _abook(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ABOOK, *args], capture_output=True, text=True, timeout=60)
+def _abook(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess:
+    """The command line's own entry point, in this process (a subprocess per command costs seconds)."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
 def test_serve_sends_pending_email_over_starttls(tmp_path: Path, smtp_server) -> None:
@@ -60,7 +64,7 @@ def test_serve_sends_pending_email_over_starttls(tmp_path: Path, smtp_server) ->
     store.dispose()
 
 
-def test_status_enable_and_stuck_email_commands(tmp_path: Path) -> None:
+def test_status_enable_and_stuck_email_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg, store = _init(tmp_path, '[[mailboxes]]\nname = "jane"\ntype = "imap"\nowner = "jane.doe"\n'
                                  '[[mailboxes]]\nname = "fwd"\ntype = "pop3"\nrole = "forward"\n')
     org = seed_org(store)
@@ -72,7 +76,7 @@ def test_status_enable_and_stuck_email_commands(tmp_path: Path) -> None:
                            messages_tracked=7, last_poll_at=datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)))
         claim_txn(s, datetime.now(timezone.utc), 1, TrackingConfig())
         s.execute(update(Email).where(Email.activity_id == failed).values(statuscode_cache=EmailStatus.failed))
-    r = _abook("status", "-c", str(cfg))
+    r = _abook(capsys, "status", "-c", str(cfg))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST", "POLL", "LAST", "SUCCESS", "TRACKED",
@@ -83,15 +87,15 @@ def test_status_enable_and_stuck_email_commands(tmp_path: Path) -> None:
     assert "outgoing: 0 pending send, 1 sending, 1 failed" in r.stdout
     assert f"found in sending, check then `abook outgoing retry|fail`: {stuck} Stuck one" in r.stdout
 
-    assert _abook("outgoing", "stuck", "-c", str(cfg)).stdout.startswith(f"{stuck}  attempts=0  Stuck one")
-    r = _abook("outgoing", "fail", stuck, "-c", str(cfg))
+    assert _abook(capsys, "outgoing", "stuck", "-c", str(cfg)).stdout.startswith(f"{stuck}  attempts=0  Stuck one")
+    r = _abook(capsys, "outgoing", "fail", stuck, "-c", str(cfg))
     assert (r.returncode, r.stdout.strip()) == (0, f"email {stuck}: failed")
-    r = _abook("outgoing", "retry", stuck, "-c", str(cfg))
+    r = _abook(capsys, "outgoing", "retry", stuck, "-c", str(cfg))
     assert (r.returncode, r.stderr.strip()) == (2, f"abook: no email {stuck} in sending")
 
-    r = _abook("mailbox", "enable", "jane", "-c", str(cfg))
+    r = _abook(capsys, "mailbox", "enable", "jane", "-c", str(cfg))
     assert r.returncode == 0 and "mailbox jane enabled" in r.stdout
-    assert _abook("status", "-c", str(cfg)).stdout.splitlines()[2].split()[3] == "yes"
-    r = _abook("mailbox", "enable", "nope", "-c", str(cfg))
+    assert _abook(capsys, "status", "-c", str(cfg)).stdout.splitlines()[2].split()[3] == "yes"
+    r = _abook(capsys, "mailbox", "enable", "nope", "-c", str(cfg))
     assert (r.returncode, r.stderr.strip()) == (2, "abook: no mailbox named 'nope' has been polled")
     store.dispose()
