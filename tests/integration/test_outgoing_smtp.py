@@ -218,3 +218,20 @@ def test_email_found_in_sending_is_reported_not_resent(store, org, smtp_server) 
     assert len(server.received) == 1
     assert f"Message-ID: <{claimed.message_id}>".encode() in server.received[0].data
     out.stop()
+
+
+def test_two_daemons_claim_an_email_once(store, org) -> None:
+    """The claim is a conditional UPDATE 6 -> 7: whoever comes second finds nothing to send."""
+    from datetime import datetime, timezone
+
+    from abook.config.model import TrackingConfig
+    from abook.routing.outgoing import claim_txn
+
+    activity_id = pending_email(store, org)
+    now = datetime.fromtimestamp(T0, timezone.utc)
+    with store.transaction() as a:
+        first = claim_txn(a, now, 10, TrackingConfig())
+    with store.transaction() as b:
+        second = claim_txn(b, now, 10, TrackingConfig())
+    assert [o.activity_id for o in first] == [activity_id] and second == ()
+    assert email_row(store, activity_id)[0].statuscode_cache == EmailStatus.sending
