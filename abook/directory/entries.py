@@ -1,0 +1,204 @@
+"""What an entry looks like: per entity, the SQL columns read, and rows turned into ``Entry`` values.
+
+Every record entry has ``objectClass: top, person, organizationalPerson, inetOrgPerson, crmRecord``.
+``crmRecord`` is the auxiliary class carrying the record's identity:
+
+* ``crmEntity``: the entity name (account, contact, lead, queue, systemuser, equipment);
+* ``crmId``: the record id (GUID); ``uid`` (the RDN) and the operational ``entryUUID`` carry it too.
+
+The server's subschema should describe ``crmRecord`` (AUXILIARY, MAY ( crmEntity $ crmId )) and the
+two attributes (directoryString, single-valued). Operational attributes (only with ``+`` or by name):
+entryUUID, createTimestamp, modifyTimestamp, entryDN, structuralObjectClass, subschemaSubentry.
+
+cn of people is their fullname, or "first last" when fullname is empty (then their mail, so an entry
+never lacks a cn); accounts, queues and facilities get their name. A contact's ``o`` is its parent
+account's name, a user's ``ou`` their business unit's name (outer joins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Sequence
+
+from sqlalchemy import ColumnElement, FromClause, literal_column
+
+from abook.directory.api import Entry
+from abook.directory.attributes import ALIASES, ATTRIBUTES
+from abook.store import search_index
+from abook.store.models import ENTITY_MODELS, Account, BusinessUnit
+
+RECORD_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "crmRecord")
+SUBSCHEMA_DN = "cn=Subschema"
+OPERATIONAL = ("entryUUID", "createTimestamp", "modifyTimestamp", "entryDN", "structuralObjectClass",
+               "subschemaSubentry")
+PHONE_ATTRIBUTES = frozenset(
+    a.lower() for a in ("telephoneNumber", "homePhone", "mobile", "pager", "facsimileTelephoneNumber")
+)
+#: identity attributes every record has, after the mapped ones
+IDENTITY = ("crmEntity", "crmId", "uid")
+
+#: lowercased attribute name or alias -> the spelling served, for every attribute the schema knows
+KNOWN: dict[str, str] = {}
+for _pairs in ATTRIBUTES.values():
+    for _attr, _field in _pairs:
+        KNOWN.setdefault(_attr.lower(), _attr)
+for _name in ("objectClass", "o", "ou", *IDENTITY, *OPERATIONAL):
+    KNOWN.setdefault(_name.lower(), _name)
+for _alias, _target in ALIASES.items():
+    KNOWN.setdefault(_alias, KNOWN.get(_target.lower(), _target))
+OPERATIONAL_LOWER = frozenset(a.lower() for a in OPERATIONAL)
+
+
+def canonical(attribute: str) -> str | None:
+    """The served spelling of an attribute description (case-insensitive, aliases), None if unknown."""
+    return KNOWN.get(attribute.lower())
+
+
+_JOINS = {"parentcustomer": (Account, "parentcustomer_id"), "businessunit": (BusinessUnit, "business_unit_id")}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which attributes to return: all user attributes, all operational ones, and/or named ones."""
+
+    all_user: bool
+    all_operational: bool
+    names: frozenset[str]  # served spellings, lowercased
+
+    def wants(self, name: str, operational: bool = False) -> bool:
+        if name.lower() in self.names:
+            return True
+        return self.all_operational if operational else self.all_user
+
+
+def selection(requested: Sequence[str]) -> Selection:
+    if not requested:
+        return Selection(True, False, frozenset())
+    names, all_user, all_op = set(), False, False
+    for r in requested:
+        if r == "*":
+            all_user = True
+        elif r == "+":
+            all_op = True
+        elif r == "1.1":
+            continue
+        else:
+            c = canonical(r.split(";", 1)[0])
+            if c is not None:
+                names.add(c.lower())
+    return Selection(all_user, all_op, frozenset(names))
+
+
+def _generalized_time(value: Any) -> bytes:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ").encode()
+
+
+class EntityView:
+    """One entity as the directory sees it: its FROM clause, its columns, its attributes."""
+
+    def __init__(self, entity: str) -> None:
+        self.entity = entity
+        self.model = ENTITY_MODELS[entity]
+        self.table = self.model.__table__
+        self._joined: dict[str, Any] = {}
+        from_: FromClause = self.table
+        for attr, field in ATTRIBUTES[entity]:
+            if "." in field:
+                rel = field.split(".", 1)[0]
+                if rel not in self._joined:
+                    target, fk = _JOINS[rel]
+                    alias = target.__table__.alias(rel)
+                    self._joined[rel] = alias
+                    from_ = from_.outerjoin(alias, self.table.c[fk] == alias.c.id)
+        self.from_clause = from_
+        self.cn = literal_column(search_index.field_sql(entity, "cn", f"{self.table.name}."))
+        # attribute (served spelling) -> field; fullname/name fields are served by the derived cn
+        self.attributes: tuple[tuple[str, str], ...] = ATTRIBUTES[entity]
+        self.columns: list[ColumnElement[Any]] = [self.table.c.id, self.table.c.createdon, self.table.c.modifiedon]
+        self._index: dict[str, int] = {}
+        for _attr, field in self.attributes:
+            if field not in self._index and not self._is_cn(field):
+                self._index[field] = len(self.columns)
+                self.columns.append(self.field_expr(field))
+        self._index["cn"] = len(self.columns)
+        self.columns.append(self.cn)
+        self.by_attr = {a.lower(): f for a, f in self.attributes}
+
+    def _is_cn(self, field: str) -> bool:
+        return field in ("fullname", "name")
+
+    def field_expr(self, field: str) -> ColumnElement[Any]:
+        if self._is_cn(field):
+            return self.cn
+        if "." in field:
+            rel, col = field.split(".", 1)
+            return self._joined[rel].c[col]
+        return self.table.c[field]
+
+    def search_field(self, field: str) -> str | None:
+        """The search_index field key for a CRM field, if it is indexed."""
+        key = "cn" if self._is_cn(field) else field
+        return key if key in search_index.SEARCH_FIELDS[self.entity] else None
+
+    def row_index(self, field: str) -> int:
+        return self._index["cn" if self._is_cn(field) else field]
+
+    @lru_cache(maxsize=64)
+    def plan(self, sel: Selection) -> tuple[tuple[str, int], ...]:
+        return tuple((attr, self.row_index(field)) for attr, field in self.attributes if sel.wants(attr))
+
+    def make_entry(self, dn: str, row: Sequence[Any], sel: Selection, types_only: bool) -> Entry:
+        attrs: list[tuple[str, tuple[bytes, ...]]] = []
+        if sel.wants("objectClass"):
+            attrs.append(("objectClass", () if types_only else _RECORD_CLASSES_B))
+        for attr, i in self.plan(sel):
+            v = row[i]
+            if v is None or v == "":
+                continue
+            attrs.append((attr, () if types_only else (str(v).encode("utf-8"),)))
+        record_id = row[0]
+        ident = {"crmEntity": self.entity, "crmId": record_id, "uid": record_id}
+        for attr in IDENTITY:
+            if sel.wants(attr):
+                attrs.append((attr, () if types_only else (ident[attr].encode("utf-8"),)))
+        if sel.all_operational or sel.names & OPERATIONAL_LOWER:
+            op = {
+                "entryUUID": record_id.encode(),
+                "createTimestamp": _generalized_time(row[1]) if row[1] else None,
+                "modifyTimestamp": _generalized_time(row[2]) if row[2] else None,
+                "entryDN": dn.encode("utf-8"),
+                "structuralObjectClass": b"inetOrgPerson",
+                "subschemaSubentry": SUBSCHEMA_DN.encode(),
+            }
+            for attr in OPERATIONAL:
+                if op[attr] is not None and sel.wants(attr, operational=True):
+                    attrs.append((attr, () if types_only else (op[attr],)))  # type: ignore[arg-type]
+        return Entry(dn, tuple(attrs))
+
+
+_RECORD_CLASSES_B = tuple(c.encode() for c in RECORD_CLASSES)
+
+
+@lru_cache(maxsize=None)
+def view(entity: str) -> EntityView:
+    return EntityView(entity)
+
+
+def container_entry(dn: str, attributes: dict[str, tuple[str, ...]], sel: Selection, types_only: bool) -> Entry:
+    out = []
+    for attr, values in attributes.items():
+        if sel.wants(attr):
+            out.append((attr, () if types_only else tuple(v.encode("utf-8") for v in values)))
+    if sel.all_operational or sel.names & OPERATIONAL_LOWER:
+        op = {"entryDN": dn, "structuralObjectClass": attributes["objectClass"][-1],
+              "subschemaSubentry": SUBSCHEMA_DN}
+        for attr, value in op.items():
+            if sel.wants(attr, operational=True):
+                out.append((attr, () if types_only else (value.encode("utf-8"),)))
+    return Entry(dn, tuple(out))
