@@ -133,6 +133,23 @@ class EntityView:
     def _is_cn(self, field: str) -> bool:
         return field in ("fullname", "name")
 
+    def field_text(self, field: str) -> str:
+        """The SQL text of a field, qualified as in ``select_sql``."""
+        if self._is_cn(field):
+            return search_index.field_sql(self.entity, "cn", f"{self.table.name}.")
+        if "." in field:
+            return field
+        return f"{self.table.name}.{field}"
+
+    @lru_cache(maxsize=4)
+    def select_sql(self, dialect: str) -> str:
+        """``SELECT <columns> FROM <table and joins>``, compiled once per dialect."""
+        from sqlalchemy import select
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        d = sqlite.dialect() if dialect == "sqlite" else postgresql.dialect()
+        return str(select(*self.columns).select_from(self.from_clause).compile(dialect=d)).replace("\n", " ")
+
     def field_expr(self, field: str) -> ColumnElement[Any]:
         if self._is_cn(field):
             return self.cn

@@ -29,7 +29,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Union
 
 from ldaptor.protocols import pureldap
-from sqlalchemy import ColumnElement, and_, bindparam, false, func, literal_column, not_, or_, select, table, true
 
 from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, RECORD_CLASSES, EntityView
 from abook.store import search_index
@@ -49,11 +48,25 @@ TRUE, FALSE = _Const("TRUE"), _Const("FALSE")
 class Match:
     """A not-yet-rendered FTS5 MATCH (SQLite) over one entity: merged across OR/AND before rendering."""
 
+    __slots__ = ("query",)
+
     def __init__(self, query: str) -> None:
         self.query = query
 
 
-Pred = Union[_Const, Match, ColumnElement[bool]]
+class Sql:
+    """A SQL boolean expression with its positional parameters, in placeholder order."""
+
+    __slots__ = ("text", "params")
+
+    def __init__(self, text: str, params: tuple = ()) -> None:
+        self.text, self.params = text, params
+
+    def __repr__(self) -> str:
+        return f"Sql({self.text!r}, {self.params!r})"
+
+
+Pred = Union[_Const, Match, Sql]
 Pair = tuple[Pred, Pred]  # (true-when, false-when)
 
 UNDEFINED: Pair = (FALSE, FALSE)
@@ -180,31 +193,29 @@ def evaluate(f: Any, lookup: Callable[[str], list[str] | None]) -> bool | None:
 # Combining predicates with constant folding
 
 
-def _render(p: Pred, ctx: "Compiler") -> Any:
+def render(p: Pred, ctx: "Compiler") -> Sql:
     if p is TRUE:
-        return true()
+        return Sql("1=1")
     if p is FALSE:
-        return false()
+        return Sql("1=0")
     if isinstance(p, Match):
         return ctx.render_match(p.query)
-    return p
+    return p  # type: ignore[return-value]
 
 
 def conj(parts: list[Pred], ctx: "Compiler") -> Pred:
     if any(p is FALSE for p in parts):
         return FALSE
-    parts = [p for p in parts if p is not TRUE]
-    return _combine(parts, ctx, " AND ", and_, TRUE)
+    return _combine([p for p in parts if p is not TRUE], ctx, " AND ", TRUE)
 
 
 def disj(parts: list[Pred], ctx: "Compiler") -> Pred:
     if any(p is TRUE for p in parts):
         return TRUE
-    parts = [p for p in parts if p is not FALSE]
-    return _combine(parts, ctx, " OR ", or_, FALSE)
+    return _combine([p for p in parts if p is not FALSE], ctx, " OR ", FALSE)
 
 
-def _combine(parts: list[Pred], ctx: "Compiler", op: str, sql_op: Any, empty: _Const) -> Pred:
+def _combine(parts: list[Pred], ctx: "Compiler", op: str, empty: _Const) -> Pred:
     if not parts:
         return empty
     matches = [p for p in parts if isinstance(p, Match)]
@@ -214,7 +225,8 @@ def _combine(parts: list[Pred], ctx: "Compiler", op: str, sql_op: Any, empty: _C
     merged = matches + others
     if len(merged) == 1:
         return merged[0]
-    return sql_op(*[_render(p, ctx) for p in merged])
+    rendered = [render(p, ctx) for p in merged]
+    return Sql("(" + op.join(r.text for r in rendered) + ")", tuple(x for r in rendered for x in r.params))
 
 
 def negate(p: Pred, ctx: "Compiler") -> Pred:
@@ -222,7 +234,8 @@ def negate(p: Pred, ctx: "Compiler") -> Pred:
         return FALSE
     if p is FALSE:
         return TRUE
-    return not_(_render(p, ctx))
+    r = render(p, ctx)
+    return Sql("NOT " + r.text if r.text.startswith("(") else "NOT (" + r.text + ")", r.params)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -234,7 +247,8 @@ class Compiler:
         self.view = view
         self.dialect = dialect
         self.sqlite = dialect == "sqlite"
-        self._fold_fn = getattr(func, search_index.fold_sql(dialect))
+        self.ph = "?" if self.sqlite else "%s"
+        self._fold = search_index.fold_sql(dialect)
         self._fts = search_index.fts_table(view.entity)
         self._classes = list(RECORD_CLASSES)
 
@@ -242,14 +256,12 @@ class Compiler:
         """The predicate selecting the entries for which ``f`` is TRUE (TRUE/FALSE constants folded)."""
         return self.pair(f)[0]
 
-    def sql(self, p: Pred) -> Any:
-        return _render(p, self)
+    def sql(self, p: Pred) -> Sql:
+        return render(p, self)
 
-    def render_match(self, query: str) -> ColumnElement[bool]:
-        sub = select(literal_column("rowid")).select_from(table(self._fts)).where(
-            literal_column(self._fts).op("MATCH")(bindparam(None, query))
-        )
-        return literal_column(f"{self.view.table.name}.rowid").in_(sub)
+    def render_match(self, query: str) -> Sql:
+        return Sql(f"{self.view.table.name}.rowid IN (SELECT rowid FROM {self._fts} WHERE {self._fts} MATCH ?)",
+                   (query,))
 
     def pair(self, f: Any) -> Pair:
         if isinstance(f, pureldap.LDAPFilter_and):
@@ -291,40 +303,46 @@ class Compiler:
             return FALSE  # known attribute, absent from this entity's entries
         return self._field_leaf(f, field, lname in PHONE_ATTRIBUTES)
 
+    def _like(self, expr: str, pattern: str) -> Sql:
+        if self.sqlite:
+            return Sql(f"{expr} LIKE ? ESCAPE '\\'", (pattern,))
+        return Sql(f"{expr} LIKE %s", (pattern,))
+
     def _id_leaf(self, f: Any) -> Pred | None:
-        col = self.view.table.c.id
+        col = f"{self.view.table.name}.id"
         if isinstance(f, pureldap.LDAPFilter_present):
             return TRUE
         if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
-            return col == fold(text_of(f.assertionValue.value))
+            return Sql(f"{col} = {self.ph}", (fold(text_of(f.assertionValue.value)),))
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            return col.like(like_pattern(*_folded(substring_parts(f))), escape="\\")
+            return self._like(col, like_pattern(*_folded(substring_parts(f))))
         return None
 
     def _field_leaf(self, f: Any, field: str, phone: bool) -> Pred | None:
-        expr = self.view.field_expr(field)
-        present: Pred = TRUE if field in ("fullname", "name") else and_(expr.is_not(None), expr != "")
+        expr = self.view.field_text(field)
+        ph = self.ph
+        present: Pred = TRUE if field in ("fullname", "name") else Sql(f"({expr} IS NOT NULL AND {expr} <> '')")
         if isinstance(f, pureldap.LDAPFilter_present):
             return present
-        value_expr = func.replace(func.replace(expr, " ", ""), "-", "") if phone else expr
-        folded = self._fold_fn(value_expr)
+        value_expr = f"replace(replace({expr}, ' ', ''), '-', '')" if phone else expr
+        folded = f"{self._fold}({value_expr})"
         norm = (lambda v: fold(normalise_phone(v))) if phone else fold
         if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
             if not _simple_extensible(f):
                 return None
-            return conj([present, folded == norm(text_of(f.matchValue.value))], self)
+            return conj([present, Sql(f"{folded} = {ph}", (norm(text_of(f.matchValue.value)),))], self)
         if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
             v = norm(text_of(f.assertionValue.value))
             if not v:
                 return FALSE
-            return conj([present, folded == v], self)
+            return conj([present, Sql(f"{folded} = {ph}", (v,))], self)
         if isinstance(f, (pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual)):
             if phone:
                 return None
             v = fold(text_of(f.assertionValue.value))
-            ordered = folded if self.sqlite else folded.collate("C")
-            cmp = ordered >= v if isinstance(f, pureldap.LDAPFilter_greaterOrEqual) else ordered <= v
-            return conj([present, cmp], self)
+            ordered = folded if self.sqlite else f'{folded} COLLATE "C"'
+            op = ">=" if isinstance(f, pureldap.LDAPFilter_greaterOrEqual) else "<="
+            return conj([present, Sql(f"{ordered} {op} {ph}", (v,))], self)
         if isinstance(f, pureldap.LDAPFilter_substrings):
             initial, anys, final = substring_parts(f)
             if phone:
@@ -332,21 +350,22 @@ class Compiler:
             initial, anys, final = _folded((initial, anys, final))
             if initial is None and not anys and final is None:
                 return present
-            return conj([present, *self._substring(folded, self.view.search_field(field),
-                                                   initial, anys, final)], self)
+            conditions = self._substring(folded, self.view.search_field(field), initial, anys, final)
+            if len(conditions) == 1 and isinstance(conditions[0], Match):
+                return conditions[0]  # definite on its own: absent and empty values are not in the index
+            return conj([present, *conditions], self)
         return None
 
-    def _substring(self, folded: Any, search_field: str | None, initial: str | None, anys: list[str],
+    def _substring(self, folded: str, search_field: str | None, initial: str | None, anys: list[str],
                    final: str | None) -> list[Pred]:
-        pattern = like_pattern(initial, anys, final)
-        like = folded.like(pattern, escape="\\") if self.sqlite else folded.like(pattern)
+        like = self._like(folded, like_pattern(initial, anys, final))
         if search_field is None or not self.sqlite:
             return [like]
         out: list[Pred] = []
         exact = False
         if initial is not None:
-            out.append(folded >= initial)
-            out.append(folded < initial[:-1] + chr(ord(initial[-1]) + 1))
+            out.append(Sql(f"{folded} >= ?", (initial,)))
+            out.append(Sql(f"{folded} < ?", (initial[:-1] + chr(min(ord(initial[-1]) + 1, 0x10FFFF)),)))
             exact = not anys and final is None
         long = [p for p in (initial, *anys, final) if p is not None and len(p) >= 3]
         if long:

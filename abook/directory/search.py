@@ -1,36 +1,45 @@
 """``StoreDirectory``: the ``IDirectory`` the LDAP server searches, over the SQL store.
 
 A search walks the *segments* its base and scope select, in tree order: the suffix entry, then per
-address book its ``ou`` entry and its records. Container entries are matched in memory; records come
-from one SQL query per batch (filter + visibility, LIMIT in the database), converted to ``Entry``
-values on the pool thread and sent on the reactor thread.
+address book its ``ou`` entry and its records. Container entries are matched in memory on the reactor
+thread; records come from one SQL query per segment and batch (filter + visibility in the WHERE clause,
+LIMIT in the database). One pool call (``store.directory.walk_txn``) walks as many segments as a batch
+needs, so a mail lookup across all six books is one trip to the pool; rows become frozen ``Entry``
+values in the worker and ``send_entry`` runs on the reactor thread.
 
 Visibility (decided per search, in SQL): a bound user sees a book's records that are listed for them
 (``store.security.listed``: readable, active, with a primary email); in the Contacts book with
-``synchronised`` matching only those in their local data filter (owner scope + ``local_filter_ldap``).
-A book they may not read shows as empty. Anonymous connections see the container entries (the fixed
-shape of the tree) and the records of the books in ``spec.anonymous_books``, nothing else.
+``synchronised`` matching only those in their local data filter (owner scope + ``local_filter_ldap``,
+compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see the
+container entries (the fixed shape of the tree) and the records of the books in
+``spec.anonymous_books`` (active, with a primary email), nothing else.
 
 Limits: the size limit stops the query in the database (LIMIT n+1 tells whether more exist) and ends
 with sizeLimitExceeded (4). Simple paged results use keyset pagination on (sort keys, id): the cookie
-names the segment, the last entry's key and a hash of the request (a cookie from another search is
-refused with unwillingToPerform). Unpaged searches without a small size limit stream in keyset batches.
-Server-side sort works on any served attribute within one book; sorting a search that spans several
-books answers sortResult unwillingToPerform (53) and returns the entries unsorted (16 for an unknown
-attribute). Cancelling the Deferred (abandon, time limit) interrupts the running statement.
+names the segment, the last entry's keys and a hash of the request (a cookie from another search is
+refused with unwillingToPerform). Unpaged searches without a small size limit stream in keyset batches
+of ``batch_size``. Server-side sort works on any served attribute within one book (values folded,
+absent values last); a search spanning several books answers sortResult unwillingToPerform (53) and
+returns its entries unsorted (noSuchAttribute (16) for an attribute the schema does not know).
+Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running statement and no
+``send_entry`` follows. A base DN naming no visible entry fails with noSuchObject (32), its
+``matchedDN`` attribute set to the deepest existing ancestor.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 from ldaptor import ldapfilter
 from ldaptor.protocols.ldap import ldaperrors
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_
+from sqlalchemy.dialects.postgresql import dialect as postgresql_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -40,8 +49,9 @@ from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, 
 from abook.directory.entries import EntityView, Selection, canonical, container_entry, selection, view
 from abook.directory.tree import BOOKS, BadDN, Tree
 from abook.store import Store, search_index, security
-from abook.store.directory import Interrupt, fetch_txn
+from abook.store.directory import Interrupt, Position, RecordQuery, walk_txn
 from abook.store.models import EMAIL_FIELDS, ReadDepth, State
+from abook.store.records import Principal
 
 SIZE_LIMIT_EXCEEDED = 4
 NO_SUCH_ATTRIBUTE = 16
@@ -60,7 +70,7 @@ class _Segment:
 
 @implementer(IDirectory)
 class StoreDirectory:
-    """Searches the store as one LDAP tree (``tree``), ``batch_size`` rows per database call."""
+    """Searches the store as one LDAP tree (``tree``), at most ``batch_size`` rows per database call."""
 
     log = Logger()
 
@@ -72,6 +82,16 @@ class StoreDirectory:
 
     def search(self, spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
         return _Search(self, spec, send_entry).start()
+
+    def statement(self, spec: SearchSpec, book: str, n: int = 100, ordered: bool = False) -> tuple[str, tuple]:
+        """The SQL and parameters a search runs for one book's records (EXPLAIN in tests, benchmarks)."""
+        search = _Search(self, spec, lambda _e: None)
+        search._segments()
+        search._check_sort([_Segment("records", book)])
+        query = search._query(_Segment("records", book), ordered)
+        if query is None:
+            return "", ()
+        return query.sql(None, n)
 
     def root_attributes(self) -> dict[str, tuple[str, ...]]:
         return self._root_attrs
@@ -138,9 +158,32 @@ class _Converter:
         self.nkeys = nkeys
 
     def __call__(self, row: Sequence[Any]) -> tuple[Entry, tuple]:
-        dn = "uid=" + row[0] + self.dn_tail
-        entry = self.view.make_entry(dn, row, self.sel, self.types_only)
+        entry = self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.sel, self.types_only)
         return entry, tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
+
+
+def _principal_key(p: Principal) -> tuple:
+    return (p.user_id, p.business_unit_id, tuple(sorted((k, int(v)) for k, v in p.depths.items())),
+            p.bu_subtree, p.address_book_matching, p.local_filter_scope, p.local_filter_ldap)
+
+
+_VISIBILITY: dict[tuple, str] = {}
+
+
+def _visibility_sql(principal: Principal, entity: str, dialect: str) -> str:
+    """The principal's visibility predicate as SQL text (ids rendered as literals: no user input)."""
+    key = (_principal_key(principal), entity, dialect)
+    text = _VISIBILITY.get(key)
+    if text is None:
+        expr = security.listed(principal, entity)
+        if entity == "contact" and principal.address_book_matching == "synchronised":
+            expr = and_(expr, security.owner_scope(principal, entity, principal.local_filter_scope))
+        d = sqlite_dialect() if dialect == "sqlite" else postgresql_dialect()
+        text = "(" + str(expr.compile(dialect=d, compile_kwargs={"literal_binds": True})) + ")"
+        if len(_VISIBILITY) > 4096:
+            _VISIBILITY.clear()
+        _VISIBILITY[key] = text
+    return text
 
 
 class _Search:
@@ -155,7 +198,6 @@ class _Search:
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
         self.cap, self.cap_reason = self._cap()
-        self._plans: dict[str, Any] = {}
         self._outer: defer.Deferred | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
@@ -177,44 +219,45 @@ class _Search:
         if self._outer is not None and not self._outer.called:
             self._outer.errback(failure)
 
-    # -- limits ---------------------------------------------------------------------------------------
-
     def _cap(self) -> tuple[int | None, str]:
         size, page = self.spec.size_limit or None, self.spec.page_size or None
         if page is not None and (size is None or page < size):
             return page, "page"
         return size, "size"
 
-    def _room(self) -> int | None:
-        return None if self.cap is None else max(self.cap - self.sent, 0)
-
-    def _send(self, entry: Entry) -> None:
-        self.sent += 1
-        self.send_entry(entry)
-
     # -- the walk ---------------------------------------------------------------------------------------
 
     async def _run(self) -> SearchDone:
-        segments = self._segments()
+        kinds = self._segments()
         loc = self._base
-        if loc.kind == "entry" and not await self._exists(loc.book, loc.record_id):
-            raise _no_such_object(self.spec.base, self.d.tree.book_dn(loc.book))
-        start, after = self._resume(segments)
-        self._check_sort(segments)
-        for i in range(start, len(segments)):
-            seg = segments[i]
-            more = await (self._container(seg) if seg.kind != "records" else self._records(seg, after))
+        if loc.kind == "entry" and not await self._exists(loc.book, loc.record_id):  # type: ignore[arg-type]
+            raise _no_such_object(self.spec.base, self.d.tree.book_dn(loc.book))  # type: ignore[arg-type]
+        self._check_sort(kinds)
+        pos: Position = self._resume(kinds)
+        ordered = self.paged or self.sort_result == 0 or self.cap is None or self.cap >= self.d.batch_size
+        segments = [self._prepare(k, ordered) for k in kinds]
+        timeout_ms = int(self.spec.time_limit * 1000) if self.spec.time_limit else 0
+        batch = self.d.batch_size
+        while True:
+            room = None if self.cap is None else self.cap - self.sent
+            want = batch if room is None else min(batch, room + 1)
+            items, exhausted = await self.d.store.run(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
             if self.interrupt.cancelled:
                 return SearchDone()
-            if more is not False:
-                return self._stopped(i, None if more is True else more)
-            after = None
-        return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
+            for entry, after in items[:room]:
+                self.sent += 1
+                self.send_entry(entry)
+                pos = after
+            if room is not None and len(items) > room:
+                return self._stopped(pos)
+            if exhausted or not items:
+                return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
+            pos = items[-1][1]
 
-    def _stopped(self, segment: int, cursor: tuple | None) -> SearchDone:
-        """The cap was reached and more entries exist from (segment, after cursor)."""
+    def _stopped(self, pos: Position) -> SearchDone:
+        """The cap was reached and more entries exist after ``pos``."""
         if self.cap_reason == "page":
-            return SearchDone(cookie=self._cookie(segment, cursor), sort_result=self.sort_result)
+            return SearchDone(cookie=self._cookie(pos), sort_result=self.sort_result)
         return SearchDone(result_code=SIZE_LIMIT_EXCEEDED, message="size limit exceeded",
                           cookie=b"" if self.paged else None, sort_result=self.sort_result)
 
@@ -225,10 +268,9 @@ class _Search:
         except BadDN:
             raise ldaperrors.LDAPInvalidDNSyntax(str(spec.base)) from None
         if loc.kind == "outside":
-            raise ldaperrors.LDAPNoSuchObject(str(spec.base))
+            raise _no_such_object(spec.base, "")
         if loc.kind == "missing":
-            matched = tree.book_dn(loc.book) if loc.book else tree.suffix
-            raise _no_such_object(spec.base, matched)
+            raise _no_such_object(spec.base, tree.book_dn(loc.book) if loc.book else tree.suffix)
         if loc.kind == "root":
             if spec.scope == BASE:
                 return [_Segment("root")]
@@ -247,16 +289,16 @@ class _Search:
 
     async def _exists(self, book: str, record_id: str) -> bool:
         """Whether the entry a base DN names exists for this user (invisible = absent)."""
-        entity = BOOKS[book]
-        visible = self._visibility(book, entity)
-        if visible is None:
+        query = self._query(_Segment("records", book, record_id), ordered=False, with_filter=False)
+        if query is None:
             return False
-        v = view(entity)
-        stmt = select(v.table.c.id).where(and_(visible, v.table.c.id == record_id)).limit(1)
-        rows = await self.d.store.run(fetch_txn, stmt, tuple, self.interrupt)
-        return bool(rows)
+        items, _ = await self.d.store.run(walk_txn, [query], (0, None), 1, self.interrupt)
+        return bool(items)
 
-    async def _container(self, seg: _Segment) -> bool:
+    def _prepare(self, seg: _Segment, ordered: bool) -> Any:
+        """A segment as the worker walks it: a container Entry, None, or a RecordQuery."""
+        if seg.kind == "records":
+            return self._query(seg, ordered)
         if seg.kind == "root":
             dn, attrs = self.d.tree.suffix, self.d.root_attributes()
         else:
@@ -265,94 +307,59 @@ class _Search:
 
         def lookup(attr: str) -> list[str] | None:
             name = canonical(attr)
-            if name is None:
-                return None
-            return list(lowered.get(name.lower(), ()))
+            return None if name is None else list(lowered.get(name.lower(), ()))
 
         if filters.evaluate(self.spec.filter, lookup) is not True:
-            return False
-        if self._room() == 0:
-            return True
-        self._send(container_entry(dn, attrs, self.sel, self.spec.types_only))
-        return False
+            return None
+        return container_entry(dn, attrs, self.sel, self.spec.types_only)
 
     # -- records ----------------------------------------------------------------------------------------
 
-    def _plan(self, seg: _Segment) -> Any:
-        key = (seg.book, seg.record_id)
-        if key not in self._plans:
-            self._plans[key] = self._make_plan(seg)
-        return self._plans[key]
-
-    def _make_plan(self, seg: _Segment) -> Any:
-        entity = BOOKS[seg.book]  # type: ignore[index]
+    def _query(self, seg: _Segment, ordered: bool, with_filter: bool = True) -> RecordQuery | None:
+        book = seg.book
+        entity = BOOKS[book]  # type: ignore[index]
         v = view(entity)
-        visible = self._visibility(seg.book, entity)  # type: ignore[arg-type]
+        compiler = filters.Compiler(v, self.dialect)
+        visible = self._visibility(book, entity, compiler)  # type: ignore[arg-type]
         if visible is None:
             return None
-        where = filters.conj([visible, compile_filter(entity, self.dialect, self.spec.filter)],
-                             filters.Compiler(v, self.dialect))
+        parts = [visible]
+        if with_filter:
+            parts.append(compile_filter(entity, self.dialect, self.spec.filter))
+        if seg.record_id is not None:
+            parts.append(filters.Sql(f"{v.table.name}.id = {compiler.ph}", (seg.record_id,)))
+        where = filters.conj(parts, compiler)
         if where is filters.FALSE:
             return None
-        compiler = filters.Compiler(v, self.dialect)
         where_sql = compiler.sql(where)
-        if seg.record_id is not None:
-            where_sql = and_(where_sql, v.table.c.id == seg.record_id)
-        keys = self._sort_exprs(v) if self.sort_result == 0 else []
-        dn_tail = "," + self.d.tree.book_dn(seg.book)  # type: ignore[arg-type]
-        convert = _Converter(v, dn_tail, self.sel, self.spec.types_only, len(keys))
-        return v, where_sql, keys, convert
+        keys = self._sort_keys(v) if self.sort_result == 0 else []
+        columns, from_ = _split_select(v.select_sql(self.dialect))
+        select_text = "SELECT " + ", ".join([columns, *(k for k, _ in keys)]) + " FROM " + from_
+        dn_tail = "," + self.d.tree.book_dn(book)  # type: ignore[arg-type]
+        return RecordQuery(
+            select=select_text, where=where_sql.text, params=where_sql.params, id_column=f"{v.table.name}.id",
+            convert=_Converter(v, dn_tail, self.sel, self.spec.types_only, len(keys)),
+            keys=tuple(k for k, _ in keys), reverse=tuple(r for _, r in keys), ordered=ordered,
+            placeholder=compiler.ph,
+        )
 
-    def _visibility(self, book: str, entity: str) -> Any:
+    def _visibility(self, book: str, entity: str, compiler: filters.Compiler) -> filters.Pred | None:
         p = self.spec.principal
-        v = view(entity)
+        table = compiler.view.table.name
         if p is None:
             if book.lower() not in {b.lower() for b in self.spec.anonymous_books}:
                 return None
-            primary = v.table.c[EMAIL_FIELDS[entity][0]]
-            return and_(v.table.c.statecode == State.active, primary.is_not(None), primary != "")
+            primary = f"{table}.{EMAIL_FIELDS[entity][0]}"
+            return filters.Sql(f"({table}.statecode = {int(State.active)} AND {primary} IS NOT NULL "
+                               f"AND {primary} <> '')")
         if p.depth(entity) == ReadDepth.none:
             return None
-        visible = security.listed(p, entity)
-        if entity == "contact" and p.address_book_matching == "synchronised":
-            local: Any = filters.TRUE
-            if p.local_filter_ldap:
-                parsed = _parsed_local_filter(p.local_filter_ldap)
-                local = filters.FALSE if parsed is None else compile_filter(entity, self.dialect, parsed)
-            if local is filters.FALSE:
-                return None
-            parts = [visible, security.owner_scope(p, entity, p.local_filter_scope)]
-            if local is not filters.TRUE:
-                parts.append(filters.Compiler(v, self.dialect).sql(local))
-            visible = and_(*parts)
-        return visible
-
-    async def _records(self, seg: _Segment, after: tuple | None) -> bool | tuple:
-        plan = self._plan(seg)
-        if plan is None:
-            return False
-        v, where_sql, keys, convert = plan
-        ordered = self.paged or bool(keys) or self.cap is None or self.cap >= self.d.batch_size
-        timeout_ms = int(self.spec.time_limit * 1000) if self.spec.time_limit else 0
-        while True:
-            room = self._room()
-            n = self.d.batch_size if room is None else min(self.d.batch_size, room + 1)
-            stmt = select(*v.columns, *(k for k, _ in keys)).select_from(v.from_clause).where(where_sql)
-            if ordered:
-                if after is not None:
-                    stmt = stmt.where(_after(keys, v.table.c.id, after))
-                stmt = stmt.order_by(*(k.desc() if rev else k for k, rev in keys), v.table.c.id)
-            stmt = stmt.limit(n)
-            rows = await self.d.store.run(fetch_txn, stmt, convert, self.interrupt, timeout_ms)
-            if self.interrupt.cancelled:
-                return False
-            for entry, cursor in rows[: room if room is not None else len(rows)]:
-                self._send(entry)
-                after = cursor
-            if room is not None and len(rows) > room:
-                return after if after is not None else True
-            if not ordered or len(rows) < n:
-                return False
+        visible: filters.Pred = filters.Sql(_visibility_sql(p, entity, self.dialect))
+        if entity == "contact" and p.address_book_matching == "synchronised" and p.local_filter_ldap:
+            parsed = _parsed_local_filter(p.local_filter_ldap)
+            local = filters.FALSE if parsed is None else compile_filter(entity, self.dialect, parsed)
+            visible = filters.conj([visible, local], compiler)
+        return None if visible is filters.FALSE else visible
 
     # -- sorting ----------------------------------------------------------------------------------------
 
@@ -369,21 +376,21 @@ class _Search:
         books = {s.book for s in segments if s.kind == "records"}
         self.sort_result = 0 if len(books) <= 1 else UNWILLING_TO_PERFORM
 
-    def _sort_exprs(self, v: EntityView) -> list[tuple[Any, bool]]:
+    def _sort_keys(self, v: EntityView) -> list[tuple[str, bool]]:
         out = []
-        fold = getattr(func, search_index.fold_sql(self.dialect))
+        fold = search_index.fold_sql(self.dialect)
         for key in self.spec.sort or ():
             name = canonical(key.attribute)
             field = v.by_attr.get(name.lower()) if name else None
             if field is None:
                 continue  # every entry lacks it: no effect on the order
-            expr = v.field_expr(field)
+            expr = v.field_text(field)
             if field in ("fullname", "name"):
-                k = fold(expr)
+                k = f"{fold}({expr})"
             else:
-                k = func.coalesce(fold(func.nullif(expr, "")), literal(_HIGH))
+                k = f"coalesce({fold}(nullif({expr}, '')), '{_HIGH}')"
             if self.dialect != "sqlite":
-                k = k.collate("C")
+                k += ' COLLATE "C"'
             out.append((k, key.reverse))
         return out
 
@@ -401,11 +408,13 @@ class _Search:
                  repr(s.sort)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16].encode()
 
-    def _cookie(self, segment: int, cursor: tuple | None) -> bytes:
+
+    def _cookie(self, pos: Position) -> bytes:
+        segment, cursor = pos
         body = json.dumps([segment, list(cursor) if cursor is not None else None], separators=(",", ":"))
         return _COOKIE_VERSION + self._request_hash() + body.encode()
 
-    def _resume(self, segments: list[_Segment]) -> tuple[int, tuple | None]:
+    def _resume(self, segments: list[_Segment]) -> Position:
         cookie = self.spec.cookie
         if not self.paged or not cookie:
             return 0, None
@@ -415,22 +424,16 @@ class _Search:
         try:
             segment, cursor = json.loads(cookie[len(prefix):])
             segment = int(segment)
-            if not 0 <= segment < len(segments):
+            if not 0 <= segment <= len(segments) or not (cursor is None or isinstance(cursor, list)):
                 raise ValueError(segment)
         except (ValueError, TypeError) as e:
             raise ldaperrors.LDAPUnwillingToPerform("invalid paged results cookie") from e
         return segment, tuple(cursor) if cursor is not None else None
 
 
-def _after(keys: list[tuple[Any, bool]], id_col: Any, cursor: tuple) -> Any:
-    """Keyset condition: rows strictly after ``cursor`` in (sort keys..., id) order."""
-    exprs = [k for k, _ in keys] + [id_col]
-    reverse = [rev for _, rev in keys] + [False]
-    ors = []
-    for i, (expr, rev) in enumerate(zip(exprs, reverse)):
-        eqs = [exprs[j] == cursor[j] for j in range(i)]
-        ors.append(and_(*eqs, expr < cursor[i] if rev else expr > cursor[i]))
-    return ors[0] if len(ors) == 1 else or_(*ors)
+def _split_select(sql: str) -> tuple[str, str]:
+    columns, from_ = re.split(r"\s+FROM\s+", sql[len("SELECT "):], maxsplit=1)
+    return columns.strip(), from_.strip()
 
 
 def _no_such_object(base: Any, matched: str) -> ldaperrors.LDAPNoSuchObject:
