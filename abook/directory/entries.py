@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Sequence
 
-from sqlalchemy import ColumnElement, FromClause, literal_column
+from sqlalchemy import ColumnElement, FromClause, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from abook.directory.api import Entry
 from abook.directory.attributes import ALIASES, ATTRIBUTES
@@ -129,6 +130,8 @@ class EntityView:
         self._index["cn"] = len(self.columns)
         self.columns.append(self.cn)
         self.by_attr = {a.lower(): f for a, f in self.attributes}
+        self._select: dict[str, str] = {}
+        self._plans: dict[Selection, tuple[tuple[str, int], ...]] = {}
 
     def _is_cn(self, field: str) -> bool:
         return field in ("fullname", "name")
@@ -141,14 +144,14 @@ class EntityView:
             return field
         return f"{self.table.name}.{field}"
 
-    @lru_cache(maxsize=4)
     def select_sql(self, dialect: str) -> str:
         """``SELECT <columns> FROM <table and joins>``, compiled once per dialect."""
-        from sqlalchemy import select
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        d = sqlite.dialect() if dialect == "sqlite" else postgresql.dialect()
-        return str(select(*self.columns).select_from(self.from_clause).compile(dialect=d)).replace("\n", " ")
+        text = self._select.get(dialect)
+        if text is None:
+            d = sqlite.dialect() if dialect == "sqlite" else postgresql.dialect()
+            stmt = select(*self.columns).select_from(self.from_clause)
+            text = self._select[dialect] = str(stmt.compile(dialect=d)).replace("\n", " ")
+        return text
 
     def field_expr(self, field: str) -> ColumnElement[Any]:
         if self._is_cn(field):
@@ -166,39 +169,65 @@ class EntityView:
     def row_index(self, field: str) -> int:
         return self._index["cn" if self._is_cn(field) else field]
 
-    @lru_cache(maxsize=64)
-    def plan(self, sel: Selection) -> tuple[tuple[str, int], ...]:
-        return tuple((attr, self.row_index(field)) for attr, field in self.attributes if sel.wants(attr))
+    def plan(self, sel: Selection) -> "_Plan":
+        """What ``sel`` asks of this entity's entries, worked out once per selection."""
+        plan = self._plans.get(sel)
+        if plan is None:
+            plan = _Plan(
+                mapped=tuple((a, self.row_index(f)) for a, f in self.attributes if sel.wants(a)),
+                object_class=sel.wants("objectClass"),
+                identity=tuple(a for a in IDENTITY if sel.wants(a)),
+                operational=tuple(a for a in OPERATIONAL if sel.wants(a, operational=True)),
+            )
+            if len(self._plans) > 256:
+                self._plans.clear()
+            self._plans[sel] = plan
+        return plan
 
     def make_entry(self, dn: str, row: Sequence[Any], sel: Selection, types_only: bool) -> Entry:
+        plan = self.plan(sel)
         attrs: list[tuple[str, tuple[bytes, ...]]] = []
-        if sel.wants("objectClass"):
-            attrs.append(("objectClass", () if types_only else _RECORD_CLASSES_B))
-        for attr, i in self.plan(sel):
+        if types_only:
+            if plan.object_class:
+                attrs.append(("objectClass", ()))
+            attrs.extend((a, ()) for a, i in plan.mapped if row[i] is not None and row[i] != "")
+            attrs.extend((a, ()) for a in plan.identity)
+            attrs.extend((a, ()) for a in plan.operational if a not in _TIMESTAMPS or row[_TIMESTAMPS[a]])
+            return Entry(dn, tuple(attrs))
+        if plan.object_class:
+            attrs.append(("objectClass", _RECORD_CLASSES_B))
+        for attr, i in plan.mapped:
             v = row[i]
-            if v is None or v == "":
-                continue
-            attrs.append((attr, () if types_only else (str(v).encode("utf-8"),)))
-        record_id = row[0]
-        ident = {"crmEntity": self.entity, "crmId": record_id, "uid": record_id}
-        for attr in IDENTITY:
-            if sel.wants(attr):
-                attrs.append((attr, () if types_only else (ident[attr].encode("utf-8"),)))
-        if sel.all_operational or sel.names & OPERATIONAL_LOWER:
-            op = {
-                "entryUUID": record_id.encode(),
-                "createTimestamp": _generalized_time(row[1]) if row[1] else None,
-                "modifyTimestamp": _generalized_time(row[2]) if row[2] else None,
-                "entryDN": dn.encode("utf-8"),
-                "structuralObjectClass": b"inetOrgPerson",
-                "subschemaSubentry": SUBSCHEMA_DN.encode(),
-            }
-            for attr in OPERATIONAL:
-                if op[attr] is not None and sel.wants(attr, operational=True):
-                    attrs.append((attr, () if types_only else (op[attr],)))  # type: ignore[arg-type]
+            if v is not None and v != "":
+                attrs.append((attr, (v.encode("utf-8") if isinstance(v, str) else str(v).encode(),)))
+        if plan.identity:
+            record_id = row[0].encode()
+            ident = {"crmEntity": self.entity.encode(), "crmId": record_id, "uid": record_id}
+            attrs.extend((a, (ident[a],)) for a in plan.identity)
+        for attr in plan.operational:
+            if attr in _TIMESTAMPS:
+                value = row[_TIMESTAMPS[attr]]
+                if value:
+                    attrs.append((attr, (_generalized_time(value),)))
+            elif attr == "entryUUID":
+                attrs.append((attr, (row[0].encode(),)))
+            elif attr == "entryDN":
+                attrs.append((attr, (dn.encode("utf-8"),)))
+            else:
+                attrs.append((attr, (_STATIC_OPERATIONAL[attr],)))
         return Entry(dn, tuple(attrs))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    mapped: tuple[tuple[str, int], ...]
+    object_class: bool
+    identity: tuple[str, ...]
+    operational: tuple[str, ...]
+
+
+_TIMESTAMPS = {"createTimestamp": 1, "modifyTimestamp": 2}
+_STATIC_OPERATIONAL = {"structuralObjectClass": b"inetOrgPerson", "subschemaSubentry": SUBSCHEMA_DN.encode()}
 _RECORD_CLASSES_B = tuple(c.encode() for c in RECORD_CLASSES)
 
 

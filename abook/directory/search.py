@@ -126,12 +126,19 @@ def _compiled(entity: str, dialect: str, keyed: "_Keyed") -> filters.Pred:
     return filters.Compiler(view(entity), dialect).where(keyed.obj)
 
 
-def compile_filter(entity: str, dialect: str, filter_obj: Any) -> filters.Pred:
-    try:
-        wire = filter_obj.toWire()
-    except Exception:  # noqa: BLE001 - a filter object that cannot encode itself is not cached
+def compile_filter(entity: str, dialect: str, filter_obj: Any, wire: bytes | None = None) -> filters.Pred:
+    if wire is None:
+        wire = _wire(filter_obj)
+    if wire is None:
         return filters.Compiler(view(entity), dialect).where(filter_obj)
     return _compiled(entity, dialect, _Keyed(wire, filter_obj))
+
+
+def _wire(filter_obj: Any) -> bytes | None:
+    try:
+        return filter_obj.toWire()
+    except Exception:  # noqa: BLE001 - a filter that cannot encode itself is compiled, not cached
+        return None
 
 
 class _Keyed:
@@ -162,6 +169,20 @@ class _Converter:
         return entry, tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
 
 
+class _Lazy:
+    """A segment's RecordQuery, built the first time the walk (on a pool thread) reaches it."""
+
+    def __init__(self, build: Callable[..., RecordQuery | None], *args: Any) -> None:
+        self._build, self._args = build, args
+        self._built = False
+        self._query: RecordQuery | None = None
+
+    def __call__(self) -> RecordQuery | None:
+        if not self._built:
+            self._query, self._built = self._build(*self._args), True
+        return self._query
+
+
 def _principal_key(p: Principal) -> tuple:
     return (p.user_id, p.business_unit_id, tuple(sorted((k, int(v)) for k, v in p.depths.items())),
             p.bu_subtree, p.address_book_matching, p.local_filter_scope, p.local_filter_ldap)
@@ -170,9 +191,9 @@ def _principal_key(p: Principal) -> tuple:
 _VISIBILITY: dict[tuple, str] = {}
 
 
-def _visibility_sql(principal: Principal, entity: str, dialect: str) -> str:
+def _visibility_sql(principal: Principal, pkey: tuple, entity: str, dialect: str) -> str:
     """The principal's visibility predicate as SQL text (ids rendered as literals: no user input)."""
-    key = (_principal_key(principal), entity, dialect)
+    key = (pkey, entity, dialect)
     text = _VISIBILITY.get(key)
     if text is None:
         expr = security.listed(principal, entity)
@@ -198,6 +219,8 @@ class _Search:
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
         self.cap, self.cap_reason = self._cap()
+        self._wire = _wire(spec.filter)
+        self._pkey: tuple | None = None
         self._outer: defer.Deferred | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
@@ -298,7 +321,7 @@ class _Search:
     def _prepare(self, seg: _Segment, ordered: bool) -> Any:
         """A segment as the worker walks it: a container Entry, None, or a RecordQuery."""
         if seg.kind == "records":
-            return self._query(seg, ordered)
+            return _Lazy(self._query, seg, ordered)
         if seg.kind == "root":
             dn, attrs = self.d.tree.suffix, self.d.root_attributes()
         else:
@@ -325,7 +348,7 @@ class _Search:
             return None
         parts = [visible]
         if with_filter:
-            parts.append(compile_filter(entity, self.dialect, self.spec.filter))
+            parts.append(compile_filter(entity, self.dialect, self.spec.filter, self._wire))
         if seg.record_id is not None:
             parts.append(filters.Sql(f"{v.table.name}.id = {compiler.ph}", (seg.record_id,)))
         where = filters.conj(parts, compiler)
@@ -333,8 +356,7 @@ class _Search:
             return None
         where_sql = compiler.sql(where)
         keys = self._sort_keys(v) if self.sort_result == 0 else []
-        columns, from_ = _split_select(v.select_sql(self.dialect))
-        select_text = "SELECT " + ", ".join([columns, *(k for k, _ in keys)]) + " FROM " + from_
+        select_text = _select_text(v, self.dialect, tuple(k for k, _ in keys))
         dn_tail = "," + self.d.tree.book_dn(book)  # type: ignore[arg-type]
         return RecordQuery(
             select=select_text, where=where_sql.text, params=where_sql.params, id_column=f"{v.table.name}.id",
@@ -354,7 +376,9 @@ class _Search:
                                f"AND {primary} <> '')")
         if p.depth(entity) == ReadDepth.none:
             return None
-        visible: filters.Pred = filters.Sql(_visibility_sql(p, entity, self.dialect))
+        if self._pkey is None:
+            self._pkey = _principal_key(p)
+        visible: filters.Pred = filters.Sql(_visibility_sql(p, self._pkey, entity, self.dialect))
         if entity == "contact" and p.address_book_matching == "synchronised" and p.local_filter_ldap:
             parsed = _parsed_local_filter(p.local_filter_ldap)
             local = filters.FALSE if parsed is None else compile_filter(entity, self.dialect, parsed)
@@ -398,16 +422,12 @@ class _Search:
 
     def _request_hash(self) -> bytes:
         s = self.spec
-        try:
-            wire = s.filter.toWire()
-        except Exception:  # noqa: BLE001
-            wire = repr(s.filter).encode()
+        wire = self._wire if self._wire is not None else repr(s.filter).encode()
         parts = [s.base if isinstance(s.base, str) else s.base.decode("utf-8", "replace"), str(s.scope),
                  wire.hex(), "|".join(a.lower() for a in s.attributes), str(s.types_only),
                  s.principal.user_id if s.principal else "", ",".join(sorted(s.anonymous_books)),
                  repr(s.sort)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16].encode()
-
 
     def _cookie(self, pos: Position) -> bytes:
         segment, cursor = pos
@@ -431,9 +451,11 @@ class _Search:
         return segment, tuple(cursor) if cursor is not None else None
 
 
-def _split_select(sql: str) -> tuple[str, str]:
-    columns, from_ = re.split(r"\s+FROM\s+", sql[len("SELECT "):], maxsplit=1)
-    return columns.strip(), from_.strip()
+@lru_cache(maxsize=512)
+def _select_text(v: EntityView, dialect: str, keys: tuple[str, ...]) -> str:
+    """The entity's SELECT ... FROM with the sort keys selected after its columns."""
+    columns, from_ = re.split(r"\s+FROM\s+", v.select_sql(dialect)[len("SELECT "):], maxsplit=1)
+    return "SELECT " + ", ".join([columns.strip(), *keys]) + " FROM " + from_.strip()
 
 
 def _no_such_object(base: Any, matched: str) -> ldaperrors.LDAPNoSuchObject:

@@ -107,7 +107,8 @@ def walk_txn(
 ) -> tuple[list[tuple[Any, Position]], bool]:
     """Collect up to ``want`` entries from ``start`` on, in segment order; one transaction.
 
-    A segment is a ready value (a container entry), None (nothing), or a ``RecordQuery``. Returns the
+    A segment is a ready value (a container entry), None (nothing), a ``RecordQuery``, or a callable
+    returning a ``RecordQuery`` or None (called here, when the walk reaches it). Returns the
     entries, each with the position just after it, and whether the walk reached the end.
     """
     out: list[tuple[Any, Position]] = []
@@ -126,6 +127,8 @@ def walk_txn(
         index, cursor = start
         for i in range(index, len(segments)):
             seg = segments[i]
+            if callable(seg):  # built on first use, on the worker: segments the walk never reaches cost nothing
+                seg = seg()
             if seg is None:
                 pass
             elif not isinstance(seg, RecordQuery):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from ldaptor import ldapfilter
@@ -11,7 +11,7 @@ from ldaptor import ldapfilter
 from abook.directory.api import SUBTREE, Entry, SearchDone, SearchSpec
 from abook.directory.search import StoreDirectory
 from abook.directory.tree import Tree
-from abook.store import Store, security
+from abook.store import Store, make_engine, schema, security
 from abook.store.records import Principal
 from tests.helpers import failure_result_of, success_result_of
 from tests.unit.directory.org import Org, build
@@ -71,8 +71,30 @@ class Searcher:
         return failure_result_of(self.directory.search(self.spec(flt, user, **kw), out.append)).value
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def org_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Org]]:
+    """The small organisation, built once per database for the read-only tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('dir') / 'abook.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    store = Store(make_engine(url))
+    schema.upgrade(store.engine)
+    with store.transaction() as s:
+        org = build(s)
+    yield store, org
+    store.dispose()
+
+
 @pytest.fixture
-def search(store: Store) -> Searcher:
+def search(org_store: tuple[Store, Org]) -> Searcher:
+    """Searches over the shared organisation (tests using it must not change the store)."""
+    return Searcher(*org_store)
+
+
+@pytest.fixture
+def fresh_search(store: Store) -> Searcher:
+    """Searches over an organisation of the test's own, which it may change."""
     with store.transaction() as s:
         org = build(s)
     return Searcher(store, org)
