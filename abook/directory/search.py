@@ -347,8 +347,15 @@ class _Search:
         if visible is None:
             return None
         parts = [visible]
+        match: filters.Match | None = None
         if with_filter:
-            parts.append(compile_filter(entity, self.dialect, self.spec.filter, self._wire))
+            compiled = compile_filter(entity, self.dialect, self.spec.filter, self._wire)
+            if isinstance(compiled, filters.Match):
+                match = compiled  # the trigram index drives the query (see _select_text)
+                parts.append(filters.Sql(f"{v.table.name}.rowid = {search_index.fts_table(entity)}.rowid AND "
+                                         f"{search_index.fts_table(entity)} MATCH ?", (match.query,)))
+            else:
+                parts.append(compiled)
         if seg.record_id is not None:
             parts.append(filters.Sql(f"{v.table.name}.id = {compiler.ph}", (seg.record_id,)))
         where = filters.conj(parts, compiler)
@@ -356,7 +363,7 @@ class _Search:
             return None
         where_sql = compiler.sql(where)
         keys = self._sort_keys(v) if self.sort_result == 0 else []
-        select_text = _select_text(v, self.dialect, tuple(k for k, _ in keys))
+        select_text = _select_text(v, self.dialect, tuple(k for k, _ in keys), match is not None)
         dn_tail = "," + self.d.tree.book_dn(book)  # type: ignore[arg-type]
         return RecordQuery(
             select=select_text, where=where_sql.text, params=where_sql.params, id_column=f"{v.table.name}.id",
@@ -452,9 +459,16 @@ class _Search:
 
 
 @lru_cache(maxsize=512)
-def _select_text(v: EntityView, dialect: str, keys: tuple[str, ...]) -> str:
-    """The entity's SELECT ... FROM with the sort keys selected after its columns."""
+def _select_text(v: EntityView, dialect: str, keys: tuple[str, ...], fts: bool = False) -> str:
+    """The entity's SELECT ... FROM with the sort keys selected after its columns.
+
+    ``fts``: the whole filter is one trigram MATCH, so the FTS table leads the join (CROSS JOIN fixes the
+    order in SQLite) and its matches stream into LIMIT. As ``rowid IN (SELECT ... MATCH)`` SQLite would
+    first collect every match: 40 ms instead of 0.6 ms for a fragment of "example" at 100k contacts.
+    """
     columns, from_ = re.split(r"\s+FROM\s+", v.select_sql(dialect)[len("SELECT "):], maxsplit=1)
+    if fts:
+        from_ = f"{search_index.fts_table(v.entity)} CROSS JOIN {from_.strip()}"
     return "SELECT " + ", ".join([columns.strip(), *keys]) + " FROM " + from_.strip()
 
 
