@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     def esc(v: str) -> str:
         return v.replace("\\", "\\5c").replace("*", "\\2a").replace("(", "\\28").replace(")", "\\29")
 
-    def fragment() -> str:
-        v = rng.choice(values()).lower()
+    def fragment() -> str:  # as ldapload.py: 3 letters from a value of 3 or more
+        v = rng.choice([v for v in values() if len(v) >= 3] or ["abc"]).lower()
         i = rng.randrange(0, max(1, len(v) - 2))
         return esc(v[i:i + 3])
 

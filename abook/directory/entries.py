@@ -196,10 +196,8 @@ class EntityView:
             return Entry(dn, tuple(attrs))
         if plan.object_class:
             attrs.append(("objectClass", _RECORD_CLASSES_B))
-        for attr, i in plan.mapped:
-            v = row[i]
-            if v is not None and v != "":
-                attrs.append((attr, (v.encode("utf-8") if isinstance(v, str) else str(v).encode(),)))
+        # every mapped column is text: None and "" are absent
+        attrs += [(attr, (v.encode("utf-8"),)) for attr, i in plan.mapped if (v := row[i])]
         if plan.identity:
             record_id = row[0].encode()
             ident = {"crmEntity": self.entity.encode(), "crmId": record_id, "uid": record_id}
