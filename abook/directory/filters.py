@@ -18,10 +18,12 @@ Matching follows the attribute's syntax:
 * an attribute the schema does not know (mozillaNickname is known; icsCalendar, roomNumber are not) is
   Undefined; one the schema knows but this entity lacks is FALSE (absent), as slapd does.
 
-Substrings: Thunderbird's ``*rog**`` (empty ``any`` parts) matches like ``*rog*``. On SQLite, a
-fragment of three or more characters in an indexed field is looked up in the FTS5 trigram table
-(ORed contains-searches over one entity merge into one MATCH), an initial part becomes an index range;
-a LIKE over the folded value (wildcards escaped) keeps the answer exact where the index alone is not.
+Substrings: Thunderbird's ``*rog**`` (empty ``any`` parts) matches like ``*rog*``. On SQLite, in an
+indexed field an initial part becomes a range on the folded-value index (``>= 'jo' AND < 'jp'``);
+without one, the fragments of three or more characters are looked up in the FTS5 trigram table
+(contains-searches ORed or ANDed over one entity merge into one MATCH); a LIKE over the folded value
+(wildcards escaped) keeps the answer exact where the index alone is not. On PostgreSQL every substring
+is a LIKE on the folded value, served by the pg_trgm GIN index.
 """
 
 from __future__ import annotations
@@ -374,7 +376,9 @@ class Compiler:
             out.append(Sql(f"{folded} >= ?", (initial,)))
             out.append(Sql(f"{folded} < ?", (initial[:-1] + chr(min(ord(initial[-1]) + 1, 0x10FFFF)),)))
             exact = not anys and final is None
-        long = [p for p in (initial, *anys, final) if p is not None and len(p) >= 3]
+        # a prefix uses its range (exact and selective: "son*" would be a huge trigram list);
+        # otherwise the fragments of three or more characters use the trigram index
+        long = [] if initial is not None else [p for p in (*anys, final) if p is not None and len(p) >= 3]
         if long:
             out.append(Match(" AND ".join(f"{{{search_field}}} : {_fts_string(p)}" for p in long)))
             exact = exact or (initial is None and final is None and len(anys) == 1)
