@@ -198,7 +198,7 @@ def _visibility_sql(principal: Principal, pkey: tuple, entity: str, dialect: str
     if text is None:
         expr = security.listed(principal, entity)
         if entity == "contact" and principal.address_book_matching == "synchronised":
-            expr = and_(expr, security.owner_scope(principal, entity, principal.local_filter_scope))
+            expr = and_(expr, security.local_data_filter(principal))
         d = sqlite_dialect() if dialect == "sqlite" else postgresql_dialect()
         text = "(" + str(expr.compile(dialect=d, compile_kwargs={"literal_binds": True})) + ")"
         if len(_VISIBILITY) > 4096:
