@@ -22,7 +22,9 @@ of ``batch_size``. Server-side sort works on any served attribute within one boo
 absent values last); a search spanning several books answers sortResult unwillingToPerform (53) and
 returns its entries unsorted (noSuchAttribute (16) for an attribute the schema does not know).
 Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running statement and no
-``send_entry`` follows. A base DN naming no visible entry fails with noSuchObject (32), its
+``send_entry`` follows. ``spec.time_limit`` is also enforced here: a statement still running at the
+deadline is stopped (SQLite progress handler, PostgreSQL statement_timeout) and the search fails with
+timeLimitExceeded (3), as it does when the deadline passes between batches. A base DN naming no visible entry fails with noSuchObject (32), its
 ``matchedDN`` attribute set to the deepest existing ancestor.
 """
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Sequence
@@ -214,7 +217,7 @@ class _Search:
         self.send_entry = send_entry
         self.dialect = directory.store.dialect
         self.sel = selection(spec.attributes)
-        self.interrupt = Interrupt()
+        self.interrupt = Interrupt(time.monotonic() + spec.time_limit if spec.time_limit else None)
         self.sent = 0
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
@@ -264,7 +267,14 @@ class _Search:
         while True:
             room = None if self.cap is None else self.cap - self.sent
             want = batch if room is None else min(batch, room + 1)
-            items, exhausted = await self.d.store.run(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
+            try:
+                items, exhausted = await self.d.store.run(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
+            except Exception:
+                if self.interrupt.expired():  # SQLite's progress handler or PostgreSQL's statement_timeout
+                    raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded") from None
+                raise
+            if self.interrupt.expired():
+                raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded")
             if self.interrupt.cancelled:
                 return SearchDone()
             for entry, after in items[:room]:

@@ -11,6 +11,7 @@ the next check, PostgreSQL gets a cancel request (and a ``statement_timeout`` wh
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -23,13 +24,18 @@ _PROGRESS_STEPS = 20000
 class Interrupt:
     """A cancel flag shared by the reactor thread (``cancel``) and the worker running a batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None) -> None:
         self.cancelled = False
+        #: time.monotonic() after which running statements are stopped (a search's time limit)
+        self.deadline = deadline
         self._lock = threading.Lock()
         self._conn: Any = None
 
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
     def _progress(self) -> int:
-        return 1 if self.cancelled else 0
+        return 1 if self.cancelled or self.expired() else 0
 
     def attach(self, dbapi_conn: Any) -> None:
         with self._lock:
