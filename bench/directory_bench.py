@@ -18,7 +18,6 @@ import base64
 import importlib.util
 import io
 import random
-import statistics
 import sys
 import tempfile
 import time

@@ -22,7 +22,9 @@ of ``batch_size``. Server-side sort works on any served attribute within one boo
 absent values last); a search spanning several books answers sortResult unwillingToPerform (53) and
 returns its entries unsorted (noSuchAttribute (16) for an attribute the schema does not know).
 Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running statement and no
-``send_entry`` follows. ``spec.time_limit`` is also enforced here: a statement still running at the
+``send_entry`` follows. A search based at ``""`` (the root DSE, which the server answers itself for
+scope base) with scope one-level finds the suffix entry, with scope subtree the whole tree (Apple
+clients search from ``""``). ``spec.time_limit`` is also enforced here: a statement still running at the
 deadline is stopped (SQLite progress handler, PostgreSQL statement_timeout) and the search fails with
 timeLimitExceeded (3), as it does when the deadline passes between batches. A base DN naming no visible entry fails with noSuchObject (32), its
 ``matchedDN`` attribute set to the deepest existing ancestor.
@@ -300,6 +302,9 @@ class _Search:
             loc = self._base = tree.locate(spec.base)
         except BadDN:
             raise ldaperrors.LDAPInvalidDNSyntax(str(spec.base)) from None
+        if loc.kind == "outside" and not spec.base and spec.scope != BASE:
+            # base "" (Apple clients): one level below the root DSE is the suffix, the subtree is everything
+            return [_Segment("root")] if spec.scope == ONE_LEVEL else self._whole_tree()
         if loc.kind == "outside":
             raise _no_such_object(spec.base, "")
         if loc.kind == "missing":
@@ -309,7 +314,7 @@ class _Search:
                 return [_Segment("root")]
             if spec.scope == ONE_LEVEL:
                 return [_Segment("ou", b) for b in BOOKS]
-            return [_Segment("root")] + [s for b in BOOKS for s in (_Segment("ou", b), _Segment("records", b))]
+            return self._whole_tree()
         if loc.kind == "book":
             if spec.scope == BASE:
                 return [_Segment("ou", loc.book)]
@@ -319,6 +324,9 @@ class _Search:
         if spec.scope == ONE_LEVEL:
             return []
         return [_Segment("records", loc.book, loc.record_id)]
+
+    def _whole_tree(self) -> list[_Segment]:
+        return [_Segment("root")] + [s for b in BOOKS for s in (_Segment("ou", b), _Segment("records", b))]
 
     async def _exists(self, book: str, record_id: str) -> bool:
         """Whether the entry a base DN names exists for this user (invisible = absent)."""

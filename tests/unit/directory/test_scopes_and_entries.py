@@ -49,7 +49,6 @@ def test_evolution_one_level_under_a_book(search: Searcher) -> None:
         ("uid=00000000-0000-4000-8000-000000000000,ou=Contacts,o=crm", "ou=Contacts,o=crm"),
         ("cn=x,uid=y,ou=Contacts,o=crm", "ou=Contacts,o=crm"),
         ("o=elsewhere", ""),
-        ("", ""),
     ],
 )
 def test_a_base_naming_nothing_is_no_such_object_with_matched_dn(search: Searcher, base: str, matched: str) -> None:
@@ -65,6 +64,10 @@ def test_an_entry_the_user_may_not_see_does_not_exist_for_them(search: Searcher)
     assert search(base=whitt, scope=BASE).dns == [whitt]
     err = search.fails(base=whitt, scope=BASE, user="alice")  # bob's contact: alice reads only her own
     assert isinstance(err, ldaperrors.LDAPNoSuchObject) and err.matchedDN == "ou=Contacts,o=crm"
+
+
+def test_base_scope_on_the_root_dse_is_not_the_directorys(search: Searcher) -> None:
+    assert isinstance(search.fails(base="", scope=BASE), ldaperrors.LDAPNoSuchObject)
 
 
 def test_a_malformed_base_is_invalid_dn_syntax(search: Searcher) -> None:
