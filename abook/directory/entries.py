@@ -184,8 +184,9 @@ class EntityView:
             self._plans[sel] = plan
         return plan
 
-    def make_entry(self, dn: str, row: Sequence[Any], sel: Selection, types_only: bool) -> Entry:
-        plan = self.plan(sel)
+    def make_entry(self, dn: str, row: Sequence[Any], sel: "Selection | _Plan", types_only: bool) -> Entry:
+        """The entry of one row (``sel``: a Selection, or its plan worked out once for many rows)."""
+        plan = sel if isinstance(sel, _Plan) else self.plan(sel)
         attrs: list[tuple[str, tuple[bytes, ...]]] = []
         if types_only:
             if plan.object_class:

@@ -165,12 +165,13 @@ class _Converter:
     """Row -> (Entry, keyset cursor), run on the pool thread."""
 
     def __init__(self, view: EntityView, dn_tail: str, sel: Selection, types_only: bool, nkeys: int) -> None:
-        self.view, self.dn_tail, self.sel, self.types_only = view, dn_tail, sel, types_only
+        self.view, self.dn_tail, self.types_only = view, dn_tail, types_only
+        self.plan = view.plan(sel)
         self.width = len(view.columns)
         self.nkeys = nkeys
 
     def __call__(self, row: Sequence[Any]) -> tuple[Entry, tuple]:
-        entry = self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.sel, self.types_only)
+        entry = self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.plan, self.types_only)
         return entry, tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
 
 

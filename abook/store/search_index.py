@@ -103,12 +103,27 @@ def _statements(dialect: str) -> list[str]:
             out.append(f"CREATE TRIGGER {table}_ai AFTER INSERT ON {entity} BEGIN {insert} END")
             out.append(f"CREATE TRIGGER {table}_ad AFTER DELETE ON {entity} BEGIN {delete} END")
             out.append(f"CREATE TRIGGER {table}_au AFTER UPDATE ON {entity} BEGIN {delete} {insert} END")
-            out.append(
-                f"INSERT INTO {table}(rowid, {cols}) SELECT rowid, "
-                + ", ".join(t.format(t="") for t in fields.values())
-                + f" FROM {entity}"
-            )
+            out.append(_fill(entity))
     return out
+
+
+def _fill(entity: str) -> str:
+    fields = SEARCH_FIELDS[entity]
+    return (f"INSERT INTO {fts_table(entity)}(rowid, {', '.join(fields)}) SELECT rowid, "
+            + ", ".join(t.format(t="") for t in fields.values()) + f" FROM {entity}")
+
+
+def rebuild(bind: Connection) -> None:
+    """Refill the SQLite trigram tables from their entities.
+
+    The FTS rows are keyed by the entity rows' rowid, which SQLite's VACUUM may renumber (the tables
+    have text primary keys): run this after a VACUUM. PostgreSQL needs nothing.
+    """
+    if bind.dialect.name != "sqlite":
+        return
+    for entity in SEARCH_FIELDS:
+        bind.execute(text(f"DELETE FROM {fts_table(entity)}"))
+        bind.execute(text(_fill(entity)))
 
 
 def _trigram_statements() -> list[str]:

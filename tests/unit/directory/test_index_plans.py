@@ -84,3 +84,18 @@ def test_indexed_searches_find_the_new_rows(big: Searcher) -> None:
     r = big("(|(cn=*st2999*)(mail=*n2999@*))", base="ou=Contacts,o=crm")
     assert len(r.entries) == 1
     assert len(big("(mail=person17@example.org)").entries) == 1
+
+
+def test_rebuild_after_vacuum_keeps_contains_searches_right(sqlite_store: Store) -> None:
+    from abook.store import search_index
+    from tests.unit.directory.org import build
+
+    with sqlite_store.transaction() as session:
+        org = build(session)
+    s = Searcher(sqlite_store, org)
+    before = s("(|(cn=*rog*)(mail=*rog*))").dns
+    with sqlite_store.engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM")
+    with sqlite_store.engine.begin() as conn:
+        search_index.rebuild(conn)
+    assert s("(|(cn=*rog*)(mail=*rog*))").dns == before
