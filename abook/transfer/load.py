@@ -133,6 +133,10 @@ class Loader:
             for i, name in self._select(select(t.c.id, func.lower(t.c.name)).where(func.lower(t.c.name).in_(chunk))
                                         .order_by(t.c.id)):
                 by_name.setdefault(name, i)
+        derived = {str(uuid.uuid5(NAMESPACE, f"account:{name}")): name for name in missing if name not in by_name}
+        for chunk in _chunks(list(derived)):  # accounts this import created before (lower() is ASCII-only in SQLite)
+            for (i,) in self._select(select(t.c.id).where(t.c.id.in_(chunk))):
+                by_name[derived[i]] = i
         created: dict[str, Row] = {}
         for r in wanted:
             key = r.account_name.lower()  # type: ignore[union-attr]
