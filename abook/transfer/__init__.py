@@ -60,8 +60,6 @@ def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entit
                 plain_entity: str = "contact", default_owner: str = "admin", progress: Any = None) -> ImportResult:
     path = Path(path)
     rows, skipped, ignored = read_rows(path, fmt, entity, plain_entity, progress)
-    if progress is not None:
-        progress.phase("writing", len(rows), " records")
     with store.transaction() as session:
         added, changed, unchanged = Loader(session, path.name, default_owner, progress).load(rows)
     if progress is not None:

@@ -48,10 +48,10 @@ def read_ldif(stream: BinaryIO, file: str, progress: object | None = None) -> It
     in_comment = False
     first = True
     lineno = 0
+    read = 0
     for raw in stream:
         lineno += 1
-        if advance is not None:
-            advance(len(raw))
+        read += len(raw)
         line = raw.rstrip(b"\r\n") if raw.endswith(b"\n") else raw.rstrip(b"\r")
         if line[:1] == b" ":
             if in_comment:
@@ -63,6 +63,9 @@ def read_ldif(stream: BinaryIO, file: str, progress: object | None = None) -> It
             continue
         in_comment = False
         if not line:
+            if advance is not None:
+                advance(read)
+                read = 0
             if lines:
                 record = _record(lines, file, first)
                 first = False
@@ -107,17 +110,30 @@ def _record(lines: list[tuple[int, bytes]], file: str, first: bool) -> LdifRecor
     return LdifRecord(dn, dn_line, attrs)
 
 
-def _split(text: bytes, lineno: int, file: str) -> tuple[str, str | bytes]:
-    colon = text.find(b":")
-    if colon <= 0:
-        raise LdifError(file, lineno, "expected \"attribute: value\"")
+_NAMES: dict[bytes, str] = {}
+
+
+def _attribute_name(raw: bytes, lineno: int, file: str) -> str:
     try:
-        name = text[:colon].decode("ascii")
+        name = raw.decode("ascii")
     except UnicodeDecodeError:
         raise LdifError(file, lineno, "an attribute name must be ASCII") from None
     name = name.split(";", 1)[0].strip()
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise LdifError(file, lineno, f"{name!r} is not an attribute name")
+    if len(_NAMES) < 10_000:
+        _NAMES[raw] = name
+    return name
+
+
+def _split(text: bytes, lineno: int, file: str) -> tuple[str, str | bytes]:
+    colon = text.find(b":")
+    if colon <= 0:
+        raise LdifError(file, lineno, "expected \"attribute: value\"")
+    raw_name = text[:colon]
+    name = _NAMES.get(raw_name)
+    if name is None:
+        name = _attribute_name(raw_name, lineno, file)
     rest = text[colon + 1:]
     if rest[:1] == b":":
         try:

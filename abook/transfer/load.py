@@ -97,6 +97,8 @@ class Loader:
         self._resolve_names()
         self._fill_ownership()
         self._check_references()
+        if self.progress is not None:
+            self.progress.phase("writing", sum(len(rows) for rows in self.rows.values()), " records")
         added = changed = unchanged = 0
         for table in TABLES:
             a, c, u = self._write(table)
