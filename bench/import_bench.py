@@ -51,10 +51,18 @@ def bench() -> None:
         run(["import", *c, str(REPO / "ldif" / "demo.ldif")])
         first = run(["import", *c, str(ldif)])
         again = run(["import", *c, str(ldif)])
-        size = ldif.stat().st_size >> 20
-        print(f"\n{args.n} contacts ({size} MiB LDIF) into a fresh SQLite store: {first:.1f} s "
-              f"({args.n / first:,.0f} records/s); re-import (nothing changes): {again:.1f} s "
-              f"({args.n / again:,.0f} records/s)")
+        exported = tmp / "export.ldif"
+        export = run(["export", *c, "-o", str(exported)])
+        fresh = tmp / "fresh.toml"
+        fresh.write_text('[store]\ndata_dir = "fresh"\n')
+        run(["init", "-c", str(fresh)])
+        crm = run(["import", "-c", str(fresh), str(exported)])
+        size, crm_size = ldif.stat().st_size >> 20, exported.stat().st_size >> 20
+        print(f"\n{args.n} plain contacts ({size} MiB LDIF) into a fresh SQLite store: {first:.1f} s "
+              f"({args.n / first:,.0f} records/s)\n"
+              f"re-import of the same file (nothing changes): {again:.1f} s ({args.n / again:,.0f} records/s)\n"
+              f"export of the whole store ({crm_size} MiB CRM-shaped LDIF): {export:.1f} s\n"
+              f"that export into another fresh store: {crm:.1f} s ({args.n / crm:,.0f} contacts/s)")
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -173,6 +173,8 @@ class RecordParser:
 
     def _password(self, row: Row, a: Any, value: str) -> None:
         if value.startswith(fields.PASSWORD_SCHEME):
+            if not value[len(fields.PASSWORD_SCHEME):].startswith("$argon2"):
+                raise self.error(a.line, f"userPassword: a {fields.PASSWORD_SCHEME} value must be an argon2 hash")
             row.values["password_hash"] = value[len(fields.PASSWORD_SCHEME):]
         elif value.startswith("{") and "}" in value:
             raise self.error(a.line, f"userPassword: the scheme {value[:value.index('}') + 1]} is not supported "

@@ -187,4 +187,15 @@ def test_passwords_hashed_on_import_and_foreign_schemes_refused(store: Store, tm
                  "userPassword: {SSHA}abcdef\n", encoding="utf-8")
     with pytest.raises(LdifError, match=r"^u.ldif:6: userPassword: the scheme \{SSHA\} is not supported"):
         import_file(store, f)
-    assert "{SSHA}abcdef" not in export_text(store)
+    f.write_text(f.read_text().replace("{SSHA}abcdef", "{ARGON2}plain-looking"))
+    with pytest.raises(LdifError, match=r"^u.ldif:6: userPassword: a \{ARGON2\} value must be an argon2 hash$"):
+        import_file(store, f)
+    f.write_text(f.read_text().replace("{ARGON2}plain-looking", "zed-secret"))
+    assert import_file(store, f).added == 1
+    with store.transaction() as s:
+        zed = s.get(SystemUser, "30000000-0000-4000-8000-000000000009")
+        assert zed.password_hash.startswith("$argon2id$") and verify_password(zed.password_hash, "zed-secret")
+        assert (zed.roles, zed.address_book_matching, zed.tracking_option) == ([], "synchronised", "all")
+    exported = export_text(store)
+    assert "zed-secret" not in exported and "{SSHA}" not in exported
+    assert import_file(store, f).unchanged == 1  # the plain password still matches its hash: nothing to do
