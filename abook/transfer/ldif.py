@@ -135,7 +135,9 @@ def _split(text: bytes, lineno: int, file: str) -> tuple[str, str | bytes]:
     if name is None:
         name = _attribute_name(raw_name, lineno, file)
     rest = text[colon + 1:]
-    if rest[:1] == b":":
+    if rest[:1] == b" ":  # the common case: "name: value"
+        raw = rest[1:].lstrip(b" ") if rest[1:2] == b" " else rest[1:]
+    elif rest[:1] == b":":
         try:
             raw = base64.b64decode(rest[1:].strip(), validate=True)
         except (binascii.Error, ValueError):

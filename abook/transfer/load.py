@@ -10,7 +10,6 @@ A record equal to the stored one is not written at all: re-importing a file chan
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
@@ -25,7 +24,7 @@ from abook.store.models import utcnow
 from abook.transfer import fields
 from abook.transfer.fields import KEEP_IF_ABSENT, SPECS, TABLES, comparable
 from abook.transfer.ldif import LdifError
-from abook.transfer.parse import NAMESPACE, NameRef, Row
+from abook.transfer.parse import NameRef, Row, derived_id
 
 BATCH = 1000
 #: how a reference given by name (CSV) finds its record: table -> name columns tried in order
@@ -148,7 +147,7 @@ class Loader:
             for i, name in self._select(select(t.c.id, func.lower(t.c.name)).where(func.lower(t.c.name).in_(chunk))
                                         .order_by(t.c.id)):
                 by_name.setdefault(name, i)
-        derived = {str(uuid.uuid5(NAMESPACE, f"account:{name}")): name for name in missing if name not in by_name}
+        derived = {derived_id(f"account:{name}"): name for name in missing if name not in by_name}
         for chunk in _chunks(list(derived)):  # accounts this import created before (lower() is ASCII-only in SQLite)
             for (i,) in self._select(select(t.c.id).where(t.c.id.in_(chunk))):
                 by_name[derived[i]] = i
@@ -156,7 +155,7 @@ class Loader:
         for r in wanted:
             key = r.account_name.lower()  # type: ignore[union-attr]
             if key not in by_name:
-                account = Row("account", str(uuid.uuid5(NAMESPACE, f"account:{key}")), r.line,
+                account = Row("account", derived_id(f"account:{key}"), r.line,
                               {"name": r.account_name})
                 created[key] = account
                 by_name[key] = account.id

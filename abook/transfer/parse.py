@@ -14,6 +14,7 @@ Three shapes arrive here:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import uuid
 from dataclasses import dataclass, field
@@ -79,6 +80,18 @@ PLAIN_FIELDS: dict[str, tuple[str, ...]] = {
     e: tuple(dict.fromkeys(f for f in PUBLISHED[e].values() if "." not in f)) for e in PLAIN_ENTITIES
 }
 TABLE_NAMES = {t.lower(): t for t in fields.TABLES}
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def derived_id(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))``, without building UUID objects (it runs once per record)."""
+    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class RecordParser:
@@ -189,12 +202,11 @@ class RecordParser:
         published = PUBLISHED[entity]
         values: dict[str, Any] = dict.fromkeys(PLAIN_FIELDS[entity])
         pub: dict[str, Any] = {}
-        row = Row(entity, str(uuid.uuid5(NAMESPACE, record.dn.lower())), record.line, values,
-                  plain_dn=record.dn)
+        row = Row(entity, derived_id(record.dn.lower()), record.line, values, plain_dn=record.dn)
         for a in record.attrs:
             fld = published.get(a.name.lower())
             if fld is not None:
-                self._published(row, entity, pub, fld, a, self._text(a))
+                self._published(row, entity, pub, fld, a, a.value if isinstance(a.value, str) else self._text(a))
         values.update(pub)
         if entity == "contact":
             spec = BY_NAME["contact"]["source_dn"]
@@ -216,7 +228,12 @@ class RecordParser:
             return  # joined values (a user's business unit name) are carried by their reference column
         if fld not in pub:
             spec = BY_NAME[table][fld]
-            pub[fld] = self._parse(a, lambda v: fields.parse_value(spec, v), value)
+            if spec.kind == "text" and spec.column not in fields.CHOICES:  # the common case, inline
+                if spec.length is not None and len(value) > spec.length:
+                    raise self.error(a.line, f"{a.name}: longer than {spec.length} characters")
+                pub[fld] = value or None
+            else:
+                pub[fld] = self._parse(a, lambda v: fields.parse_value(spec, v), value)
             return
         primary, others = models.EMAIL_FIELDS[table]
         if fld == primary and value:  # a second mail value fills the next free email field
@@ -316,5 +333,5 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, ignored: set[
             email = values.get(primary)
             if not email:
                 raise LdifError(file, start, f"a row needs a {id_column} or a {primary} to be identified by")
-            record_id = str(uuid.uuid5(NAMESPACE, f"{table}:{email.lower()}"))
+            record_id = derived_id(f"{table}:{email.lower()}")
         yield Row(table, record_id, start, values)

@@ -78,3 +78,12 @@ def test_whatever_is_written_reads_back_the_same(attrs: list[tuple[str, str]], r
     (rec,) = records(format_record(dn, attrs))
     assert rec.dn == dn
     assert [(a.name, a.value) for a in rec.attrs] == attrs
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_derived_ids_are_uuid5_of_the_name(name: str) -> None:
+    import uuid
+
+    from abook.transfer.parse import NAMESPACE, derived_id
+
+    assert derived_id(name) == str(uuid.uuid5(NAMESPACE, name))
