@@ -125,10 +125,10 @@ def parse_datetime(value: str) -> datetime:
     try:
         if v.endswith(("Z", "z")) and "-" not in v:  # GeneralizedTime 20261202141636[.123456]Z
             main, _, frac = v[:-1].partition(".")
-            dt = datetime.strptime(main, "%Y%m%d%H%M%S")
-            if frac:
-                dt = dt.replace(microsecond=int(frac.ljust(6, "0")[:6]))
-            return dt.replace(tzinfo=timezone.utc)
+            if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
+                raise ValueError(v)
+            return datetime(int(main[:4]), int(main[4:6]), int(main[6:8]), int(main[8:10]), int(main[10:12]),
+                            int(main[12:14]), int(frac.ljust(6, "0")[:6]) if frac else 0, tzinfo=timezone.utc)
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         raise BadValue(f"expected a time such as 20261202141636Z or 2026-12-02T14:16:36Z, got {value!r}") from None

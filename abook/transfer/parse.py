@@ -150,6 +150,10 @@ class RecordParser:
                 seen[spec.column] = a.line
                 if spec.column == "password_hash":
                     self._password(row, a, value)
+                elif spec.kind == "text" and spec.column not in fields.CHOICES:  # the common case, inline
+                    if spec.length is not None and len(value) > spec.length:
+                        raise self.error(a.line, f"{a.name}: longer than {spec.length} characters")
+                    crm[spec.column] = value or None
                 else:
                     crm[spec.column] = self._parse(a, lambda v: fields.parse_value(spec, v), value)
             elif table == "role" and low == "readdepth":

@@ -87,3 +87,24 @@ def test_derived_ids_are_uuid5_of_the_name(name: str) -> None:
     from abook.transfer.parse import NAMESPACE, derived_id
 
     assert derived_id(name) == str(uuid.uuid5(NAMESPACE, name))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("20261202141636Z", "2026-12-02T14:16:36+00:00"),
+    ("20261202141636.5Z", "2026-12-02T14:16:36.500000+00:00"),
+    ("2026-12-02T15:16:36+01:00", "2026-12-02T14:16:36+00:00"),
+    ("2026-12-02 14:16:36", "2026-12-02T14:16:36+00:00"),
+])
+def test_times_in_generalized_or_iso_form(text: str, expected: str) -> None:
+    from abook.transfer.fields import format_datetime, parse_datetime
+
+    assert parse_datetime(text).isoformat() == expected
+    assert parse_datetime(format_datetime(parse_datetime(text))) == parse_datetime(text)
+
+
+@pytest.mark.parametrize("text", ["2026120214163Z", "20261302141636Z", "yesterday"])
+def test_bad_times_are_refused(text: str) -> None:
+    from abook.transfer.fields import BadValue, parse_datetime
+
+    with pytest.raises(BadValue, match="expected a time such as 20261202141636Z"):
+        parse_datetime(text)
