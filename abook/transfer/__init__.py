@@ -69,7 +69,8 @@ def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entit
 
 def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES) -> dict[str, int]:
     """Write the store (or the given tables) as LDIF; returns records written per table."""
-    with store.engine.connect() as conn:
+    options = {"isolation_level": "REPEATABLE READ"} if store.dialect == "postgresql" else {}
+    with store.engine.connect().execution_options(**options) as conn:  # one snapshot for every table
         exporter = Exporter(conn, suffix, tables)
         for chunk in exporter.chunks():
             out.write(chunk)
