@@ -60,7 +60,6 @@ EXPECTED = {
 }
 
 
-@pytest.mark.xfail(raises=NotImplementedError, reason="store/security.py is still the skeleton's stub")
 def test_each_demo_user_sees_what_the_readme_says(demo: Store) -> None:
     from abook.store.security import load_principal_txn, readable
 
