@@ -334,7 +334,7 @@ class Loader:
                 new["modifiedon"] = self.now
             new["_id"] = row.id
             updates.setdefault(tuple(sorted(new)), []).append(new)
-        inserts.sort(key=lambda v: v["id"])  # in key order: the primary key index grows at its end
+        inserts.sort(key=lambda v: v["id"])  # key order: the primary key index is filled in order, fewer page splits
         inserts = self._parents_first(table, inserts)
         for chunk in _chunks(inserts):
             self.conn.execute(insert(t), list(chunk))
