@@ -188,7 +188,7 @@ class Loader:
                         raise self.error(row.line, f"{column} {row.values[column]!r} belongs to another {table} "
                                          f"in the store ({i})")
 
-    def _find_by_name(self, table: str, name: str, line: int) -> str:
+    def _find_by_name(self, table: str, name: str, line: int, label: str = "") -> str:
         key = name.lower()
         for column in NAME_COLUMNS.get(table, ()):
             found = {r.id for r in self.rows[table].values() if str(r.values.get(column) or "").lower() == key}
@@ -197,8 +197,8 @@ class Loader:
             if len(found) == 1:
                 return found.pop()
             if len(found) > 1:
-                raise self.error(line, f"{name!r} names {len(found)} {table} records; give the id instead")
-        raise self.error(line, f"{name!r} names no {table} in the file or the store")
+                raise self.error(line, f"{label}{name!r} names {len(found)} {table} records; give the id instead")
+        raise self.error(line, f"{label}{name!r} names no {table} in the file or the store")
 
     def _resolve_names(self) -> None:
         cache: dict[tuple[str, str], str] = {}
@@ -210,7 +210,7 @@ class Loader:
                         target = specs[col].target or ""
                         key = (target, value.name.lower())
                         if key not in cache:
-                            cache[key] = self._find_by_name(target, value.name, row.line)
+                            cache[key] = self._find_by_name(target, value.name, row.line, f"{specs[col].name}: ")
                         row.values[col] = cache[key]
 
     def _owner_of(self, line: int) -> tuple[str, str]:

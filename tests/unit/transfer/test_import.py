@@ -199,3 +199,69 @@ def test_passwords_hashed_on_import_and_foreign_schemes_refused(store: Store, tm
     exported = export_text(store)
     assert "zed-secret" not in exported and "{SSHA}" not in exported
     assert import_file(store, f).unchanged == 1  # the plain password still matches its hash: nothing to do
+
+
+SLAPCAT = """dn: dc=example,dc=com
+objectClass: top
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+structuralObjectClass: organization
+entryUUID: 0b5e4c7e-1c1a-103f-8f35-f1b2c3d4e5f6
+
+dn: uid=jdoe,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: jdoe
+cn: Jane Doe
+cn: Jane
+sn: Doe
+givenName: Jane
+mail: jane.doe@example.com
+mail: jd@example.com
+telephoneNumber: +1 555 0199
+userPassword:: e1NTSEF9c2VjcmV0aGFzaA==
+uidNumber: 1000
+jpegPhoto:: /9j/4AAQSkZJRgABAQ==
+structuralObjectClass: inetOrgPerson
+entryUUID: 0b5e4c7f-1c1a-103f-8f36-f1b2c3d4e5f6
+creatorsName: cn=admin,dc=example,dc=com
+createTimestamp: 20261130120000Z
+entryCSN: 20261130120000.000000Z#000000#000#000000
+modifiersName: cn=admin,dc=example,dc=com
+modifyTimestamp: 20261130120000Z
+"""
+
+
+def test_slapcat_output_with_operational_attributes(store: Store, tmp_path: Path) -> None:
+    import_file(store, DEMO)
+    f = tmp_path / "slapcat.ldif"
+    f.write_text(SLAPCAT, encoding="utf-8")
+    result = import_file(store, f)
+    assert (result.added, result.skipped) == (1, 1)
+    with store.transaction() as s:
+        jane = s.scalars(select(Contact).where(Contact.source_dn == "uid=jdoe,ou=people,dc=example,dc=com")).one()
+        assert (jane.fullname, jane.firstname, jane.lastname) == ("Jane Doe", "Jane", "Doe")
+        assert (jane.emailaddress1, jane.emailaddress2, jane.telephone1) == ("jane.doe@example.com", "jd@example.com",
+                                                                           "+1 555 0199")
+        assert (jane.owner_id, jane.parentcustomer_id) == ("30000000-0000-4000-8000-000000000001", None)
+    assert import_file(store, f).unchanged == 1
+
+
+def test_csv_entity_detected_from_its_id_column(store: Store, tmp_path: Path) -> None:
+    import_file(store, DEMO)
+    f = tmp_path / "accounts.csv"
+    f.write_text("accountid,name,emailaddress1,address1_city,ownerid\n"
+                 "40000000-0000-4000-8000-000000000001,Northwind Traders,orders@northwind.example,Seattle,"
+                 "30000000-0000-4000-8000-000000000003\n,Tailspin Toys,info@tailspin.example,Reno,alice\n",
+                 encoding="utf-8")
+    result = import_file(store, f)
+    assert (result.added, result.changed) == (1, 1)
+    with store.transaction() as s:
+        northwind = s.get(Account, "40000000-0000-4000-8000-000000000001")
+        assert (northwind.emailaddress1, northwind.telephone1) == ("orders@northwind.example", "+1 555 0200 201")
+        assert northwind.modifiedon > northwind.createdon  # columns the CSV leaves out are kept
+    with pytest.raises(LdifError, match=r"^accounts.csv:2: ownerid: 'nobody' names no systemuser"):
+        f.write_text("accountid,name,ownerid\n40000000-0000-4000-8000-000000000009,X,nobody\n")
+        import_file(store, f)
