@@ -290,7 +290,7 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, ignored: set[
     table = entity or detect_entity(header)
     id_column = f"{table}id"
     by_name = BY_NAME[table]
-    published = PUBLISHED[table]
+    published = PUBLISHED.get(table, {})
     columns: list[tuple[int, str, Any]] = []  # (index, kind, spec or field)
     for i, h in enumerate(header):
         low = h.strip().lower()
@@ -302,7 +302,7 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, ignored: set[
             columns.append((i, "crm", by_name[published[low]]))
         elif h.strip():
             ignored.add(h.strip())
-    primary = models.EMAIL_FIELDS[table][0]
+    primary = models.EMAIL_FIELDS.get(table, ("",))[0]
     end = 1
     while True:
         start = end + 1
@@ -334,8 +334,9 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, ignored: set[
             except BadValue as e:
                 raise LdifError(file, start, f"{header[i].strip()}: {e}") from None
         if record_id is None:
-            email = values.get(primary)
+            email = values.get(primary) if primary else None
             if not email:
-                raise LdifError(file, start, f"a row needs a {id_column} or a {primary} to be identified by")
+                raise LdifError(file, start, f"a row needs a {id_column}" + (f" or a {primary}" if primary else "")
+                                + " to be identified by")
             record_id = derived_id(f"{table}:{email.lower()}")
         yield Row(table, record_id, start, values)

@@ -265,3 +265,13 @@ def test_csv_entity_detected_from_its_id_column(store: Store, tmp_path: Path) ->
     with pytest.raises(LdifError, match=r"^accounts.csv:2: ownerid: 'nobody' names no systemuser"):
         f.write_text("accountid,name,ownerid\n40000000-0000-4000-8000-000000000009,X,nobody\n")
         import_file(store, f)
+
+
+def test_csv_of_business_units(sqlite_store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "units.csv"
+    f.write_text("businessunitid,name,parentbusinessunitid\n"
+                 "b0000000-0000-4000-8000-000000000002,Child,Root\nb0000000-0000-4000-8000-000000000001,Root,\n")
+    assert import_file(sqlite_store, f, entity="businessunit").added == 2  # parents first, parent found by name
+    f.write_text("name\nNo Id\n")
+    with pytest.raises(LdifError, match=r"^units.csv:2: a row needs a businessunitid to be identified by$"):
+        import_file(sqlite_store, f, entity="businessunit")
