@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
 from abook.config.routing import RouterConfig, SmtpConfig
+from abook.config.transfer import ImportConfig
 
 
 class StoreConfig(Section):
@@ -108,6 +109,7 @@ class AbookConfig(Section):
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
     smtp: Optional[SmtpConfig] = None
+    import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet import defer
 
+from abook.store import search_index
 from abook.threads import IBlockingRunner, SyncRunner
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            search_index.register_sqlite_functions(dbapi_conn)
 
         return engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)

@@ -1,17 +1,171 @@
-"""Substring and prefix search over names and mail that never scans a table.
+"""Substring, prefix and equality search over names and mail that never scans a table.
 
-SQLite: an FTS5 table with the trigram tokenizer; PostgreSQL: pg_trgm GIN indexes.
-(Filled in by the LDAP work; ``install`` is called by the initial migration.)
+What the directory searches is described here once, as SQL text templates over one entity's table
+(``{t}`` is replaced by a table qualifier: ``""`` in index definitions, ``"new."`` in triggers,
+``"contact."`` in queries), so the index definitions and the queries that must hit them agree.
+
+* **Folding.** Names and mail compare case-insensitively. PostgreSQL's ``lower()`` folds Unicode (UTF-8
+  database with a UTF-8 ctype); SQLite's built-in ``lower()`` folds ASCII only, so every SQLite
+  connection gets a deterministic ``abook_fold(x)`` (Python's ``str.lower``), registered by
+  ``store.make_engine`` through ``register_sqlite_functions``. ``fold_sql(dialect)`` names the function.
+* **Equality and prefixes**: a B-tree expression index on ``fold(expr)`` for every searchable field
+  (``ix_dir_<entity>_<field>``; on PostgreSQL the email fields reuse models.py's ``lower()`` indexes).
+  SQLite: prefixes are ranges ``>= 'jo' AND < 'jp'`` (a LIKE on an expression never uses an index);
+  PostgreSQL: ``LIKE 'jo%'`` is served by the trigram GIN index below.
+* **Contains** (``*rog*``): SQLite: one FTS5 table per entity, ``dirsearch_<entity>``, trigram tokenizer
+  (case-insensitive), one column per searchable field, ``rowid`` = the entity row's rowid, kept in
+  step by AFTER INSERT/UPDATE/DELETE triggers (so bulk imports need no special code). Queried with
+  ``MATCH`` for fragments of three characters or more. PostgreSQL: ``pg_trgm`` GIN indexes on
+  ``lower(expr)`` (``ix_dirtrgm_<entity>_<field>``) serve ``LIKE '%rog%'`` and ``LIKE 'jo%'``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from abook.store.models import EMAIL_FIELDS
+
+PEOPLE = ("contact", "lead", "systemuser")
+
+
+def cn_template(entity: str) -> str:
+    """The SQL (template) of an entity's cn: never empty for a listed record (which has a primary email)."""
+    primary = EMAIL_FIELDS[entity][0]
+    if entity in PEOPLE:
+        return (
+            "coalesce(nullif(trim({t}fullname), ''), "
+            "nullif(trim(coalesce({t}firstname, '') || ' ' || coalesce({t}lastname, '')), ''), "
+            "{t}" + primary + ", {t}id)"
+        )
+    return "coalesce(nullif(trim({t}name), ''), {t}" + primary + ", {t}id)"
+
+
+#: entity -> searchable field -> SQL template. The key "cn" is the derived common name; the others are
+#: CRM field names as in attributes.py. Only these fields are indexed.
+SEARCH_FIELDS: dict[str, dict[str, str]] = {}
+for _entity, (_primary, _others) in EMAIL_FIELDS.items():
+    _fields = {"cn": cn_template(_entity)}
+    if _entity in PEOPLE:
+        _fields["firstname"] = "{t}firstname"
+        _fields["lastname"] = "{t}lastname"
+    for _f in (_primary, *_others):
+        _fields[_f] = "{t}" + _f
+    if _entity in PEOPLE:
+        _fields["jobtitle"] = "{t}jobtitle"
+    SEARCH_FIELDS[_entity] = _fields
+
+
+_EMAILS = {entity: (primary, *others) for entity, (primary, others) in EMAIL_FIELDS.items()}
+
+
+def field_sql(entity: str, field: str, qualifier: str = "") -> str:
+    return SEARCH_FIELDS[entity][field].format(t=qualifier)
+
+
+def fts_table(entity: str) -> str:
+    return f"dirsearch_{entity}"
+
+
+def fold_sql(dialect: str) -> str:
+    return "abook_fold" if dialect == "sqlite" else "lower"
+
+
+def _fold(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def register_sqlite_functions(dbapi_conn: Any) -> None:
+    """Give a SQLite connection the functions the schema's indexes and triggers use."""
+    dbapi_conn.create_function("abook_fold", 1, _fold, deterministic=True)
+
+
+def _statements(dialect: str) -> list[str]:
+    out: list[str] = []
+    fold = fold_sql(dialect)
+    for entity, fields in SEARCH_FIELDS.items():
+        for field, template in fields.items():
+            expr = template.format(t="")
+            name = f"ix_dir_{entity}_{field}"
+            if dialect == "sqlite":
+                out.append(f"CREATE INDEX {name} ON {entity} ({fold}({expr}))")
+            elif field not in _EMAILS[entity]:  # models.py already indexes lower(email) on PostgreSQL
+                out.append(f'CREATE INDEX {name} ON "{entity}" (({fold}({expr})))')
+        if dialect == "sqlite":
+            cols = ", ".join(fields)
+            table = fts_table(entity)
+            values = ", ".join(t.format(t="new.") for t in fields.values())
+            out.append(f"CREATE VIRTUAL TABLE {table} USING fts5({cols}, tokenize='trigram')")
+            insert = f"INSERT INTO {table}(rowid, {cols}) VALUES (new.rowid, {values});"
+            delete = f"DELETE FROM {table} WHERE rowid = old.rowid;"
+            out.append(f"CREATE TRIGGER {table}_ai AFTER INSERT ON {entity} BEGIN {insert} END")
+            out.append(f"CREATE TRIGGER {table}_ad AFTER DELETE ON {entity} BEGIN {delete} END")
+            out.append(f"CREATE TRIGGER {table}_au AFTER UPDATE ON {entity} BEGIN {delete} {insert} END")
+            out.append(_fill(entity))
+    return out
+
+
+def _fill(entity: str) -> str:
+    fields = SEARCH_FIELDS[entity]
+    return (f"INSERT INTO {fts_table(entity)}(rowid, {', '.join(fields)}) SELECT rowid, "
+            + ", ".join(t.format(t="") for t in fields.values()) + f" FROM {entity}")
+
+
+def rebuild(bind: Connection) -> None:
+    """Refill the SQLite trigram tables from their entities.
+
+    The FTS rows are keyed by the entity rows' rowid, which SQLite's VACUUM may renumber (the tables
+    have text primary keys): run this after a VACUUM. PostgreSQL needs nothing.
+    """
+    if bind.dialect.name != "sqlite":
+        return
+    for entity in SEARCH_FIELDS:
+        bind.execute(text(f"DELETE FROM {fts_table(entity)}"))
+        bind.execute(text(_fill(entity)))
+
+
+def _trigram_statements() -> list[str]:
+    out = []
+    for entity, fields in SEARCH_FIELDS.items():
+        for field, template in fields.items():
+            expr = template.format(t="")
+            out.append(f'CREATE INDEX ix_dirtrgm_{entity}_{field} ON "{entity}" USING gin ((lower({expr})) gin_trgm_ops)')
+    return out
+
+
+def has_trigram(bind: Connection) -> bool:
+    if bind.dialect.name == "sqlite":
+        return True
+    return bool(bind.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")).scalar())
 
 
 def install(bind: Connection) -> None:
     """Create the search index structures for this dialect."""
+    dialect = bind.dialect.name
+    for stmt in _statements(dialect):
+        bind.execute(text(stmt))
+    if dialect == "postgresql":
+        try:
+            with bind.begin_nested():
+                bind.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        except DBAPIError:  # no privilege: prefixes and equality stay indexed, contains-searches scan
+            return
+        for stmt in _trigram_statements():
+            bind.execute(text(stmt))
 
 
 def uninstall(bind: Connection) -> None:
     """Drop what install created."""
+    dialect = bind.dialect.name
+    for entity, fields in SEARCH_FIELDS.items():
+        for field in fields:
+            bind.execute(text(f"DROP INDEX IF EXISTS ix_dir_{entity}_{field}"))
+            if dialect == "postgresql":
+                bind.execute(text(f"DROP INDEX IF EXISTS ix_dirtrgm_{entity}_{field}"))
+        if dialect == "sqlite":
+            table = fts_table(entity)
+            for suffix in ("ai", "ad", "au"):
+                bind.execute(text(f"DROP TRIGGER IF EXISTS {table}_{suffix}"))
+            bind.execute(text(f"DROP TABLE IF EXISTS {table}"))

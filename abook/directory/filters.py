@@ -1,0 +1,408 @@
+"""RFC 4515 filters (ldaptor filter objects) -> one SQL predicate per entity, three-valued logic folded.
+
+RFC 4511 evaluates a filter to TRUE, FALSE or Undefined. Each filter compiles to a pair of SQL
+predicates ``(t, f)``: where the filter is TRUE and where it is FALSE (Undefined elsewhere); AND, OR and
+NOT combine the pairs (NOT swaps them) and constants fold at compile time, so an Undefined branch costs
+nothing in SQL. The WHERE clause is ``t``. Every leaf predicate is definite (never SQL NULL).
+
+Matching follows the attribute's syntax:
+
+* names, mail and other strings: case-insensitively (``fold()``: Python ``str.lower`` on SQLite,
+  ``lower()`` on PostgreSQL), values compared folded; empty values count as absent;
+* phone numbers (telephoneNumber, homePhone, mobile, pager, facsimileTelephoneNumber): spaces and dashes
+  ignored; no ordering rule (``>=``/``<=`` are Undefined);
+* objectClass, crmEntity: decided at compile time against the entry's classes / entity;
+* uid, crmId, entryUUID: the record id; other operational attributes are Undefined in filters;
+* approx (``~=``): case-insensitive equality; extensibleMatch: only caseIgnoreMatch /
+  caseIgnoreIA5Match / no rule (= the attribute's equality) without ``:dn``; anything else Undefined;
+* an attribute the schema does not know (mozillaNickname is known; icsCalendar, roomNumber are not) is
+  Undefined; one the schema knows but this entity lacks is FALSE (absent), as slapd does.
+
+Substrings: Thunderbird's ``*rog**`` (empty ``any`` parts) matches like ``*rog*``. On SQLite, in an
+indexed field an initial part becomes a range on the folded-value index (``>= 'jo' AND < 'jp'``);
+without one, the fragments of three or more characters are looked up in the FTS5 trigram table
+(contains-searches ORed or ANDed over one entity merge into one MATCH); a LIKE over the folded value
+(wildcards escaped) keeps the answer exact where the index alone is not. On PostgreSQL every substring
+is a LIKE on the folded value, served by the pg_trgm GIN index.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Union
+
+from ldaptor.protocols import pureldap
+
+from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, RECORD_CLASSES, EntityView
+from abook.store import search_index
+
+
+class _Const:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+TRUE, FALSE = _Const("TRUE"), _Const("FALSE")
+
+
+class Match:
+    """A not-yet-rendered FTS5 MATCH (SQLite) over one entity: merged across OR/AND before rendering."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: str) -> None:
+        self.query = query
+
+
+class Sql:
+    """A SQL boolean expression with its positional parameters, in placeholder order."""
+
+    __slots__ = ("text", "params")
+
+    def __init__(self, text: str, params: tuple = ()) -> None:
+        self.text, self.params = text, params
+
+    def __repr__(self) -> str:
+        return f"Sql({self.text!r}, {self.params!r})"
+
+
+Pred = Union[_Const, Match, Sql]
+Pair = tuple[Pred, Pred]  # (true-when, false-when)
+
+UNDEFINED: Pair = (FALSE, FALSE)
+_CASE_IGNORE_RULES = {"caseignorematch", "2.5.13.2", "caseignoreia5match", "1.3.6.1.4.1.1466.109.114.2"}
+
+
+def text_of(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def fold(value: str) -> str:
+    return value.lower()
+
+
+def normalise_phone(value: str) -> str:
+    return value.replace(" ", "").replace("-", "")
+
+
+def substring_parts(f: pureldap.LDAPFilter_substrings) -> tuple[str | None, list[str], str | None]:
+    initial, anys, final = None, [], None
+    for part in f.substrings:
+        v = text_of(part.value)
+        if isinstance(part, pureldap.LDAPFilter_substrings_initial):
+            initial = v or None
+        elif isinstance(part, pureldap.LDAPFilter_substrings_final):
+            final = v or None
+        elif v:
+            anys.append(v)
+    return initial, anys, final
+
+
+def like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like_pattern(initial: str | None, anys: list[str], final: str | None) -> str:
+    return (like_escape(initial or "") + "%" + "".join(like_escape(a) + "%" for a in anys)
+            + like_escape(final or ""))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The pure three-valued evaluator, over values in memory (container entries; compile-time constants).
+
+
+def values_match(f: Any, values: Iterable[str]) -> bool | None:
+    """Evaluate one non-boolean filter item against an attribute's values (case-insensitive strings)."""
+    vals = [fold(v) for v in values]
+    if isinstance(f, pureldap.LDAPFilter_present):
+        return bool(vals)
+    if isinstance(f, pureldap.LDAPFilter_substrings):
+        initial, anys, final = substring_parts(f)
+        return any(_substring_match(v, initial, anys, final) for v in vals)
+    if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
+        return fold(text_of(f.assertionValue.value)) in vals
+    if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
+        a = fold(text_of(f.assertionValue.value))
+        return any(v >= a for v in vals)
+    if isinstance(f, pureldap.LDAPFilter_lessOrEqual):
+        a = fold(text_of(f.assertionValue.value))
+        return any(v <= a for v in vals)
+    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        if not _simple_extensible(f):
+            return None
+        return fold(text_of(f.matchValue.value)) in vals
+    return None
+
+
+def _substring_match(v: str, initial: str | None, anys: list[str], final: str | None) -> bool:
+    pos = 0
+    if initial is not None:
+        if not v.startswith(fold(initial)):
+            return False
+        pos = len(initial)
+    end = len(v)
+    if final is not None:
+        fin = fold(final)
+        if len(v) - pos < len(fin) or not v.endswith(fin):
+            return False
+        end = len(v) - len(fin)
+    for a in anys:
+        i = v.find(fold(a), pos, end)
+        if i < 0:
+            return False
+        pos = i + len(a)
+    return True
+
+
+def _simple_extensible(f: pureldap.LDAPFilter_extensibleMatch) -> bool:
+    if f.type is None or (f.dnAttributes is not None and f.dnAttributes.value):
+        return False
+    return f.matchingRule is None or text_of(f.matchingRule.value).lower() in _CASE_IGNORE_RULES
+
+
+def attribute_of(f: Any) -> str:
+    if isinstance(f, pureldap.LDAPFilter_present):
+        return text_of(f.value)
+    if isinstance(f, pureldap.LDAPFilter_substrings):
+        return text_of(f.type)
+    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        return text_of(f.type.value) if f.type is not None else ""
+    return text_of(f.attributeDesc.value)
+
+
+def evaluate(f: Any, lookup: Callable[[str], list[str] | None]) -> bool | None:
+    """RFC 4511 three-valued evaluation; ``lookup(attr)`` gives values, [] if absent, None if unknown."""
+    if isinstance(f, pureldap.LDAPFilter_and):
+        results = [evaluate(x, lookup) for x in f]
+        return False if False in results else (None if None in results else True)
+    if isinstance(f, pureldap.LDAPFilter_or):
+        results = [evaluate(x, lookup) for x in f]
+        return True if True in results else (None if None in results else False)
+    if isinstance(f, pureldap.LDAPFilter_not):
+        r = evaluate(f.value, lookup)
+        return None if r is None else not r
+    values = lookup(attribute_of(f))
+    if values is None:
+        return None
+    return values_match(f, values)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Combining predicates with constant folding
+
+
+def render(p: Pred, ctx: "Compiler") -> Sql:
+    if p is TRUE:
+        return Sql("1=1")
+    if p is FALSE:
+        return Sql("1=0")
+    if isinstance(p, Match):
+        return ctx.render_match(p.query)
+    return p  # type: ignore[return-value]
+
+
+def conj(parts: list[Pred], ctx: "Compiler") -> Pred:
+    if any(p is FALSE for p in parts):
+        return FALSE
+    return _combine([p for p in parts if p is not TRUE], ctx, " AND ", TRUE)
+
+
+def disj(parts: list[Pred], ctx: "Compiler") -> Pred:
+    if any(p is TRUE for p in parts):
+        return TRUE
+    return _combine([p for p in parts if p is not FALSE], ctx, " OR ", FALSE)
+
+
+def _combine(parts: list[Pred], ctx: "Compiler", op: str, empty: _Const) -> Pred:
+    if not parts:
+        return empty
+    matches = [p for p in parts if isinstance(p, Match)]
+    others = [p for p in parts if not isinstance(p, Match)]
+    if len(matches) > 1:
+        matches = [Match(op.join(f"({m.query})" for m in matches))]
+    merged = matches + others
+    if len(merged) == 1:
+        return merged[0]
+    rendered = [render(p, ctx) for p in merged]
+    return Sql("(" + op.join(r.text for r in rendered) + ")", tuple(x for r in rendered for x in r.params))
+
+
+def negate(p: Pred, ctx: "Compiler") -> Pred:
+    if p is TRUE:
+        return FALSE
+    if p is FALSE:
+        return TRUE
+    r = render(p, ctx)
+    return Sql("NOT " + r.text if r.text.startswith("(") else "NOT (" + r.text + ")", r.params)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The SQL compiler, one per (entity view, dialect)
+
+
+class Compiler:
+    def __init__(self, view: EntityView, dialect: str) -> None:
+        self.view = view
+        self.dialect = dialect
+        self.sqlite = dialect == "sqlite"
+        self.ph = "?" if self.sqlite else "%s"
+        self._fold = search_index.fold_sql(dialect)
+        self._fts = search_index.fts_table(view.entity)
+        self._classes = list(RECORD_CLASSES)
+
+    def where(self, f: Any) -> Pred:
+        """The predicate selecting the entries for which ``f`` is TRUE (TRUE/FALSE constants folded)."""
+        return self.pair(f)[0]
+
+    def sql(self, p: Pred) -> Sql:
+        return render(p, self)
+
+    def render_match(self, query: str) -> Sql:
+        return Sql(f"{self.view.table.name}.rowid IN (SELECT rowid FROM {self._fts} WHERE {self._fts} MATCH ?)",
+                   (query,))
+
+    def pair(self, f: Any) -> Pair:
+        if isinstance(f, pureldap.LDAPFilter_and):
+            pairs = [self.pair(x) for x in f]
+            return conj([p[0] for p in pairs], self), disj([p[1] for p in pairs], self)
+        if isinstance(f, pureldap.LDAPFilter_or):
+            pairs = [self.pair(x) for x in f]
+            return disj([p[0] for p in pairs], self), conj([p[1] for p in pairs], self)
+        if isinstance(f, pureldap.LDAPFilter_not):
+            t, fl = self.pair(f.value)
+            return fl, t
+        t = self.leaf(f)
+        if t is None:
+            return UNDEFINED
+        return t, negate(t, self)
+
+    # -- leaves -------------------------------------------------------------------------------------------
+
+    def leaf(self, f: Any) -> Pred | None:
+        """TRUE-when predicate of an item filter (definite: FALSE where not TRUE), None if Undefined."""
+        raw = attribute_of(f)
+        if ";" in raw:
+            return None
+        name = KNOWN.get(raw.lower())
+        if name is None:
+            return None
+        lname = name.lower()
+        if lname == "objectclass":
+            return _const(values_match(f, self._classes))
+        if lname == "crmentity":
+            return _const(values_match(f, [self.view.entity]))
+        if lname in ("uid", "crmid", "entryuuid"):
+            return self._id_leaf(f)
+        field = self.view.by_attr.get(lname)
+        if field is None:
+            if lname in ("entrydn", "createtimestamp", "modifytimestamp", "subschemasubentry",
+                         "structuralobjectclass"):
+                return None
+            return FALSE  # known attribute, absent from this entity's entries
+        return self._field_leaf(f, field, lname in PHONE_ATTRIBUTES)
+
+    def _like(self, expr: str, pattern: str, raw: str | None = None) -> Sql:
+        """``expr LIKE pattern`` (expr folded, pattern folded and escaped).
+
+        On SQLite an ASCII pattern is matched against the unfolded ``raw`` expression instead: SQLite's
+        own LIKE ignores ASCII case, which gives the same answer without calling the Python fold per row.
+        """
+        if self.sqlite:
+            if raw is not None and pattern.isascii():
+                expr = raw
+            return Sql(f"{expr} LIKE ? ESCAPE '\\'", (pattern,))
+        return Sql(f"{expr} LIKE %s", (pattern,))
+
+    def _id_leaf(self, f: Any) -> Pred | None:
+        col = f"{self.view.table.name}.id"
+        if isinstance(f, pureldap.LDAPFilter_present):
+            return TRUE
+        if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
+            return Sql(f"{col} = {self.ph}", (fold(text_of(f.assertionValue.value)),))
+        if isinstance(f, pureldap.LDAPFilter_substrings):
+            return self._like(col, like_pattern(*_folded(substring_parts(f))))
+        return None
+
+    def _field_leaf(self, f: Any, field: str, phone: bool) -> Pred | None:
+        expr = self.view.field_text(field)
+        ph = self.ph
+        present: Pred = TRUE if field in ("fullname", "name") else Sql(f"({expr} IS NOT NULL AND {expr} <> '')")
+        if isinstance(f, pureldap.LDAPFilter_present):
+            return present
+        value_expr = f"replace(replace({expr}, ' ', ''), '-', '')" if phone else expr
+        folded = f"{self._fold}({value_expr})"
+        norm = (lambda v: fold(normalise_phone(v))) if phone else fold
+        if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+            if not _simple_extensible(f):
+                return None
+            return conj([present, Sql(f"{folded} = {ph}", (norm(text_of(f.matchValue.value)),))], self)
+        if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
+            v = norm(text_of(f.assertionValue.value))
+            if not v:
+                return FALSE
+            return conj([present, Sql(f"{folded} = {ph}", (v,))], self)
+        if isinstance(f, (pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual)):
+            if phone:
+                return None
+            v = fold(text_of(f.assertionValue.value))
+            ordered = folded if self.sqlite else f'{folded} COLLATE "C"'
+            op = ">=" if isinstance(f, pureldap.LDAPFilter_greaterOrEqual) else "<="
+            return conj([present, Sql(f"{ordered} {op} {ph}", (v,))], self)
+        if isinstance(f, pureldap.LDAPFilter_substrings):
+            initial, anys, final = substring_parts(f)
+            if phone:
+                initial, anys, final = _phone_parts(initial, anys, final)
+            initial, anys, final = _folded((initial, anys, final))
+            if initial is None and not anys and final is None:
+                return present
+            conditions = self._substring(folded, value_expr, self.view.search_field(field), initial, anys, final)
+            if len(conditions) == 1 and isinstance(conditions[0], Match):
+                return conditions[0]  # definite on its own: absent and empty values are not in the index
+            return conj([present, *conditions], self)
+        return None
+
+    def _substring(self, folded: str, raw: str, search_field: str | None, initial: str | None,
+                   anys: list[str], final: str | None) -> list[Pred]:
+        like = self._like(folded, like_pattern(initial, anys, final), raw)
+        if search_field is None or not self.sqlite:
+            return [like]
+        out: list[Pred] = []
+        exact = False
+        if initial is not None:
+            out.append(Sql(f"{folded} >= ?", (initial,)))
+            out.append(Sql(f"{folded} < ?", (initial[:-1] + chr(min(ord(initial[-1]) + 1, 0x10FFFF)),)))
+            exact = not anys and final is None
+        # a prefix uses its range (exact and selective: "son*" would be a huge trigram list);
+        # otherwise the fragments of three or more characters use the trigram index
+        long = [] if initial is not None else [p for p in (*anys, final) if p is not None and len(p) >= 3]
+        if long:
+            out.append(Match(" AND ".join(f"{{{search_field}}} : {_fts_string(p)}" for p in long)))
+            exact = exact or (initial is None and final is None and len(anys) == 1)
+        if not exact:
+            out.append(like)
+        return out
+
+
+def _fts_string(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _folded(parts: tuple[str | None, list[str], str | None]) -> tuple[str | None, list[str], str | None]:
+    initial, anys, final = parts
+    return (fold(initial) if initial else None, [fold(a) for a in anys], fold(final) if final else None)
+
+
+def _phone_parts(initial: str | None, anys: list[str], final: str | None) -> tuple[str | None, list[str], str | None]:
+    initial = normalise_phone(initial) if initial else None
+    final = normalise_phone(final) if final else None
+    return initial or None, [a for a in (normalise_phone(x) for x in anys) if a], final or None
+
+
+def _const(r: bool | None) -> Pred | None:
+    if r is None:
+        return None
+    return TRUE if r else FALSE

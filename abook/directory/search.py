@@ -1,0 +1,497 @@
+"""``StoreDirectory``: the ``IDirectory`` the LDAP server searches, over the SQL store.
+
+A search walks the *segments* its base and scope select, in tree order: the suffix entry, then per
+address book its ``ou`` entry and its records. Container entries are matched in memory on the reactor
+thread; records come from one SQL query per segment and batch (filter + visibility in the WHERE clause,
+LIMIT in the database). One pool call (``store.directory.walk_txn``) walks as many segments as a batch
+needs, so a mail lookup across all six books is one trip to the pool; rows become frozen ``Entry``
+values in the worker and ``send_entry`` runs on the reactor thread.
+
+Visibility (decided per search, in SQL): a bound user sees a book's records that are listed for them
+(``store.security.listed``: readable, active, with a primary email); in the Contacts book with
+``synchronised`` matching only those in their local data filter (owner scope + ``local_filter_ldap``,
+compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see the
+container entries (the fixed shape of the tree) and the records of the books in
+``spec.anonymous_books`` (active, with a primary email), nothing else.
+
+Limits: the size limit stops the query in the database (LIMIT n+1 tells whether more exist) and ends
+with sizeLimitExceeded (4). Simple paged results use keyset pagination on (sort keys, id): the cookie
+names the segment, the last entry's keys and a hash of the request (a cookie from another search is
+refused with unwillingToPerform). Unpaged searches without a small size limit stream in keyset batches
+of ``batch_size``. Server-side sort works on any served attribute within one book (values folded,
+absent values last); a search spanning several books answers sortResult unwillingToPerform (53) and
+returns its entries unsorted (noSuchAttribute (16) for an attribute the schema does not know).
+Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running statement and no
+``send_entry`` follows. A search based at ``""`` (the root DSE, which the server answers itself for
+scope base) with scope one-level finds the suffix entry, with scope subtree the whole tree (Apple
+clients search from ``""``). ``spec.time_limit`` is also enforced here: a statement still running at the
+deadline is stopped (SQLite progress handler, PostgreSQL statement_timeout) and the search fails with
+timeLimitExceeded (3), as it does when the deadline passes between batches. A base DN naming no visible entry fails with noSuchObject (32), its
+``matchedDN`` attribute set to the deepest existing ancestor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+from ldaptor import ldapfilter
+from ldaptor.protocols.ldap import ldaperrors
+from sqlalchemy import and_
+from sqlalchemy.dialects.postgresql import dialect as postgresql_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from abook.directory import filters
+from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
+from abook.directory.entries import EntityView, Selection, canonical, container_entry, selection, view
+from abook.directory.tree import BOOKS, BadDN, Tree
+from abook.store import Store, search_index, security
+from abook.store.directory import Interrupt, Position, RecordQuery, walk_txn
+from abook.store.models import EMAIL_FIELDS, ReadDepth, State
+from abook.store.records import Principal
+
+SIZE_LIMIT_EXCEEDED = 4
+NO_SUCH_ATTRIBUTE = 16
+UNWILLING_TO_PERFORM = 53
+_CASE_IGNORE_ORDERING = {"caseignoreorderingmatch", "2.5.13.3"}
+_HIGH = "\U0010ffff"  # sorts after every value: entries without the sort attribute come last
+_COOKIE_VERSION = b"1"
+
+
+@dataclass(frozen=True)
+class _Segment:
+    kind: str  # "root", "ou" or "records"
+    book: str | None = None
+    record_id: str | None = None  # records: only this record (a base DN naming an entry)
+
+
+@implementer(IDirectory)
+class StoreDirectory:
+    """Searches the store as one LDAP tree (``tree``), at most ``batch_size`` rows per database call."""
+
+    log = Logger()
+
+    def __init__(self, store: Store, tree: Tree | None = None, batch_size: int = 500) -> None:
+        self.store = store
+        self.tree = tree or Tree()
+        self.batch_size = batch_size
+        self._root_attrs = _root_attributes(self.tree)
+
+    def search(self, spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
+        return _Search(self, spec, send_entry).start()
+
+    def statement(self, spec: SearchSpec, book: str, n: int = 100, ordered: bool = False) -> tuple[str, tuple]:
+        """The SQL and parameters a search runs for one book's records (EXPLAIN in tests, benchmarks)."""
+        search = _Search(self, spec, lambda _e: None)
+        search._segments()
+        search._check_sort([_Segment("records", book)])
+        query = search._query(_Segment("records", book), ordered)
+        if query is None:
+            return "", ()
+        return query.sql(None, n)
+
+    def root_attributes(self) -> dict[str, tuple[str, ...]]:
+        return self._root_attrs
+
+
+def _root_attributes(tree: Tree) -> dict[str, tuple[str, ...]]:
+    ava = tree.suffix_dn.listOfRDNs[0].split()[0]
+    kind, value = ava.attributeType, ava.value
+    classes = {"o": ("top", "organization"), "dc": ("top", "dcObject", "organization"),
+               "ou": ("top", "organizationalUnit")}.get(kind.lower(), ("top", "extensibleObject"))
+    attrs: dict[str, tuple[str, ...]] = {"objectClass": classes, kind: (value,)}
+    if kind.lower() == "dc":
+        attrs["o"] = (value,)
+    return attrs
+
+
+def _book_attributes(book: str) -> dict[str, tuple[str, ...]]:
+    return {"objectClass": ("top", "organizationalUnit"), "ou": (book,)}
+
+
+@lru_cache(maxsize=256)
+def _parsed_local_filter(text: str) -> Any:
+    try:
+        return ldapfilter.parseFilter(text)
+    except (ldapfilter.InvalidLDAPFilter, ValueError):
+        return None
+
+
+@lru_cache(maxsize=2048)
+def _compiled(entity: str, dialect: str, keyed: "_Keyed") -> filters.Pred:
+    """Compiled filters are immutable SQL expressions: the same filter compiles once."""
+    return filters.Compiler(view(entity), dialect).where(keyed.obj)
+
+
+def compile_filter(entity: str, dialect: str, filter_obj: Any, wire: bytes | None = None) -> filters.Pred:
+    if wire is None:
+        wire = _wire(filter_obj)
+    if wire is None:
+        return filters.Compiler(view(entity), dialect).where(filter_obj)
+    return _compiled(entity, dialect, _Keyed(wire, filter_obj))
+
+
+def _wire(filter_obj: Any) -> bytes | None:
+    try:
+        return filter_obj.toWire()
+    except Exception:  # noqa: BLE001 - a filter that cannot encode itself is compiled, not cached
+        return None
+
+
+class _Keyed:
+    """A filter object hashed by its wire form, so the compile cache can key on it."""
+
+    __slots__ = ("wire", "obj")
+
+    def __init__(self, wire: bytes, obj: Any) -> None:
+        self.wire, self.obj = wire, obj
+
+    def __hash__(self) -> int:
+        return hash(self.wire)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Keyed) and other.wire == self.wire
+
+
+class _Converter:
+    """Row -> (Entry, keyset cursor), run on the pool thread."""
+
+    def __init__(self, view: EntityView, dn_tail: str, sel: Selection, types_only: bool, nkeys: int) -> None:
+        self.view, self.dn_tail, self.types_only = view, dn_tail, types_only
+        self.plan = view.plan(sel)
+        self.width = len(view.columns)
+        self.nkeys = nkeys
+
+    def __call__(self, row: Sequence[Any]) -> tuple[Entry, tuple]:
+        entry = self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.plan, self.types_only)
+        return entry, tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
+
+
+class _Lazy:
+    """A segment's RecordQuery, built the first time the walk (on a pool thread) reaches it."""
+
+    def __init__(self, build: Callable[..., RecordQuery | None], *args: Any) -> None:
+        self._build, self._args = build, args
+        self._built = False
+        self._query: RecordQuery | None = None
+
+    def __call__(self) -> RecordQuery | None:
+        if not self._built:
+            self._query, self._built = self._build(*self._args), True
+        return self._query
+
+
+def _principal_key(p: Principal) -> tuple:
+    return (p.user_id, p.business_unit_id, tuple(sorted((k, int(v)) for k, v in p.depths.items())),
+            p.bu_subtree, p.address_book_matching, p.local_filter_scope, p.local_filter_ldap)
+
+
+_VISIBILITY: dict[tuple, str] = {}
+
+
+def _visibility_sql(principal: Principal, pkey: tuple, entity: str, dialect: str) -> str:
+    """The principal's visibility predicate as SQL text (ids rendered as literals: no user input)."""
+    key = (pkey, entity, dialect)
+    text = _VISIBILITY.get(key)
+    if text is None:
+        expr = security.listed(principal, entity)
+        if entity == "contact" and principal.address_book_matching == "synchronised":
+            expr = and_(expr, security.local_data_filter(principal))
+        d = sqlite_dialect() if dialect == "sqlite" else postgresql_dialect()
+        text = "(" + str(expr.compile(dialect=d, compile_kwargs={"literal_binds": True})) + ")"
+        if len(_VISIBILITY) > 4096:
+            _VISIBILITY.clear()
+        _VISIBILITY[key] = text
+    return text
+
+
+class _Search:
+    def __init__(self, directory: StoreDirectory, spec: SearchSpec, send_entry: Callable[[Entry], None]) -> None:
+        self.d = directory
+        self.spec = spec
+        self.send_entry = send_entry
+        self.dialect = directory.store.dialect
+        self.sel = selection(spec.attributes)
+        self.interrupt = Interrupt(time.monotonic() + spec.time_limit if spec.time_limit else None)
+        self.sent = 0
+        self.sort_result: int | None = None
+        self.paged = spec.page_size is not None
+        self.cap, self.cap_reason = self._cap()
+        self._wire = _wire(spec.filter)
+        self._pkey: tuple | None = None
+        self._outer: defer.Deferred | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------------
+
+    def start(self) -> defer.Deferred:
+        self._outer = defer.Deferred(self._cancel)
+        d = defer.ensureDeferred(self._run())
+        d.addCallbacks(self._finished, self._failed)
+        return self._outer
+
+    def _cancel(self, _d: defer.Deferred) -> None:
+        self.interrupt.cancel()
+
+    def _finished(self, done: SearchDone) -> None:
+        if self._outer is not None and not self._outer.called:
+            self._outer.callback(done)
+
+    def _failed(self, failure: Any) -> None:
+        if self._outer is not None and not self._outer.called:
+            self._outer.errback(failure)
+
+    def _cap(self) -> tuple[int | None, str]:
+        size, page = self.spec.size_limit or None, self.spec.page_size or None
+        if page is not None and (size is None or page < size):
+            return page, "page"
+        return size, "size"
+
+    # -- the walk ---------------------------------------------------------------------------------------
+
+    async def _run(self) -> SearchDone:
+        kinds = self._segments()
+        loc = self._base
+        if loc.kind == "entry" and not await self._exists(loc.book, loc.record_id):  # type: ignore[arg-type]
+            raise _no_such_object(self.spec.base, self.d.tree.book_dn(loc.book))  # type: ignore[arg-type]
+        self._check_sort(kinds)
+        pos: Position = self._resume(kinds)
+        ordered = self.paged or self.sort_result == 0 or self.cap is None or self.cap >= self.d.batch_size
+        segments = [self._prepare(k, ordered) for k in kinds]
+        timeout_ms = int(self.spec.time_limit * 1000) if self.spec.time_limit else 0
+        batch = self.d.batch_size
+        while True:
+            room = None if self.cap is None else self.cap - self.sent
+            want = batch if room is None else min(batch, room + 1)
+            try:
+                items, exhausted = await self.d.store.run(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
+            except Exception:
+                if self.interrupt.expired():  # SQLite's progress handler or PostgreSQL's statement_timeout
+                    raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded") from None
+                raise
+            if self.interrupt.expired():
+                raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded")
+            if self.interrupt.cancelled:
+                return SearchDone()
+            for entry, after in items[:room]:
+                self.sent += 1
+                self.send_entry(entry)
+                pos = after
+            if room is not None and len(items) > room:
+                return self._stopped(pos)
+            if exhausted or not items:
+                return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
+            pos = items[-1][1]
+
+    def _stopped(self, pos: Position) -> SearchDone:
+        """The cap was reached and more entries exist after ``pos``."""
+        if self.cap_reason == "page":
+            return SearchDone(cookie=self._cookie(pos), sort_result=self.sort_result)
+        return SearchDone(result_code=SIZE_LIMIT_EXCEEDED, message="size limit exceeded",
+                          cookie=b"" if self.paged else None, sort_result=self.sort_result)
+
+    def _segments(self) -> list[_Segment]:
+        spec, tree = self.spec, self.d.tree
+        try:
+            loc = self._base = tree.locate(spec.base)
+        except BadDN:
+            raise ldaperrors.LDAPInvalidDNSyntax(str(spec.base)) from None
+        if loc.kind == "outside" and not spec.base and spec.scope != BASE:
+            # base "" (Apple clients): one level below the root DSE is the suffix, the subtree is everything
+            return [_Segment("root")] if spec.scope == ONE_LEVEL else self._whole_tree()
+        if loc.kind == "outside":
+            raise _no_such_object(spec.base, "")
+        if loc.kind == "missing":
+            raise _no_such_object(spec.base, tree.book_dn(loc.book) if loc.book else tree.suffix)
+        if loc.kind == "root":
+            if spec.scope == BASE:
+                return [_Segment("root")]
+            if spec.scope == ONE_LEVEL:
+                return [_Segment("ou", b) for b in BOOKS]
+            return self._whole_tree()
+        if loc.kind == "book":
+            if spec.scope == BASE:
+                return [_Segment("ou", loc.book)]
+            if spec.scope == ONE_LEVEL:
+                return [_Segment("records", loc.book)]
+            return [_Segment("ou", loc.book), _Segment("records", loc.book)]
+        if spec.scope == ONE_LEVEL:
+            return []
+        return [_Segment("records", loc.book, loc.record_id)]
+
+    def _whole_tree(self) -> list[_Segment]:
+        return [_Segment("root")] + [s for b in BOOKS for s in (_Segment("ou", b), _Segment("records", b))]
+
+    async def _exists(self, book: str, record_id: str) -> bool:
+        """Whether the entry a base DN names exists for this user (invisible = absent)."""
+        query = self._query(_Segment("records", book, record_id), ordered=False, with_filter=False)
+        if query is None:
+            return False
+        items, _ = await self.d.store.run(walk_txn, [query], (0, None), 1, self.interrupt)
+        return bool(items)
+
+    def _prepare(self, seg: _Segment, ordered: bool) -> Any:
+        """A segment as the worker walks it: a container Entry, None, or a RecordQuery."""
+        if seg.kind == "records":
+            return _Lazy(self._query, seg, ordered)
+        if seg.kind == "root":
+            dn, attrs = self.d.tree.suffix, self.d.root_attributes()
+        else:
+            dn, attrs = self.d.tree.book_dn(seg.book), _book_attributes(seg.book)  # type: ignore[arg-type]
+        lowered = {k.lower(): v for k, v in attrs.items()}
+
+        def lookup(attr: str) -> list[str] | None:
+            name = canonical(attr)
+            return None if name is None else list(lowered.get(name.lower(), ()))
+
+        if filters.evaluate(self.spec.filter, lookup) is not True:
+            return None
+        return container_entry(dn, attrs, self.sel, self.spec.types_only)
+
+    # -- records ----------------------------------------------------------------------------------------
+
+    def _query(self, seg: _Segment, ordered: bool, with_filter: bool = True) -> RecordQuery | None:
+        book = seg.book
+        entity = BOOKS[book]  # type: ignore[index]
+        v = view(entity)
+        compiler = filters.Compiler(v, self.dialect)
+        visible = self._visibility(book, entity, compiler)  # type: ignore[arg-type]
+        if visible is None:
+            return None
+        parts = [visible]
+        match: filters.Match | None = None
+        if with_filter:
+            compiled = compile_filter(entity, self.dialect, self.spec.filter, self._wire)
+            if isinstance(compiled, filters.Match):
+                match = compiled  # the trigram index drives the query (see _select_text)
+                parts.append(filters.Sql(f"{v.table.name}.rowid = {search_index.fts_table(entity)}.rowid AND "
+                                         f"{search_index.fts_table(entity)} MATCH ?", (match.query,)))
+            else:
+                parts.append(compiled)
+        if seg.record_id is not None:
+            parts.append(filters.Sql(f"{v.table.name}.id = {compiler.ph}", (seg.record_id,)))
+        where = filters.conj(parts, compiler)
+        if where is filters.FALSE:
+            return None
+        where_sql = compiler.sql(where)
+        keys = self._sort_keys(v) if self.sort_result == 0 else []
+        select_text = _select_text(v, self.dialect, tuple(k for k, _ in keys), match is not None)
+        dn_tail = "," + self.d.tree.book_dn(book)  # type: ignore[arg-type]
+        return RecordQuery(
+            select=select_text, where=where_sql.text, params=where_sql.params, id_column=f"{v.table.name}.id",
+            convert=_Converter(v, dn_tail, self.sel, self.spec.types_only, len(keys)),
+            keys=tuple(k for k, _ in keys), reverse=tuple(r for _, r in keys), ordered=ordered,
+            placeholder=compiler.ph,
+        )
+
+    def _visibility(self, book: str, entity: str, compiler: filters.Compiler) -> filters.Pred | None:
+        p = self.spec.principal
+        table = compiler.view.table.name
+        if p is None:
+            if book.lower() not in {b.lower() for b in self.spec.anonymous_books}:
+                return None
+            primary = f"{table}.{EMAIL_FIELDS[entity][0]}"
+            return filters.Sql(f"({table}.statecode = {int(State.active)} AND {primary} IS NOT NULL "
+                               f"AND {primary} <> '')")
+        if p.depth(entity) == ReadDepth.none:
+            return None
+        if self._pkey is None:
+            self._pkey = _principal_key(p)
+        visible: filters.Pred = filters.Sql(_visibility_sql(p, self._pkey, entity, self.dialect))
+        if entity == "contact" and p.address_book_matching == "synchronised" and p.local_filter_ldap:
+            parsed = _parsed_local_filter(p.local_filter_ldap)
+            local = filters.FALSE if parsed is None else compile_filter(entity, self.dialect, parsed)
+            visible = filters.conj([visible, local], compiler)
+        return None if visible is filters.FALSE else visible
+
+    # -- sorting ----------------------------------------------------------------------------------------
+
+    def _check_sort(self, segments: list[_Segment]) -> None:
+        if self.spec.sort is None:
+            return
+        for key in self.spec.sort:
+            if canonical(key.attribute) is None:
+                self.sort_result = NO_SUCH_ATTRIBUTE
+                return
+            if key.ordering_rule and key.ordering_rule.lower() not in _CASE_IGNORE_ORDERING:
+                self.sort_result = UNWILLING_TO_PERFORM
+                return
+        books = {s.book for s in segments if s.kind == "records"}
+        self.sort_result = 0 if len(books) <= 1 else UNWILLING_TO_PERFORM
+
+    def _sort_keys(self, v: EntityView) -> list[tuple[str, bool]]:
+        out = []
+        fold = search_index.fold_sql(self.dialect)
+        for key in self.spec.sort or ():
+            name = canonical(key.attribute)
+            field = v.by_attr.get(name.lower()) if name else None
+            if field is None:
+                continue  # every entry lacks it: no effect on the order
+            expr = v.field_text(field)
+            if field in ("fullname", "name"):
+                k = f"{fold}({expr})"
+            else:
+                k = f"coalesce({fold}(nullif({expr}, '')), '{_HIGH}')"
+            if self.dialect != "sqlite":
+                k += ' COLLATE "C"'
+            out.append((k, key.reverse))
+        return out
+
+    # -- paging cookies ---------------------------------------------------------------------------------
+
+    def _request_hash(self) -> bytes:
+        s = self.spec
+        wire = self._wire if self._wire is not None else repr(s.filter).encode()
+        parts = [s.base if isinstance(s.base, str) else s.base.decode("utf-8", "replace"), str(s.scope),
+                 wire.hex(), "|".join(a.lower() for a in s.attributes), str(s.types_only),
+                 s.principal.user_id if s.principal else "", ",".join(sorted(s.anonymous_books)),
+                 repr(s.sort)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16].encode()
+
+    def _cookie(self, pos: Position) -> bytes:
+        segment, cursor = pos
+        body = json.dumps([segment, list(cursor) if cursor is not None else None], separators=(",", ":"))
+        return _COOKIE_VERSION + self._request_hash() + body.encode()
+
+    def _resume(self, segments: list[_Segment]) -> Position:
+        cookie = self.spec.cookie
+        if not self.paged or not cookie:
+            return 0, None
+        prefix = _COOKIE_VERSION + self._request_hash()
+        if not cookie.startswith(prefix):
+            raise ldaperrors.LDAPUnwillingToPerform("paged results cookie does not belong to this search")
+        try:
+            segment, cursor = json.loads(cookie[len(prefix):])
+            segment = int(segment)
+            if not 0 <= segment <= len(segments) or not (cursor is None or isinstance(cursor, list)):
+                raise ValueError(segment)
+        except (ValueError, TypeError) as e:
+            raise ldaperrors.LDAPUnwillingToPerform("invalid paged results cookie") from e
+        return segment, tuple(cursor) if cursor is not None else None
+
+
+@lru_cache(maxsize=512)
+def _select_text(v: EntityView, dialect: str, keys: tuple[str, ...], fts: bool = False) -> str:
+    """The entity's SELECT ... FROM with the sort keys selected after its columns.
+
+    ``fts``: the whole filter is one trigram MATCH, so the FTS table leads the join (CROSS JOIN fixes the
+    order in SQLite) and its matches stream into LIMIT. As ``rowid IN (SELECT ... MATCH)`` SQLite would
+    first collect every match: 40 ms instead of 0.6 ms for a fragment of "example" at 100k contacts.
+    """
+    columns, from_ = re.split(r"\s+FROM\s+", v.select_sql(dialect)[len("SELECT "):], maxsplit=1)
+    if fts:
+        from_ = f"{search_index.fts_table(v.entity)} CROSS JOIN {from_.strip()}"
+    return "SELECT " + ", ".join([columns.strip(), *keys]) + " FROM " + from_.strip()
+
+
+def _no_such_object(base: Any, matched: str) -> ldaperrors.LDAPNoSuchObject:
+    err = ldaperrors.LDAPNoSuchObject(str(base))
+    err.matchedDN = matched  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,162 @@
+"""The directory's database work: run one batch of a search, interruptibly, on a pool thread.
+
+The SQL comes ready-made from ``abook/directory`` (columns, filter and visibility, with positional
+parameters); this module adds the keyset and LIMIT, runs it on the raw DB-API cursor of the session's
+connection (the cheapest path: a search is a few hundred microseconds) and converts the rows in the
+worker, so only frozen values reach the reactor thread.
+``Interrupt`` lets the reactor thread stop a running statement: SQLite's progress handler aborts it at
+the next check, PostgreSQL gets a cancel request (and a ``statement_timeout`` when a time limit is set).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from sqlalchemy.orm import Session
+
+#: SQLite virtual-machine instructions between two looks at the cancel flag
+_PROGRESS_STEPS = 20000
+
+
+class Interrupt:
+    """A cancel flag shared by the reactor thread (``cancel``) and the worker running a batch."""
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.cancelled = False
+        #: time.monotonic() after which running statements are stopped (a search's time limit)
+        self.deadline = deadline
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def _progress(self) -> int:
+        return 1 if self.cancelled or self.expired() else 0
+
+    def attach(self, dbapi_conn: Any) -> None:
+        with self._lock:
+            self._conn = dbapi_conn
+
+    def detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        with self._lock:
+            conn = self._conn
+        if conn is not None and hasattr(conn, "cancel"):  # psycopg: a cancel request to the server
+            try:
+                conn.cancel()
+            except Exception:  # noqa: BLE001 - the statement may have finished meanwhile
+                pass
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """One segment's records: ``SELECT <columns>[, <sort keys>] FROM ... WHERE <where>`` plus its keyset.
+
+    ``keys`` are the SQL texts of the sort keys (selected after the columns), ``reverse`` their
+    directions; rows are ordered by (keys..., id) when ``ordered``, and a cursor (key values..., id)
+    resumes after a row. ``convert(row)`` turns a row into a frozen value, on the worker.
+    """
+
+    select: str
+    where: str
+    params: tuple
+    id_column: str
+    convert: Callable[[Sequence[Any]], Any]
+    keys: tuple[str, ...] = ()
+    reverse: tuple[bool, ...] = ()
+    ordered: bool = True
+    placeholder: str = "?"
+
+    def sql(self, cursor: tuple | None, limit: int) -> tuple[str, tuple]:
+        where, params = self.where, self.params
+        if self.ordered and cursor is not None:
+            after, after_params = self._after(cursor)
+            where, params = f"({where}) AND {after}", params + after_params
+        text = f"{self.select} WHERE {where}"
+        if self.ordered:
+            order = [f"{k} DESC" if rev else k for k, rev in zip(self.keys, self.reverse)]
+            text += " ORDER BY " + ", ".join([*order, self.id_column])
+        return f"{text} LIMIT {int(limit)}", params
+
+    def _after(self, cursor: tuple) -> tuple[str, tuple]:
+        """Rows strictly after ``cursor`` in (keys..., id) order."""
+        exprs = [*self.keys, self.id_column]
+        reverse = [*self.reverse, False]
+        ph = self.placeholder
+        ors, params = [], []
+        for i, (expr, rev) in enumerate(zip(exprs, reverse)):
+            terms = [f"{exprs[j]} = {ph}" for j in range(i)] + [f"{expr} {'<' if rev else '>'} {ph}"]
+            params.extend(cursor[: i + 1])
+            ors.append("(" + " AND ".join(terms) + ")")
+        return "(" + " OR ".join(ors) + ")", tuple(params)
+
+
+#: a position in a walk: (segment index, cursor within the segment or None = its start)
+Position = tuple[int, Optional[tuple]]
+
+
+def walk_txn(
+    session: Session,
+    segments: Sequence[Any],
+    start: Position,
+    want: int,
+    interrupt: Interrupt,
+    timeout_ms: int = 0,
+) -> tuple[list[tuple[Any, Position]], bool]:
+    """Collect up to ``want`` entries from ``start`` on, in segment order; one transaction.
+
+    A segment is a ready value (a container entry), None (nothing), a ``RecordQuery``, or a callable
+    returning a ``RecordQuery`` or None (called here, when the walk reaches it). Returns the
+    entries, each with the position just after it, and whether the walk reached the end.
+    """
+    out: list[tuple[Any, Position]] = []
+    if interrupt.cancelled:
+        return out, True
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        raw.set_progress_handler(interrupt._progress, _PROGRESS_STEPS)
+    elif timeout_ms:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+    interrupt.attach(raw)
+    cur = raw.cursor()
+    try:
+        index, cursor = start
+        for i in range(index, len(segments)):
+            seg = segments[i]
+            if callable(seg):  # built on first use, on the worker: segments the walk never reaches cost nothing
+                seg = seg()
+            if seg is None:
+                pass
+            elif not isinstance(seg, RecordQuery):
+                if cursor is None:
+                    out.append((seg, (i + 1, None)))
+            else:
+                n = want - len(out)
+                text, params = seg.sql(cursor, n)
+                cur.execute(text, params)
+                rows = cur.fetchall()
+                convert = seg.convert
+                for row in rows:
+                    entry, row_cursor = convert(row)
+                    out.append((entry, (i, row_cursor)))
+                if len(rows) == n:
+                    return out, False
+            if len(out) >= want:
+                return out, i == len(segments) - 1
+            cursor = None
+        return out, True
+    finally:
+        cur.close()
+        interrupt.detach()
+        if sqlite:
+            raw.set_progress_handler(None, 0)

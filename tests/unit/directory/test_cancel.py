@@ -1,0 +1,92 @@
+"""Cancelling a search (abandon, time limit) stops the database work and sends nothing more."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.python.threadpool import ThreadPool
+
+from abook.directory.api import Entry
+from abook.store import Store, make_engine
+from abook.store.directory import Interrupt, RecordQuery, walk_txn
+from abook.threads import ThreadPoolRunner
+from tests.helpers import wait_until
+from tests.unit.directory.conftest import Searcher
+
+ENDLESS = RecordQuery(
+    select="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+    where="x < 0", params=(), id_column="x", convert=tuple, ordered=False,
+)
+
+
+def test_interrupt_stops_a_running_statement(store: Store) -> None:
+    interrupt = Interrupt()
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            with store.transaction() as session:
+                outcome.append(walk_txn(session, [ENDLESS], (0, None), 1, interrupt))
+        except Exception as e:  # noqa: BLE001 - the interrupted statement's error is the outcome
+            outcome.append(e)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    wait_until(lambda: interrupt._conn is not None, 10, "the statement to start")
+    interrupt.cancel()
+    worker.join(10)
+    assert not worker.is_alive(), "the statement was not interrupted"
+    assert len(outcome) == 1 and isinstance(outcome[0], Exception)
+    assert "interrupt" in str(outcome[0]).lower() or "cancel" in str(outcome[0]).lower()
+
+
+def test_a_cancelled_flag_skips_the_work(store: Store) -> None:
+    interrupt = Interrupt()
+    interrupt.cancel()
+    with store.transaction() as session:
+        assert walk_txn(session, [ENDLESS], (0, None), 1, interrupt) == ([], True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelling_the_search_deferred(org_store: tuple) -> None:
+    base_store, org = org_store
+    pool = ThreadPool(1, 1, name="test-db")
+    pool.start()
+    store = Store(make_engine(str(base_store.engine.url.render_as_string(hide_password=False))),
+                  ThreadPoolRunner(reactor, pool))
+    try:
+        search = Searcher(store, org)
+        sent: list[Entry] = []
+        d = search.directory.search(search.spec(), sent.append)
+        d.cancel()
+        with pytest.raises(defer.CancelledError):
+            await d
+        assert sent == []
+        # the directory still answers the next search on the same pool
+        done = await search.directory.search(search.spec("(mail=jane.doe@example.com)"), sent.append)
+        assert done.result_code == 0 and len(sent) == 1
+    finally:
+        pool.stop()  # joins the worker: its last job hands its result over with callFromThread
+        store.dispose()
+
+
+def test_a_statement_running_past_the_time_limit_is_stopped(store: Store) -> None:
+    import time
+
+    interrupt = Interrupt(deadline=time.monotonic() + 0.2)
+    with pytest.raises(Exception) as err:
+        with store.transaction() as session:
+            walk_txn(session, [ENDLESS], (0, None), 1, interrupt, timeout_ms=200)
+    assert interrupt.expired()
+    assert "interrupt" in str(err.value).lower() or "timeout" in str(err.value).lower()
+
+
+def test_a_search_past_its_time_limit_fails_with_time_limit_exceeded(search: Searcher) -> None:
+    from ldaptor.protocols.ldap import ldaperrors
+
+    err = search.fails(time_limit=1e-9)
+    assert isinstance(err, ldaperrors.LDAPTimeLimitExceeded)
