@@ -28,7 +28,7 @@ from abook.config.model import TrackingConfig
 from abook.config.routing import RouterConfig, SmtpConfig
 from abook.mailbox.errors import MailboxError
 from abook.mailbox.smtp import Envelope, SmtpPermanent, send_blocking
-from abook.routing.poller import crash_point
+from abook.routing.poller import crash_point, settled
 from abook.routing.tracking_seam import message_key, token_for_email_txn
 from abook.store import Store
 from abook.store.models import (
@@ -243,12 +243,7 @@ class OutgoingService(Service):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        done: defer.Deferred = defer.Deferred()
-        if self._current is None:
-            done.callback(None)
-        else:
-            self._current.addBoth(lambda r: (done.callback(None), r)[1])
-        return done
+        return settled(self._current) if self._current is not None else defer.succeed(None)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

@@ -98,7 +98,7 @@ class MailboxPoller:
         self._stopping = True
         if self._loop.running:
             self._loop.stop()
-        done = _settled(self._current) if self._current is not None else defer.succeed(None)
+        done = settled(self._current) if self._current is not None else defer.succeed(None)
         return done.addCallback(lambda _: defer.ensureDeferred(self._close()))
 
     def tick(self) -> defer.Deferred | None:
@@ -282,7 +282,7 @@ class MailPollService(Service):
             self._rescan.stop()
         waits = [p.stop() for p in self.pollers.values()]
         if self._rescanning is not None:
-            waits.append(_settled(self._rescanning))
+            waits.append(settled(self._rescanning))
         self.pollers = {}
         return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
@@ -341,7 +341,8 @@ def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state
     return tuple(out)
 
 
-def _settled(d: defer.Deferred) -> defer.Deferred:
+def settled(d: defer.Deferred) -> defer.Deferred:
+    """A Deferred that fires (with None) when ``d`` does, leaving ``d``'s own result alone."""
     done: defer.Deferred = defer.Deferred()
     d.addBoth(lambda r: (done.callback(None), r)[1])
     return done
