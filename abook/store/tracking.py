@@ -1,0 +1,459 @@
+"""The tracked-mail side of the store: every SQL the tracking engine and its commands run.
+
+Writes (``insert_email_txn``, ``add_sighting_txn``, ``record_untracked_txn``) run inside the caller's
+transaction and never commit. Address resolution is ONE query per message whatever the number of
+addresses: a UNION ALL over every email field of leads, accounts, contacts, queues and users with
+``lower(field) IN (...)``, each branch served by that field's ``lower()`` index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Select, and_, func, insert, literal, or_, select, union_all, update
+from sqlalchemy.orm import Session
+
+from abook.store.models import (
+    EMAIL_FIELDS,
+    ENTITY_MODELS,
+    Activity,
+    ActivityParty,
+    Attachment,
+    BusinessUnit,
+    Email,
+    EmailSighting,
+    ParticipationType,
+    Queue,
+    Role,
+    State,
+    SystemUser,
+    UntrackedMessage,
+    user_roles,
+)
+
+#: the entities whose addresses make a party of an email (SPEC 3.3); facilities are not email parties
+PARTY_ENTITIES = ("lead", "account", "contact", "queue", "systemuser")
+CUSTOMER_ENTITIES = frozenset({"lead", "account", "contact"})
+INTERNAL_ENTITIES = frozenset({"queue", "systemuser"})
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value or None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Owners
+
+
+@dataclass(frozen=True)
+class OwnerInfo:
+    type: str  # systemuser / queue
+    id: str
+    #: the user who owns the activities tracked for this owner
+    activity_owner_id: str | None
+    business_unit_id: str | None
+    tracking_option: str
+    active: bool
+    name: str
+
+
+def _queue_default_owner(session: Session, queue: Queue, queue_owner: str) -> SystemUser | None:
+    """A queue's mail is owned by the configured user, else a System Administrator of the queue's business
+    unit (walking up the tree), else the unit's longest-standing active user."""
+    if queue_owner:
+        return session.scalars(
+            select(SystemUser).where(func.lower(SystemUser.domainname) == queue_owner.lower())
+        ).first()
+    bu_id: str | None = queue.business_unit_id
+    seen: set[str] = set()
+    while bu_id and bu_id not in seen:
+        seen.add(bu_id)
+        active = (SystemUser.business_unit_id == bu_id) & (SystemUser.statecode == State.active)
+        admin = session.scalars(
+            select(SystemUser)
+            .join(user_roles, user_roles.c.systemuser_id == SystemUser.id)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .where(active, Role.name == "System Administrator")
+            .order_by(SystemUser.createdon, SystemUser.id)
+        ).first()
+        anyone = admin or session.scalars(
+            select(SystemUser).where(active).order_by(SystemUser.createdon, SystemUser.id)
+        ).first()
+        if anyone is not None:
+            return anyone
+        bu_id = session.scalar(select(BusinessUnit.parent_id).where(BusinessUnit.id == bu_id))
+    return None
+
+
+def owner_info_txn(session: Session, owner_type: str, owner_id: str, queue_owner: str = "") -> OwnerInfo | None:
+    if owner_type == "systemuser":
+        user = session.get(SystemUser, owner_id)
+        if user is None:
+            return None
+        return OwnerInfo("systemuser", user.id, user.id, user.business_unit_id, user.tracking_option,
+                         user.statecode == State.active, user.domainname)
+    if owner_type == "queue":
+        queue = session.get(Queue, owner_id)
+        if queue is None:
+            return None
+        user = _queue_default_owner(session, queue, queue_owner)
+        return OwnerInfo("queue", queue.id, user.id if user else None,
+                         user.business_unit_id if user else queue.business_unit_id,
+                         queue.tracking_option, queue.statecode == State.active, queue.name)
+    return None
+
+
+def find_user_txn(session: Session, name_or_email: str) -> str | None:
+    """A user id by user name (domainname) or by either email address, case-insensitively."""
+    key = name_or_email.strip().lower()
+    return session.scalar(
+        select(SystemUser.id)
+        .where(or_(func.lower(SystemUser.domainname) == key,
+                   func.lower(SystemUser.internalemailaddress) == key,
+                   func.lower(SystemUser.personalemailaddress) == key))
+        .order_by(SystemUser.statecode, SystemUser.createdon)
+    )
+
+
+def find_queue_txn(session: Session, name_or_email: str) -> str | None:
+    key = name_or_email.strip().lower()
+    return session.scalar(
+        select(Queue.id)
+        .where(or_(func.lower(Queue.emailaddress) == key, func.lower(Queue.name) == key))
+        .order_by(Queue.statecode, Queue.createdon)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Address resolution: one query per message
+
+
+def resolution_query(addresses: Sequence[str]) -> Select[Any]:
+    """(entity, id, lower(address)) of every active record with one of ``addresses`` (already lowercased)
+    in any of its email fields."""
+    branches = []
+    for entity in PARTY_ENTITIES:
+        model: Any = ENTITY_MODELS[entity]
+        primary, others = EMAIL_FIELDS[entity]
+        for name in (primary, *others):
+            col = func.lower(getattr(model, name))
+            branches.append(
+                select(literal(entity).label("entity"), model.id.label("id"), col.label("address"))
+                .where(col.in_(addresses), model.statecode == State.active)
+            )
+    return union_all(*branches)  # type: ignore[return-value]
+
+
+def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """lowercased address -> [(entity, id), ...] in PARTY_ENTITIES order, each record once."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for entity, record_id, address in session.execute(resolution_query(wanted)):
+        found = out.setdefault(address, [])
+        if (entity, record_id) not in found:
+            found.append((entity, record_id))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Duplicates and correlation
+
+
+def email_by_key_txn(session: Session, message_key: str) -> str | None:
+    return session.scalar(select(Email.activity_id).where(Email.message_key == message_key))
+
+
+@dataclass(frozen=True)
+class Correlated:
+    activity_id: str
+    message_id: str | None
+    tracking_token: str | None
+    regarding_type: str | None
+    regarding_id: str | None
+
+
+def _correlated(session: Session, where: Any) -> list[Correlated]:
+    rows = session.execute(
+        select(Email.activity_id, Email.message_id, Email.tracking_token,
+               Activity.regarding_type, Activity.regarding_id)
+        .join(Activity, Activity.id == Email.activity_id)
+        .where(where)
+        .order_by(Activity.createdon, Activity.id)
+    )
+    return [Correlated(*row) for row in rows]
+
+
+def emails_by_message_ids_txn(session: Session, message_ids: Sequence[str]) -> list[Correlated]:
+    if not message_ids:
+        return []
+    return _correlated(session, Email.message_id.in_(sorted(set(message_ids))))
+
+
+def emails_by_tokens_txn(session: Session, tokens: Sequence[str]) -> list[Correlated]:
+    if not tokens:
+        return []
+    return _correlated(session, Email.tracking_token.in_(sorted(set(tokens))))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writes
+
+
+@dataclass(frozen=True)
+class NewParty:
+    mask: int
+    address: str | None
+    display_name: str | None
+    party_type: str | None = None
+    party_id: str | None = None
+
+
+def insert_email_txn(session: Session, *, activity: dict[str, Any], email: dict[str, Any],
+                     parties: Sequence[NewParty]) -> None:
+    """One email activity and its parties (attachments and sightings are added separately)."""
+    activity["subject"] = _fit(activity.get("subject"), 800)
+    session.execute(insert(Activity), [activity])
+    email["message_id"] = _fit(email.get("message_id"), 998)
+    email["sender"] = _fit(email.get("sender"), 320)
+    session.execute(insert(Email), [email])
+    if parties:
+        session.execute(insert(ActivityParty), [
+            {"activity_id": activity["id"], "participationtypemask": p.mask, "party_type": p.party_type,
+             "party_id": p.party_id, "addressused": _fit(p.address, 320),
+             "display_name": _fit(p.display_name, 320)}
+            for p in parties
+        ])
+
+
+def insert_attachment_txn(session: Session, email_id: str, *, part: str, filename: str | None,
+                          mimetype: str, content_id: str | None, body: bytes) -> None:
+    session.execute(insert(Attachment), [{
+        "email_id": email_id, "part": part[:64], "filename": _fit(filename, 500),
+        "mimetype": _fit(mimetype, 256), "content_id": _fit(content_id, 500), "filesize": len(body),
+        "body": body,
+    }])
+
+
+def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id: str | None,
+                     arrival: str) -> bool:
+    """Record that the email was seen in ``mailbox``; False when it already was."""
+    exists = session.scalar(
+        select(EmailSighting.id).where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
+    )
+    if exists is not None:
+        return False
+    session.execute(insert(EmailSighting), [{
+        "email_id": email_id, "mailbox": mailbox[:320], "external_id": _fit(external_id, 1024),
+        "arrival": arrival, "marked": False,
+    }])
+    return True
+
+
+def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
+    """The router marked the message as tracked in ``mailbox`` (SPEC 3.6); False when no such sighting."""
+    result = session.execute(
+        update(EmailSighting)
+        .where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
+        .values(marked=True)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unmarked_sightings_txn(session: Session, mailbox: str, limit: int = 1000) -> list[tuple[str, str | None]]:
+    """(email id, external id) of the messages in ``mailbox`` not yet marked as tracked there."""
+    rows = session.execute(
+        select(EmailSighting.email_id, EmailSighting.external_id)
+        .where(EmailSighting.mailbox == mailbox, EmailSighting.marked.is_(False))
+        .order_by(EmailSighting.id).limit(limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: str | None,
+                         owner_type: str | None, owner_id: str | None, reason: str, detail: str | None,
+                         message_id: str | None, sender: str | None, subject: str | None) -> None:
+    session.execute(insert(UntrackedMessage), [{
+        "mailbox": _fit(mailbox, 320), "external_id": _fit(external_id, 1024), "owner_type": owner_type,
+        "owner_id": owner_id, "reason": reason, "detail": _fit(detail, 2000),
+        "message_id": _fit(message_id, 998), "sender": _fit(sender, 320), "subject": _fit(subject, 800),
+    }])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tokens
+
+
+def allocate_token_parts_txn(session: Session, user_id: str) -> tuple[int, int] | None:
+    """(tracking number, next counter) for a user: the number allocated once, the counter atomically."""
+    number = session.scalar(select(SystemUser.tracking_number).where(SystemUser.id == user_id))
+    if number is None:
+        if session.scalar(select(SystemUser.id).where(SystemUser.id == user_id)) is None:
+            return None
+        number = (session.scalar(select(func.max(SystemUser.tracking_number))) or 0) + 1
+        session.execute(update(SystemUser).where(SystemUser.id == user_id).values(tracking_number=number))
+    counter = session.scalar(
+        update(SystemUser).where(SystemUser.id == user_id)
+        .values(token_counter=SystemUser.token_counter + 1)
+        .returning(SystemUser.token_counter)
+    )
+    return number, int(counter)
+
+
+def email_token_txn(session: Session, activity_id: str) -> tuple[str | None, str | None, bool]:
+    """(tracking token, owner id, exists) of an email activity."""
+    row = session.execute(
+        select(Email.tracking_token, Activity.owner_id)
+        .join(Activity, Activity.id == Email.activity_id).where(Email.activity_id == activity_id)
+    ).first()
+    if row is None:
+        return None, None, False
+    return row[0], row[1], True
+
+
+def set_email_token_txn(session: Session, activity_id: str, token: str) -> None:
+    session.execute(update(Email).where(Email.activity_id == activity_id).values(tracking_token=token))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the commands show
+
+
+@dataclass(frozen=True)
+class UntrackedRow:
+    recorded_at: datetime
+    reason: str
+    detail: str | None
+    mailbox: str | None
+    external_id: str | None
+    sender: str | None
+    subject: str | None
+    message_id: str | None
+
+
+def untracked_txn(session: Session, since: datetime | None = None, reason: str | None = None,
+                  limit: int = 100) -> list[UntrackedRow]:
+    q = select(UntrackedMessage).order_by(UntrackedMessage.recorded_at.desc(), UntrackedMessage.id.desc())
+    if since is not None:
+        q = q.where(UntrackedMessage.recorded_at >= since)
+    if reason:
+        q = q.where(UntrackedMessage.reason == reason)
+    return [
+        UntrackedRow(u.recorded_at, u.reason, u.detail, u.mailbox, u.external_id, u.sender, u.subject,
+                     u.message_id)
+        for u in session.scalars(q.limit(limit))
+    ]
+
+
+@dataclass(frozen=True)
+class UnresolvedRow:
+    activity_id: str
+    received_at: datetime | None
+    sender: str | None
+    display_name: str | None
+    subject: str | None
+
+
+def unresolved_txn(session: Session, user_id: str, limit: int = 100) -> list[UnresolvedRow]:
+    """Received emails of a user (owned or accepted) whose sender matches no CRM record."""
+    sender = and_(ActivityParty.activity_id == Email.activity_id,
+                  ActivityParty.participationtypemask == ParticipationType.sender)
+    resolved_sender = select(ActivityParty.id).where(sender, ActivityParty.party_id.is_not(None)).exists()
+    q = (
+        select(Email.activity_id, Email.received_at, Email.sender, Activity.subject)
+        .join(Activity, Activity.id == Email.activity_id)
+        .where(Email.directioncode.is_(False),
+               or_(Activity.owner_id == user_id,
+                   and_(Email.accepting_type == "systemuser", Email.accepting_id == user_id)),
+               ~resolved_sender)
+        .order_by(Email.received_at.desc(), Email.activity_id)
+        .limit(limit)
+    )
+    out = []
+    for activity_id, received_at, address, subject in session.execute(q):
+        name = session.scalar(
+            select(ActivityParty.display_name).where(
+                ActivityParty.activity_id == activity_id,
+                ActivityParty.participationtypemask == ParticipationType.sender)
+        )
+        out.append(UnresolvedRow(activity_id, received_at, address, name, subject))
+    return out
+
+
+@dataclass(frozen=True)
+class PartyRow:
+    participation: str
+    address: str | None
+    display_name: str | None
+    party_type: str | None
+    party_id: str | None
+    party_name: str | None
+
+
+@dataclass(frozen=True)
+class SightingRow:
+    mailbox: str
+    arrival: str
+    external_id: str | None
+    marked: bool
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class EmailDetail:
+    activity_id: str
+    subject: str | None
+    direction: str
+    statuscode: int
+    owner: str | None
+    message_id: str | None
+    tracking_token: str | None
+    correlation_method: str | None
+    regarding_type: str | None
+    regarding_id: str | None
+    accepting: str | None
+    parties: tuple[PartyRow, ...]
+    sightings: tuple[SightingRow, ...]
+    attachments: tuple[tuple[str | None, str | None, int], ...]
+
+
+def _record_name(session: Session, entity: str | None, record_id: str | None) -> str | None:
+    if not entity or not record_id or entity not in ENTITY_MODELS:
+        return None
+    model: Any = ENTITY_MODELS[entity]
+    column = getattr(model, "fullname", None) if entity in ("contact", "lead", "systemuser") else None
+    return session.scalar(select(column if column is not None else model.name).where(model.id == record_id))
+
+
+def email_detail_txn(session: Session, activity_id: str) -> EmailDetail | None:
+    activity = session.get(Activity, activity_id)
+    if activity is None or activity.email is None:
+        return None
+    email = activity.email
+    parties = tuple(
+        PartyRow(ParticipationType(p.participationtypemask).name, p.addressused, p.display_name, p.party_type,
+                 p.party_id, _record_name(session, p.party_type, p.party_id))
+        for p in sorted(activity.parties, key=lambda p: (p.participationtypemask, p.id))
+    )
+    sightings = tuple(SightingRow(s.mailbox, s.arrival, s.external_id, s.marked, s.seen_at)
+                      for s in sorted(email.sightings, key=lambda s: s.id))
+    attachments = tuple(
+        (a.filename, a.mimetype, a.filesize)
+        for a in session.execute(
+            select(Attachment.filename, Attachment.mimetype, Attachment.filesize)
+            .where(Attachment.email_id == activity_id).order_by(Attachment.part)
+        )
+    )
+    owner = session.scalar(select(SystemUser.domainname).where(SystemUser.id == activity.owner_id))
+    accepting = None
+    if email.accepting_type:
+        accepting = f"{email.accepting_type} " + (
+            _record_name(session, email.accepting_type, email.accepting_id) or str(email.accepting_id))
+    return EmailDetail(
+        activity.id, activity.subject, "outgoing" if email.directioncode else "incoming", activity.statuscode,
+        owner, email.message_id, email.tracking_token, email.correlation_method, activity.regarding_type,
+        activity.regarding_id, accepting, parties, sightings, attachments,
+    )
