@@ -205,7 +205,10 @@ def _addresses(msg: Message, headers: tuple[str, ...]) -> list[Address]:
             pairs = []
         for display, addr in pairs:
             addr = clean(addr.strip())
-            if "@" not in addr:
+            if "<" in addr:  # an unterminated "Name <addr" that the parser kept whole
+                addr = addr.rsplit("<", 1)[1].strip(" >")
+            local, at, domain = addr.rpartition("@")
+            if not at or not local or not domain:
                 continue
             out.append((name, header_text(display) if display else "", addr))
     return out
@@ -339,6 +342,8 @@ def _bodies(msg: Message) -> tuple[str | None, str | None, list[Part]]:
     attachments: list[Part] = []
     for path, part in _walk(msg, ""):
         ctype = _content_type(part)
+        if ctype.startswith("multipart/"):  # a multipart with no usable boundary: its text is the body
+            ctype = "text/plain"
         filename = _filename(part)
         disposition = (part.get("content-disposition") or "")
         inline = "attachment" not in str(disposition).lower() and filename is None
