@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from abook.store.models import (
@@ -87,13 +87,18 @@ def _queue_default_owner(session: Session, queue: Queue, queue_owner: str) -> Sy
     return None
 
 
+_USER_T = SystemUser.__table__
+_OWNER_USER = select(_USER_T.c.id, _USER_T.c.business_unit_id, _USER_T.c.tracking_option, _USER_T.c.statecode,
+                     _USER_T.c.domainname).where(_USER_T.c.id == bindparam("id"))
+
+
 def owner_info_txn(session: Session, owner_type: str, owner_id: str, queue_owner: str = "") -> OwnerInfo | None:
     if owner_type == "systemuser":
-        user = session.get(SystemUser, owner_id)
-        if user is None:
+        row = session.connection().execute(_OWNER_USER, {"id": owner_id}).first()
+        if row is None:
             return None
-        return OwnerInfo("systemuser", user.id, user.id, user.business_unit_id, user.tracking_option,
-                         user.statecode == State.active, user.domainname)
+        return OwnerInfo("systemuser", row.id, row.id, row.business_unit_id, row.tracking_option,
+                         row.statecode == State.active, row.domainname)
     if owner_type == "queue":
         queue = session.get(Queue, owner_id)
         if queue is None:
@@ -130,20 +135,24 @@ def find_queue_txn(session: Session, name_or_email: str) -> str | None:
 # Address resolution: one query per message
 
 
-def resolution_query(addresses: Sequence[str]) -> Select[Any]:
+def resolution_query(addresses: Any) -> Select[Any]:
     """(entity, id, lower(address)) of every active record with one of ``addresses`` (already lowercased)
-    in any of its email fields."""
+    in any of its email fields. ``addresses``: a list, or an expanding bind parameter."""
     branches = []
     for entity in PARTY_ENTITIES:
-        model: Any = ENTITY_MODELS[entity]
+        table: Any = ENTITY_MODELS[entity].__table__
         primary, others = EMAIL_FIELDS[entity]
         for name in (primary, *others):
-            col = func.lower(getattr(model, name))
+            col = func.lower(table.c[name])
             branches.append(
-                select(literal(entity).label("entity"), model.id.label("id"), col.label("address"))
-                .where(col.in_(addresses), model.statecode == State.active)
+                select(literal_column(f"'{entity}'").label("entity"), table.c.id.label("id"), col.label("address"))
+                .where(col.in_(addresses), table.c.statecode == State.active)
             )
     return union_all(*branches)  # type: ignore[return-value]
+
+
+#: built once: constructing the 12-branch statement costs more than running it
+_RESOLVE = resolution_query(bindparam("addresses", expanding=True))
 
 
 def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
@@ -152,7 +161,7 @@ def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[st
     if not wanted:
         return {}
     out: dict[str, list[tuple[str, str]]] = {}
-    for entity, record_id, address in session.execute(resolution_query(wanted)):
+    for entity, record_id, address in session.connection().execute(_RESOLVE, {"addresses": wanted}):
         found = out.setdefault(address, [])
         if (entity, record_id) not in found:
             found.append((entity, record_id))
@@ -163,8 +172,13 @@ def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[st
 # Duplicates and correlation
 
 
+_EMAIL_T = Email.__table__
+_ACTIVITY_T = Activity.__table__
+_BY_KEY = select(_EMAIL_T.c.activity_id).where(_EMAIL_T.c.message_key == bindparam("key"))
+
+
 def email_by_key_txn(session: Session, message_key: str) -> str | None:
-    return session.scalar(select(Email.activity_id).where(Email.message_key == message_key))
+    return session.connection().execute(_BY_KEY, {"key": message_key}).scalar()
 
 
 @dataclass(frozen=True)
@@ -176,27 +190,32 @@ class Correlated:
     regarding_id: str | None
 
 
-def _correlated(session: Session, where: Any) -> list[Correlated]:
-    rows = session.execute(
-        select(Email.activity_id, Email.message_id, Email.tracking_token,
-               Activity.regarding_type, Activity.regarding_id)
-        .join(Activity, Activity.id == Email.activity_id)
-        .where(where)
-        .order_by(Activity.createdon, Activity.id)
+def _correlation_query(column: Any) -> Select[Any]:
+    return (
+        select(_EMAIL_T.c.activity_id, _EMAIL_T.c.message_id, _EMAIL_T.c.tracking_token,
+               _ACTIVITY_T.c.regarding_type, _ACTIVITY_T.c.regarding_id)
+        .join(_ACTIVITY_T, _ACTIVITY_T.c.id == _EMAIL_T.c.activity_id)
+        .where(column.in_(bindparam("values", expanding=True)))
+        .order_by(_ACTIVITY_T.c.createdon, _ACTIVITY_T.c.id)
     )
-    return [Correlated(*row) for row in rows]
+
+
+_BY_MESSAGE_IDS = _correlation_query(_EMAIL_T.c.message_id)
+_BY_TOKENS = _correlation_query(_EMAIL_T.c.tracking_token)
 
 
 def emails_by_message_ids_txn(session: Session, message_ids: Sequence[str]) -> list[Correlated]:
     if not message_ids:
         return []
-    return _correlated(session, Email.message_id.in_(sorted(set(message_ids))))
+    rows = session.connection().execute(_BY_MESSAGE_IDS, {"values": sorted(set(message_ids))})
+    return [Correlated(*row) for row in rows]
 
 
 def emails_by_tokens_txn(session: Session, tokens: Sequence[str]) -> list[Correlated]:
     if not tokens:
         return []
-    return _correlated(session, Email.tracking_token.in_(sorted(set(tokens))))
+    rows = session.connection().execute(_BY_TOKENS, {"values": sorted(set(tokens))})
+    return [Correlated(*row) for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -215,13 +234,14 @@ class NewParty:
 def insert_email_txn(session: Session, *, activity: dict[str, Any], email: dict[str, Any],
                      parties: Sequence[NewParty]) -> None:
     """One email activity and its parties (attachments and sightings are added separately)."""
+    conn = session.connection()
     activity["subject"] = _fit(activity.get("subject"), 800)
-    session.execute(insert(Activity), [activity])
+    conn.execute(_ACTIVITY_T.insert(), activity)
     email["message_id"] = _fit(email.get("message_id"), 998)
     email["sender"] = _fit(email.get("sender"), 320)
-    session.execute(insert(Email), [email])
+    conn.execute(_EMAIL_T.insert(), email)
     if parties:
-        session.execute(insert(ActivityParty), [
+        conn.execute(ActivityParty.__table__.insert(), [
             {"activity_id": activity["id"], "participationtypemask": p.mask, "party_type": p.party_type,
              "party_id": p.party_id, "addressused": _fit(p.address, 320),
              "display_name": _fit(p.display_name, 320)}
@@ -231,7 +251,7 @@ def insert_email_txn(session: Session, *, activity: dict[str, Any], email: dict[
 
 def insert_attachment_txn(session: Session, email_id: str, *, part: str, filename: str | None,
                           mimetype: str, content_id: str | None, body: bytes) -> None:
-    session.execute(insert(Attachment), [{
+    session.connection().execute(Attachment.__table__.insert(), [{
         "email_id": email_id, "part": part[:64], "filename": _fit(filename, 500),
         "mimetype": _fit(mimetype, 256), "content_id": _fit(content_id, 500), "filesize": len(body),
         "body": body,
@@ -239,14 +259,15 @@ def insert_attachment_txn(session: Session, email_id: str, *, part: str, filenam
 
 
 def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id: str | None,
-                     arrival: str) -> bool:
-    """Record that the email was seen in ``mailbox``; False when it already was."""
-    exists = session.scalar(
-        select(EmailSighting.id).where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
-    )
-    if exists is not None:
-        return False
-    session.execute(insert(EmailSighting), [{
+                     arrival: str, *, new: bool = False) -> bool:
+    """Record that the email was seen in ``mailbox``; False when it already was (``new``: it cannot be)."""
+    if not new:
+        exists = session.scalar(
+            select(EmailSighting.id).where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
+        )
+        if exists is not None:
+            return False
+    session.connection().execute(EmailSighting.__table__.insert(), [{
         "email_id": email_id, "mailbox": mailbox[:320], "external_id": _fit(external_id, 1024),
         "arrival": arrival, "marked": False,
     }])
@@ -276,7 +297,7 @@ def unmarked_sightings_txn(session: Session, mailbox: str, limit: int = 1000) ->
 def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: str | None,
                          owner_type: str | None, owner_id: str | None, reason: str, detail: str | None,
                          message_id: str | None, sender: str | None, subject: str | None) -> None:
-    session.execute(insert(UntrackedMessage), [{
+    session.connection().execute(UntrackedMessage.__table__.insert(), [{
         "mailbox": _fit(mailbox, 320), "external_id": _fit(external_id, 1024), "owner_type": owner_type,
         "owner_id": owner_id, "reason": reason, "detail": _fit(detail, 2000),
         "message_id": _fit(message_id, 998), "sender": _fit(sender, 320), "subject": _fit(subject, 800),

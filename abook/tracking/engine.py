@@ -224,7 +224,7 @@ def _store(session: Session, request: TrackRequest, parsed: ParsedMessage, owner
     for part in parsed.attachments:
         store.insert_attachment_txn(session, activity_id, part=part.path, filename=part.filename,
                                     mimetype=part.mimetype, content_id=part.content_id, body=part.body)
-    store.add_sighting_txn(session, activity_id, request.mailbox, request.external_id, request.arrival)
+    store.add_sighting_txn(session, activity_id, request.mailbox, request.external_id, request.arrival, new=True)
 
 
 def token_for_email_txn(session: Session, activity_id: str, config: TrackingConfig) -> str:
