@@ -221,7 +221,7 @@ def _store(session: Session, request: TrackRequest, parsed: ParsedMessage, owner
         },
         parties=parties,
     )
-    for part in parsed.attachments:
+    for part in parsed.attachments:  # decoded one at a time
         store.insert_attachment_txn(session, activity_id, part=part.path, filename=part.filename,
                                     mimetype=part.mimetype, content_id=part.content_id, body=part.body)
     store.add_sighting_txn(session, activity_id, request.mailbox, request.external_id, request.arrival, new=True)

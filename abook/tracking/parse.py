@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import email.parser
 import email.policy
 import hashlib
 import quopri
@@ -37,13 +38,22 @@ class Unreadable(Exception):
 
 @dataclass(frozen=True)
 class Part:
-    """An attachment: a leaf MIME part that is not the message's body, or a nested message."""
+    """An attachment: a leaf MIME part that is not the message's body, or a nested message.
+
+    Its content is decoded when ``body`` is read, one attachment at a time, so a 50 MB message never
+    holds all its attachments decoded at once."""
 
     path: str
     filename: str | None
     mimetype: str
     content_id: str | None
-    body: bytes
+    source: Message = field(repr=False, compare=False)
+
+    @property
+    def body(self) -> bytes:
+        if self.mimetype == "message/rfc822":
+            return _nested_bytes(self.source)
+        return _payload_bytes(self.source)
 
 
 @dataclass(frozen=True)
@@ -185,8 +195,16 @@ def _message_key(message_id: str | None, date: str, sender: str, to: str, cc: st
 # Parsing
 
 
+#: the parser is fed this much at a time: one decoded copy of a big message costs ~7x its size, fed ~2x
+FEED_CHUNK = 1 << 20
+
+
 def read(raw: bytes) -> Message:
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    parser = email.parser.BytesFeedParser(policy=email.policy.compat32)
+    view = memoryview(raw)
+    for start in range(0, len(raw), FEED_CHUNK):
+        parser.feed(bytes(view[start:start + FEED_CHUNK]))
+    msg = parser.close()
     if not msg._headers:  # noqa: SLF001
         raise Unreadable("no header fields: not an RFC 5322 message")
     return msg
@@ -304,6 +322,11 @@ def _payload_bytes(part: Message) -> bytes:
     return b""
 
 
+def _has_payload(part: Message) -> bool:
+    payload = part.get_payload()
+    return bool(payload.strip()) if isinstance(payload, str) else bool(payload)
+
+
 def _text_of(part: Message) -> str:
     data = _payload_bytes(part)
     try:
@@ -354,11 +377,8 @@ def _bodies(msg: Message) -> tuple[str | None, str | None, list[Part]]:
             html = _text_of(part)
             continue
         if ctype == "message/rfc822":
-            body = _nested_bytes(part)
             filename = filename or "message.eml"
-        else:
-            body = _payload_bytes(part)
-        if not body and not filename:
+        elif not filename and not _has_payload(part):
             continue
         cid = part.get("content-id")
         attachments.append(
@@ -367,7 +387,7 @@ def _bodies(msg: Message) -> tuple[str | None, str | None, list[Part]]:
                 filename=filename,
                 mimetype=ctype,
                 content_id=header_text(cid).strip("<>") or None if cid else None,
-                body=body,
+                source=part,
             )
         )
     return text, html, attachments
