@@ -8,11 +8,14 @@ addresses: a UNION ALL over every email field of leads, accounts, contacts, queu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, union_all, update
+from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, func, literal_column, or_, select, union_all, update
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.orm import Session
 
 from abook.store.models import (
@@ -146,13 +149,43 @@ def resolution_query(addresses: Any) -> Select[Any]:
             col = func.lower(table.c[name])
             branches.append(
                 select(literal_column(f"'{entity}'").label("entity"), table.c.id.label("id"), col.label("address"))
-                .where(col.in_(addresses), table.c.statecode == State.active)
+                .where(_in_addresses(col, addresses), table.c.statecode == State.active)
             )
     return union_all(*branches)  # type: ignore[return-value]
 
 
-#: built once: constructing the 12-branch statement costs more than running it
-_RESOLVE = resolution_query(bindparam("addresses", expanding=True))
+def _address_list(dialect: str) -> Any:
+    """The addresses as ONE bound value, so the statement's SQL never changes: a JSON array read with
+    json_each on SQLite, an array on PostgreSQL; an expanding IN list elsewhere."""
+    if dialect == "sqlite":
+        values = func.json_each(bindparam("addresses")).table_valued("value")
+        return select(values.c.value).scalar_subquery()
+    if dialect == "postgresql":
+        return bindparam("addresses", type_=ARRAY(String()))
+    return bindparam("addresses", expanding=True)
+
+
+def _in_addresses(col: Any, addresses: Any) -> Any:
+    if isinstance(addresses, BindParameter) and isinstance(addresses.type, ARRAY):
+        return col == any_(addresses)
+    if isinstance(addresses, ScalarSelect):
+        return col.in_(addresses.element)
+    return col.in_(addresses)
+
+
+#: built once per dialect: constructing the 12-branch statement costs more than running it
+_RESOLVE: dict[str, Select[Any]] = {}
+
+
+def _resolve_statement(dialect: str) -> Select[Any]:
+    stmt = _RESOLVE.get(dialect)
+    if stmt is None:
+        stmt = _RESOLVE[dialect] = resolution_query(_address_list(dialect))
+    return stmt
+
+
+def _address_param(dialect: str, wanted: list[str]) -> Any:
+    return json.dumps(wanted) if dialect == "sqlite" else wanted
 
 
 def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
@@ -161,7 +194,10 @@ def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[st
     if not wanted:
         return {}
     out: dict[str, list[tuple[str, str]]] = {}
-    for entity, record_id, address in session.connection().execute(_RESOLVE, {"addresses": wanted}):
+    conn = session.connection()
+    dialect = conn.dialect.name
+    rows = conn.execute(_resolve_statement(dialect), {"addresses": _address_param(dialect, wanted)})
+    for entity, record_id, address in rows:
         found = out.setdefault(address, [])
         if (entity, record_id) not in found:
             found.append((entity, record_id))

@@ -217,10 +217,12 @@ def _addresses(msg: Message, headers: tuple[str, ...]) -> list[Address]:
         if not values:
             continue
         decoded = [v if v.isascii() else decode_bytes(v.encode("utf-8", "surrogateescape"), None) for v in values]
-        try:
-            pairs = getaddresses(decoded)
-        except Exception:
-            pairs = []
+        pairs = _simple_addresses(decoded)
+        if pairs is None:
+            try:
+                pairs = getaddresses(decoded)
+            except Exception:
+                pairs = []
         for display, addr in pairs:
             addr = clean(addr.strip())
             if "<" in addr:  # an unterminated "Name <addr" that the parser kept whole
@@ -229,6 +231,26 @@ def _addresses(msg: Message, headers: tuple[str, ...]) -> list[Address]:
             if not at or not local or not domain:
                 continue
             out.append((name, header_text(display) if display else "", addr))
+    return out
+
+
+_SIMPLE_ITEM = re.compile(r"^\s*(?:([^<>]*?)\s*<([^<>\s@]+@[^<>\s@]+)>|([^<>\s@]+@[^<>\s@]+))\s*$")
+
+
+def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
+    """The common case (``Name <a@b>, c@d``) without the email package's character-by-character parser;
+    None when anything calls for the full RFC 5322 parser (quotes, comments, groups, escapes, ...)."""
+    out = []
+    for value in values:
+        if any(c in value for c in '"()\\;:[]'):
+            return None
+        for item in _unfold(value).split(","):
+            if not item.strip():
+                continue
+            m = _SIMPLE_ITEM.match(item)
+            if m is None:
+                return None
+            out.append((" ".join((m.group(1) or "").split()), m.group(2) or m.group(3)))
     return out
 
 
