@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/track_bench.py                      # 1,000,000 addresses, 10,000 messages
     .venv/bin/python bench/track_bench.py --addresses 10000    # the same messages, a 100x smaller store
-    .venv/bin/python bench/track_bench.py --batch 100          # 100 messages per transaction
+    .venv/bin/python bench/track_bench.py --batch 1            # one message per transaction only
 
 The store gets contacts, leads and accounts (bulk Core executemany) holding ``--addresses`` addresses, 50
 users and 1,000 CRM emails with tracking tokens. Messages are generated deterministically (``--seed``):
 1-20 recipients each (a mix of store addresses, users and strangers), text bodies of 1-20 kB, 20% with
 an attachment of 10-200 kB, 10% HTML; 30% are replies carrying a tracking token or an In-Reply-To that
 names an earlier message. Generation is outside the timings. Each message runs ``track_txn`` in its own
-transaction (``--batch 1``, as a router saving its cursor per message) or ``--batch`` per transaction.
+transaction (batch 1, as a router saving its cursor per message), then 100 per transaction.
 
 Printed: messages/s, the time per message of address resolution alone (the one UNION ALL query), and the
 outcome counts. Address resolution cost independent of store size shows as equal resolution times for
@@ -19,8 +19,10 @@ outcome counts. Address resolution cost independent of store size shows as equal
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -30,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from abook.config.model import TrackingConfig  # noqa: E402
 from abook.store import Store, make_engine, schema  # noqa: E402
@@ -137,7 +139,6 @@ def generate(rng: random.Random, i: int, customers: list[str], users: list[str],
     kind = rng.random()
     if kind < 0.2:
         blob = rng.randbytes(rng.randint(10_000, 200_000))
-        import base64
         b64 = base64.encodebytes(blob).decode().replace("\n", "\r\n")
         headers.append('Content-Type: multipart/mixed; boundary="BB"')
         body = (f"--BB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--BB\r\n"
@@ -153,11 +154,65 @@ def generate(rng: random.Random, i: int, customers: list[str], users: list[str],
     return ("\r\n".join(headers) + "\r\n\r\n" + body).encode("utf-8")
 
 
+def run(store: Store, config: TrackingConfig, rng: random.Random, messages: int, batch: int, offset: int,
+        customers: list[str], user_ids: list[str], user_addresses: list[str], sent: list[tuple[str, str]],
+        earlier: list[str]) -> dict[str, object]:
+    """Track ``messages`` generated messages, ``batch`` per transaction; only tracking is timed."""
+    outcomes: Counter[str] = Counter()
+    total_bytes = 0
+    wall = cpu = resolve_time = 0.0
+    resolve_calls = 0
+    original = store_tracking.resolve_addresses_txn
+
+    def timed_resolve(session, addresses):  # type: ignore[no-untyped-def]
+        nonlocal resolve_time, resolve_calls
+        t = time.perf_counter()
+        try:
+            return original(session, addresses)
+        finally:
+            resolve_time += time.perf_counter() - t
+            resolve_calls += 1
+
+    store_tracking.resolve_addresses_txn = timed_resolve  # wraps the real function to time it
+    try:
+        i = 0
+        while i < messages:
+            chunk = []
+            for _ in range(min(batch, messages - i)):
+                raw = generate(rng, offset + i, customers, user_addresses, sent, earlier)
+                earlier.append(raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode())
+                chunk.append((raw, user_ids[i % 50]))
+                total_bytes += len(raw)
+                i += 1
+            w0, c0 = time.perf_counter(), time.process_time()
+            with store.transaction() as s:
+                for raw, owner in chunk:
+                    request = TrackRequest(raw, f"mb-{owner}", Owner("systemuser", owner), "router")
+                    outcomes[track_txn(s, request, config).outcome] += 1
+            wall += time.perf_counter() - w0
+            cpu += time.process_time() - c0
+    finally:
+        store_tracking.resolve_addresses_txn = original
+    methods: Counter[str] = Counter()
+    with store.transaction() as s:
+        q = select(Email.correlation_method, func.count()).group_by(Email.correlation_method)
+        for method, n in s.execute(q):
+            methods[str(method)] += n
+    return {
+        "messages": messages, "batch": batch, "mean_kb": round(total_bytes / messages / 1024, 1),
+        "messages_per_s": round(messages / wall, 1), "messages_per_cpu_s": round(messages / cpu, 1),
+        "ms_per_message": round(wall / messages * 1000, 2),
+        "resolve_ms_per_message": round(resolve_time / max(1, resolve_calls) * 1000, 3),
+        "outcomes": dict(outcomes), "correlation_so_far": dict(methods),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--addresses", type=int, default=1_000_000)
     ap.add_argument("--messages", type=int, default=10_000)
-    ap.add_argument("--batch", type=int, default=1, help="messages per transaction")
+    ap.add_argument("--batch", default="1,100",
+                    help="messages per transaction; a comma-separated list runs once per size (default: 1,100)")
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--dir", help="where the SQLite file goes (default: a fresh temporary directory)")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -171,62 +226,20 @@ def main() -> int:
     customers, user_ids, user_addresses = populate(store, args.addresses, rng)
     sent = crm_emails(store, user_ids, config)
 
-    # message ids of earlier messages are known before generation, so replies can name them
     earlier: list[str] = []
-    outcomes: Counter[str] = Counter()
-    methods: Counter[str] = Counter()
-    total_bytes = 0
-    track_time = 0.0
-    resolve_time = 0.0
-    resolve_calls = 0
-    original = store_tracking.resolve_addresses_txn
-
-    def timed_resolve(session, addresses):  # type: ignore[no-untyped-def]
-        nonlocal resolve_time, resolve_calls
-        t = time.perf_counter()
-        try:
-            return original(session, addresses)
-        finally:
-            resolve_time += time.perf_counter() - t
-            resolve_calls += 1
-
-    store_tracking.resolve_addresses_txn = timed_resolve  # measured, not replaced: same function inside
-    i = 0
-    while i < args.messages:
-        chunk = []
-        for _ in range(min(args.batch, args.messages - i)):
-            raw = generate(rng, i, customers, user_addresses, sent, earlier)
-            mid = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()
-            earlier.append(mid)
-            chunk.append((raw, user_ids[i % 50]))
-            total_bytes += len(raw)
-            i += 1
-        started = time.perf_counter()
-        with store.transaction() as s:
-            for raw, owner in chunk:
-                result = track_txn(s, TrackRequest(raw, f"mb-{owner}", Owner("systemuser", owner), "router"), config)
-                outcomes[result.outcome] += 1
-        track_time += time.perf_counter() - started
-    store_tracking.resolve_addresses_txn = original
-    with store.transaction() as s:
-        from sqlalchemy import func, select
-
-        for method, n in s.execute(select(Email.correlation_method, func.count()).group_by(Email.correlation_method)):
-            methods[str(method)] += n
-    result = {
-        "addresses": args.addresses, "messages": args.messages, "batch": args.batch,
-        "mean_kb": round(total_bytes / args.messages / 1024, 1),
-        "messages_per_s": round(args.messages / track_time, 1),
-        "ms_per_message": round(track_time / args.messages * 1000, 2),
-        "resolve_ms_per_message": round(resolve_time / max(1, resolve_calls) * 1000, 3),
-        "outcomes": dict(outcomes), "correlation": dict(methods),
-    }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:24s} {v}")
+    offset = 0
+    for batch in (int(b) for b in args.batch.split(",")):
+        result = run(store, config, rng, args.messages, batch, offset, customers, user_ids, user_addresses, sent,
+                     earlier)
+        result["addresses"] = args.addresses
+        offset += args.messages
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     store.dispose()
+    if not args.dir:
+        shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 
