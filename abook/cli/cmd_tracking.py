@@ -7,13 +7,16 @@ import argparse
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from abook.cli.common import config_of, open_store
+from abook.config import AbookConfig
 from abook.errors import NotFound, UserError
 from abook.store import tracking as store_tracking
-from abook.tracking.api import REASONS, Owner, TrackRequest
+from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
+
+T = TypeVar("T")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -44,12 +47,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=email_show)
 
 
+def _in_store(config: AbookConfig, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(session, ...)`` in one transaction on the configured store, then close it."""
+    store = open_store(config)
+    try:
+        with store.transaction() as session:
+            return fn(session, *args, **kwargs)
+    finally:
+        store.dispose()
+
+
+def _user_id(session: Any, name: str) -> str:
+    user_id = store_tracking.find_user_txn(session, name)
+    if user_id is None:
+        raise NotFound(f"no CRM user {name!r} (give a user name or an email address)")
+    return user_id
+
+
 def _owner(session: Any, args: argparse.Namespace) -> tuple[Owner, str]:
     if args.user:
-        user_id = store_tracking.find_user_txn(session, args.user)
-        if user_id is None:
-            raise NotFound(f"no CRM user {args.user!r} (give a user name or an email address)")
-        return Owner("systemuser", user_id), args.user
+        return Owner("systemuser", _user_id(session, args.user)), args.user
     queue_id = store_tracking.find_queue_txn(session, args.queue)
     if queue_id is None:
         raise NotFound(f"no queue {args.queue!r} (give an email address or a queue name)")
@@ -66,15 +83,14 @@ def track(args: argparse.Namespace) -> int:
                 raw = f.read()
         except OSError as e:
             raise UserError(f"cannot read {args.file}: {e.strerror}") from None
-    store = open_store(config)
-    try:
-        with store.transaction() as session:
-            owner, name = _owner(session, args)
-            request = TrackRequest(raw=raw, mailbox=args.mailbox or f"manual:{name}", owner=owner,
-                                   arrival="manual", direction=args.direction)
-            result = track_txn(session, request, config.tracking)
-    finally:
-        store.dispose()
+
+    def track_manually_txn(session: Any) -> tuple[TrackRequest, TrackResult]:
+        owner, name = _owner(session, args)
+        request = TrackRequest(raw=raw, mailbox=args.mailbox or f"manual:{name}", owner=owner,
+                               arrival="manual", direction=args.direction)
+        return request, track_txn(session, request, config.tracking)
+
+    request, result = _in_store(config, track_manually_txn)
     if result.outcome == "tracked":
         print(f"tracked as email {result.activity_id}")
         return 0
@@ -108,12 +124,8 @@ def _when(value: datetime | None) -> str:
 
 def untracked(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    store = open_store(config_of(args))
-    try:
-        with store.transaction() as session:
-            rows = store_tracking.untracked_txn(session, since=since, reason=args.reason, limit=args.limit)
-    finally:
-        store.dispose()
+    rows = _in_store(config_of(args), store_tracking.untracked_txn, since=since, reason=args.reason,
+                     limit=args.limit)
     if not rows:
         print("no untracked messages")
         return 0
@@ -126,15 +138,8 @@ def untracked(args: argparse.Namespace) -> int:
 
 
 def unresolved(args: argparse.Namespace) -> int:
-    store = open_store(config_of(args))
-    try:
-        with store.transaction() as session:
-            user_id = store_tracking.find_user_txn(session, args.user)
-            if user_id is None:
-                raise NotFound(f"no CRM user {args.user!r} (give a user name or an email address)")
-            rows = store_tracking.unresolved_txn(session, user_id, limit=args.limit)
-    finally:
-        store.dispose()
+    rows = _in_store(config_of(args), lambda session: store_tracking.unresolved_txn(
+        session, _user_id(session, args.user), limit=args.limit))
     if not rows:
         print(f"no received email with an unresolved sender for {args.user}")
         return 0
@@ -145,12 +150,7 @@ def unresolved(args: argparse.Namespace) -> int:
 
 
 def email_show(args: argparse.Namespace) -> int:
-    store = open_store(config_of(args))
-    try:
-        with store.transaction() as session:
-            detail = store_tracking.email_detail_txn(session, args.id)
-    finally:
-        store.dispose()
+    detail = _in_store(config_of(args), store_tracking.email_detail_txn, args.id)
     if detail is None:
         raise NotFound(f"no email activity {args.id}")
     print(f"email {detail.activity_id}")

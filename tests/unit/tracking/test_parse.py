@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abook.config.model import TrackingConfig
-from abook.tracking.parse import Unreadable, header_text, message_ids, parse_message
+from abook.tracking.parse import Unreadable, _simple_addresses, header_text, message_ids, parse_message
 from abook.tracking.tokens import find_tokens, format_token, with_token
 from tests.unit.tracking.conftest import MAIL
 
@@ -75,3 +79,17 @@ def test_tokens_are_found_wherever_they_sit_in_the_subject() -> None:
     assert find_tokens(config, "Order 0010042") == []
     assert with_token(config, "Offer CRM:0010042", "CRM:0010042") == "Offer CRM:0010042"
     assert with_token(config, "Offer", "CRM:0010042") == "Offer CRM:0010042"
+
+
+_ATOM = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789.-_+", min_size=1, max_size=12)
+_NAME = st.text(alphabet="abcdefghij XYZ=?ö'!#", max_size=16)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.tuples(_NAME, _ATOM, _ATOM, st.booleans()), min_size=1, max_size=6),
+       st.sampled_from([", ", ",\r\n ", ",", " , "]))
+def test_the_fast_address_path_agrees_with_the_email_package(items, separator) -> None:  # type: ignore[no-untyped-def]
+    value = separator.join(f"{n} <{a}@{d}>" if angle or n.strip() else f"{a}@{d}" for n, a, d, angle in items)
+    fast = _simple_addresses([value])
+    if fast is not None:
+        assert fast == [(n, a) for n, a in getaddresses([value])]
