@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import event, func, insert, select  # noqa: E402
 
 from abook.config.model import TrackingConfig  # noqa: E402
 from abook.store import Store, make_engine, schema  # noqa: E402
@@ -216,11 +216,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--dir", help="where the SQLite file goes (default: a fresh temporary directory)")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    ap.add_argument("--cache-mb", type=int, default=0,
+                    help="SQLite page cache per connection in MB (default 0: the store's default, 2 MB)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
     directory = Path(args.dir or tempfile.mkdtemp(prefix="abook-trackbench-"))
-    store = Store(make_engine(f"sqlite:///{directory / 'bench.sqlite3'}"))
+    engine = make_engine(f"sqlite:///{directory / 'bench.sqlite3'}")
+    if args.cache_mb:
+        @event.listens_for(engine, "connect")
+        def _cache(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute(f"PRAGMA cache_size=-{args.cache_mb * 1024}")
+
+    store = Store(engine)
     schema.upgrade(store.engine)
     config = TrackingConfig()
     customers, user_ids, user_addresses = populate(store, args.addresses, rng)
@@ -232,6 +240,7 @@ def main() -> int:
         result = run(store, config, rng, args.messages, batch, offset, customers, user_ids, user_addresses, sent,
                      earlier)
         result["addresses"] = args.addresses
+        result["cache_mb"] = args.cache_mb or 2
         offset += args.messages
         if args.json:
             print(json.dumps(result), flush=True)

@@ -98,7 +98,7 @@ def _header_summary(raw: bytes) -> tuple[str | None, str | None, str | None]:
 
 
 def _track(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage) -> TrackResult:
-    owner = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
+    owner = _owner_info(session, request, config)
     if owner is None:
         raise _Reject("no_owner", f"no {request.owner.type} with id {request.owner.id}")
 
@@ -148,6 +148,18 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
               message_key=parsed.message_key, mailbox=request.mailbox, activity_id=activity_id,
               count=len(resolution.parties), method=method or "uncorrelated")
     return TrackResult("tracked", activity_id=activity_id)
+
+
+def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> store.OwnerInfo | None:
+    """The owner's settings, read once per transaction (a router tracks a whole batch in one)."""
+    transaction = session.get_transaction()
+    cached = session.info.get("abook.tracking.owners")
+    if cached is None or cached[0] is not transaction:
+        cached = session.info["abook.tracking.owners"] = (transaction, {})
+    key = (request.owner.type, request.owner.id, config.queue_owner)
+    if key not in cached[1]:
+        cached[1][key] = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
+    return cached[1][key]
 
 
 def _ensure_transaction(session: Session) -> None:
