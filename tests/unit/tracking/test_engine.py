@@ -338,3 +338,32 @@ def test_every_corpus_message_is_tracked_or_recorded_with_a_reason(store: Store,
     assert {n for n, o in outcomes.items() if o == "untracked"} == unreadable
     assert count(store, Email) == len(files) - len(unreadable)
     assert untracked_reasons(store) == ["parse_error", "parse_error"]
+
+
+def test_the_same_email_always_gets_the_same_token_and_each_user_counts_their_own(store: Store, crm: Crm) -> None:
+    config = TrackingConfig(token_prefix="ACME:", token_base=100, user_digits=3, counter_digits=5)
+
+    def crm_email(owner: str) -> str:
+        with store.transaction() as s:
+            activity = Activity(activitytypecode="email", owner_id=owner, subject="x")
+            s.add(activity)
+            s.flush()
+            s.add(Email(activity_id=activity.id))
+            return activity.id
+
+    first, second, other = crm_email(crm.jane), crm_email(crm.jane), crm_email(crm.admin)
+    with store.transaction() as s:
+        tokens = [token_for_email_txn(s, first, config), token_for_email_txn(s, second, config),
+                  token_for_email_txn(s, other, config)]
+    with store.transaction() as s:
+        again = token_for_email_txn(s, first, config)
+        numbers = {u.domainname: (u.tracking_number, u.token_counter) for u in s.scalars(select(SystemUser))
+                   if u.tracking_number is not None}
+    assert again == tokens[0]
+    jane_number, admin_number = numbers["jane"][0], numbers["admin"][0]
+    assert jane_number != admin_number
+    assert tokens == [f"ACME:{100 + jane_number}00001", f"ACME:{100 + jane_number}00002",
+                      f"ACME:{100 + admin_number}00001"]
+    assert numbers["jane"][1] == 2 and numbers["admin"][1] == 1
+    with store.transaction() as s, pytest.raises(LookupError):
+        token_for_email_txn(s, "no-such-email", config)
