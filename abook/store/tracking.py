@@ -18,6 +18,8 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.orm import Session
 
+from abook.store.users import ensure_tracking_number_txn
+
 from abook.store.models import (
     EMAIL_FIELDS,
     ENTITY_MODELS,
@@ -345,19 +347,18 @@ def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: 
 
 
 def allocate_token_parts_txn(session: Session, user_id: str) -> tuple[int, int] | None:
-    """(tracking number, next counter) for a user: the number allocated once, the counter atomically."""
-    number = session.scalar(select(SystemUser.tracking_number).where(SystemUser.id == user_id))
-    if number is None:
-        if session.scalar(select(SystemUser.id).where(SystemUser.id == user_id)) is None:
-            return None
-        number = (session.scalar(select(func.max(SystemUser.tracking_number))) or 0) + 1
-        session.execute(update(SystemUser).where(SystemUser.id == user_id).values(tracking_number=number))
+    """(tracking number, next counter) for a user: the number allocated once (``store.users``), the counter
+    bumped by one UPDATE ... RETURNING, which takes the row's write lock first; None for no such user."""
+    if session.scalar(select(SystemUser.id).where(SystemUser.id == user_id)) is None:
+        return None
+    number = ensure_tracking_number_txn(session, user_id)
     counter = session.scalar(
         update(SystemUser).where(SystemUser.id == user_id)
         .values(token_counter=SystemUser.token_counter + 1)
         .returning(SystemUser.token_counter)
+        .execution_options(synchronize_session=False)
     )
-    return number, int(counter)
+    return number, int(counter)  # type: ignore[arg-type]
 
 
 def email_token_txn(session: Session, activity_id: str) -> tuple[str | None, str | None, bool]:
