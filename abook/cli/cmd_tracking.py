@@ -13,6 +13,7 @@ from abook.cli.common import config_of, open_store
 from abook.config import AbookConfig
 from abook.errors import NotFound, UserError
 from abook.store import tracking as store_tracking
+from abook.store import tracking_views
 from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
 
@@ -124,7 +125,7 @@ def _when(value: datetime | None) -> str:
 
 def untracked(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    rows = _in_store(config_of(args), store_tracking.untracked_txn, since=since, reason=args.reason,
+    rows = _in_store(config_of(args), tracking_views.untracked_txn, since=since, reason=args.reason,
                      limit=args.limit)
     if not rows:
         print("no untracked messages")
@@ -138,7 +139,7 @@ def untracked(args: argparse.Namespace) -> int:
 
 
 def unresolved(args: argparse.Namespace) -> int:
-    rows = _in_store(config_of(args), lambda session: store_tracking.unresolved_txn(
+    rows = _in_store(config_of(args), lambda session: tracking_views.unresolved_txn(
         session, _user_id(session, args.user), limit=args.limit))
     if not rows:
         print(f"no received email with an unresolved sender for {args.user}")
@@ -150,7 +151,7 @@ def unresolved(args: argparse.Namespace) -> int:
 
 
 def email_show(args: argparse.Namespace) -> int:
-    detail = _in_store(config_of(args), store_tracking.email_detail_txn, args.id)
+    detail = _in_store(config_of(args), tracking_views.email_detail_txn, args.id)
     if detail is None:
         raise NotFound(f"no email activity {args.id}")
     print(f"email {detail.activity_id}")
