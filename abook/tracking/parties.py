@@ -34,6 +34,9 @@ def _ascii_lower(text: str) -> str:
 def spellings(address: str) -> list[str]:
     """The lowercased forms under which ``address`` may be stored, canonical form first."""
     address = address.strip().strip("<>")
+    lowered = address.lower()
+    if address.isascii() and '"' not in address and "xn--" not in lowered:
+        return [lowered]  # the common case: one spelling
     local, at, domain = address.rpartition("@")
     if not at:
         return [address.lower()]
