@@ -75,6 +75,9 @@ class AbookLDAPServer(LDAPServer):
         self._outstanding: dict[int, defer.Deferred] = {}
         #: ids of the requests being answered (entries of an abandoned search are dropped)
         self._active: set[int] = set()
+        #: requests received while a bind is in progress, handled once it completes (RFC 4511 4.2.1)
+        self._binding: defer.Deferred | None = None
+        self._queued: list[Any] = []
         self._timed_out: set[int] = set()
         self._paused = False
         self._drained: list[defer.Deferred] = []
@@ -197,6 +200,12 @@ class AbookLDAPServer(LDAPServer):
     def handle(self, msg: Any) -> None:
         op = msg.value
         msg_id = msg.id
+        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest):
+            if len(self._queued) >= self._limits.max_outstanding:
+                self.disconnect("too many requests sent during a bind")
+                return
+            self._queued.append(msg)
+            return
         if isinstance(op, pureldap.LDAPAbandonRequest):
             self._active.discard(op.value)
             d = self._outstanding.pop(op.value, None)
@@ -288,12 +297,28 @@ class AbookLDAPServer(LDAPServer):
         if self.factory.config.require_tls_for_bind and not self.tls:
             raise ldaperrors.LDAPConfidentialityRequired("use StartTLS or LDAPS before binding")
         d = self.factory.authenticator.authenticate(name, password, self.peer)
+        self._binding = d
 
         def bound(identity: Any) -> Any:
             self.identity = identity
             return pureldap.LDAPBindResponse(resultCode=0)
 
-        return d.addCallback(bound)
+        def finished(result: Any) -> Any:
+            self._binding = None
+            queued, self._queued = self._queued, []
+            self.factory.clock.callLater(0, self._handle_queued, queued)
+            return result
+
+        return d.addCallback(bound).addBoth(finished)
+
+    def _handle_queued(self, queued: list[Any]) -> None:
+        for i, msg in enumerate(queued):
+            if self._closing:
+                return
+            if self._binding is not None:
+                self._queued[:0] = queued[i:]
+                return
+            self.handle(msg)
 
     # -- search -----------------------------------------------------------------------------------
 

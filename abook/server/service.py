@@ -17,9 +17,11 @@ from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet import protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from abook.config.model import LdapConfig
+from abook.config.model import AbookConfig, LdapConfig
 from abook.directory.api import IDirectory
+from abook.directory.tree import Tree
 from abook.server import encode
 from abook.server.framing import FrameLimits
 from abook.server.protocol import NOTICE_OF_DISCONNECTION, AbookLDAPServer
@@ -132,3 +134,33 @@ def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: Any,
         for endpoint in config.listen_tls:
             services.append(strports.service(_with_tls_files(endpoint, config, config_dir), secure, reactor=reactor))
     return services
+
+
+@implementer(IDirectory)
+class UnavailableDirectory:
+    """Stands in until the store-backed directory is wired: every search answers unavailable (52)."""
+
+    def search(self, spec: Any, send_entry: Any) -> Any:
+        from twisted.internet import defer
+
+        return defer.fail(ldaperrors.LDAPUnavailable("the directory is not available"))
+
+
+def store_directory(config: AbookConfig, store: Any) -> IDirectory:
+    """The directory engineer's ``StoreDirectory`` over the store, once it is on main."""
+    try:
+        from abook.directory.search import StoreDirectory  # type: ignore[attr-defined]
+    except ImportError:
+        return UnavailableDirectory()
+    return StoreDirectory(store, Tree(config.ldap.suffix))
+
+
+def ldap_components(config: AbookConfig, store: Any, reactor: Any) -> list[IService]:
+    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last) and the listeners."""
+    from abook.directory.auth import Authenticator
+    from abook.threads import ThreadPoolRunner, ThreadPoolService
+
+    pool = ThreadPoolService("auth", 1, config.ldap.auth_threads)
+    authenticator = Authenticator(store, ThreadPoolRunner(reactor, pool.pool), reactor, config.ldap)
+    directory = store_directory(config, store)
+    return [pool, *ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir)]
