@@ -143,7 +143,7 @@ async def test_outlook_upn_bind_and_critical_vlv(ldap_server):
     assert bound
     assert vlv == 12
     assert code == 0 and names == sorted(names, key=str.lower) and len(names) == 100
-    assert controls["1.2.840.113556.1.4.474"]["value"]["sortResult"] == "success"
+    assert controls["1.2.840.113556.1.4.474"]["value"] == b"0\x03\x0a\x01\x00"  # sortResult success
     assert not wrong_bound and wrong_code == 49
 
 
