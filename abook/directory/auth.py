@@ -129,7 +129,9 @@ def upstream_bind_blocking(upstream: LdapUpstream, candidate: BindCandidate, pas
     )
     tls = Tls(ca_certs_file=upstream.ca_file, validate=ssl.CERT_REQUIRED) if upstream.ca_file else None
     server = Server(upstream.url, connect_timeout=upstream.timeout, get_info=NONE, tls=tls)
-    conn = Connection(server, user=dn, password=password, receive_timeout=upstream.timeout, read_only=True)
+    # ldap3 packs receive_timeout as whole seconds
+    conn = Connection(server, user=dn, password=password, receive_timeout=max(1, round(upstream.timeout)),
+                      read_only=True)
     try:
         return bool(conn.bind())
     except LDAPException as e:

@@ -45,10 +45,17 @@ def tls_context(config: LdapConfig, config_dir: str = ".") -> Any:
 
     cert_pem = _resolve(config.tls_certificate, config_dir).read_bytes()
     key_pem = _resolve(config.tls_key, config_dir).read_bytes()
-    chain = ssl.Certificate.loadPEM(cert_pem)
-    key = ssl.KeyPair.load(key_pem, ssl.crypto.FILETYPE_PEM)
+    first = _first_cert(cert_pem)
+    own = ssl.PrivateCertificate.loadPEM(first + b"\n" + key_pem)
     extra = [c.original for c in _more_certs(cert_pem)]
-    return ssl.CertificateOptions(privateKey=key.original, certificate=chain.original, extraCertChain=extra)
+    return ssl.CertificateOptions(privateKey=own.privateKey.original, certificate=own.original,
+                                  extraCertChain=extra)
+
+
+def _first_cert(pem: bytes) -> bytes:
+    end = b"-----END CERTIFICATE-----"
+    i = pem.find(end)
+    return pem[: i + len(end)] if i >= 0 else pem
 
 
 def _more_certs(pem: bytes) -> list[Any]:
