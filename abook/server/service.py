@@ -89,6 +89,22 @@ class LDAPServerFactory(protocol.ServerFactory):
         self.frame_limits = FrameLimits(limits.max_filter_depth, limits.max_filter_elements, limits.max_dn_length)
         self.connections: set[AbookLDAPServer] = set()
         self.per_address: Counter[str] = Counter()
+        self._watchers: list[tuple[Any, Any]] = []
+
+    def when_connections(self, predicate: Any) -> Any:
+        """A Deferred that fires once ``predicate(number of open connections)`` holds."""
+        from twisted.internet import defer
+
+        d: defer.Deferred = defer.Deferred()
+        self._watchers.append((predicate, d))
+        self._notify()
+        return d
+
+    def _notify(self) -> None:
+        for item in list(self._watchers):
+            if item[0](len(self.connections)):
+                self._watchers.remove(item)
+                item[1].callback(len(self.connections))
 
     def buildProtocol(self, addr: Any) -> protocol.Protocol:
         host = getattr(addr, "host", str(addr))
@@ -104,6 +120,7 @@ class LDAPServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: AbookLDAPServer) -> None:
         self.connections.add(conn)
         self.per_address[conn.peer] += 1
+        self._notify()
 
     def connection_lost(self, conn: AbookLDAPServer) -> None:
         if conn in self.connections:
@@ -111,6 +128,7 @@ class LDAPServerFactory(protocol.ServerFactory):
             self.per_address[conn.peer] -= 1
             if self.per_address[conn.peer] <= 0:
                 del self.per_address[conn.peer]
+            self._notify()
 
 
 def _with_tls_files(endpoint: str, config: LdapConfig, config_dir: str) -> str:
