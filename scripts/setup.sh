@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in slapd:slapd ldapsearch:ldap-utils dovecot:dovecot-imapd /usr/lib/dovecot/pop3:dovecot-pop3d \
+for pair in openssl:openssl slapd:slapd ldapsearch:ldap-utils dovecot:dovecot-imapd /usr/lib/dovecot/pop3:dovecot-pop3d \
             /usr/lib/postgresql/15/bin/initdb:postgresql /usr/lib/postgresql/15/lib/pg_trgm.so:postgresql; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need_apt+=("$pkg"); else command -v "$cmd" >/dev/null || need_apt+=("$pkg"); fi

@@ -1,15 +1,57 @@
 """Mailbox sections: ``[[mailboxes]]``, one table per polled mailbox (POP3, IMAP, EWS, forward).
 
-(Skeleton: the mailbox backends work extends the fields; the router reads them.)
+The backends in ``abook/mailbox/`` read the connection options; the router reads name, role, owner,
+interval and batch size. Exchange-only options sit in the ``[mailboxes.ews]`` sub-table.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from abook.config.base import SecretValue, Section
+
+_BUILD = re.compile(r"^\d+(\.\d+){1,3}$")
+
+
+class EwsOptions(Section):
+    """How abook reaches one Exchange mailbox through EWS (exchangelib)."""
+
+    #: the EWS URL, e.g. "https://mail.example.com/EWS/Exchange.asmx" (autodiscover is never used)
+    service_endpoint: str
+    #: SMTP address of the mailbox read (with impersonation: the user the service account acts as)
+    primary_smtp_address: str
+    #: "impersonation": the service account (username/password) acts as each user; "delegate": own rights
+    access_type: Literal["impersonation", "delegate"] = "impersonation"
+    #: HTTP authentication: "ntlm", "basic" or "digest"
+    auth_type: Literal["ntlm", "basic", "digest"] = "ntlm"
+    #: Exchange build, e.g. "15.1.2507.6"; empty: ask the server once when the mailbox is opened
+    server_version: str = ""
+    #: name of the PublicStrings extended property that marks tracked items (value 1)
+    tracked_property: str = "crmLinkState"
+    #: category added to tracked items, so Outlook shows them
+    tracked_category: str = "Tracked to CRM"
+    #: ErrorServerBusy back-offs up to this many seconds are waited out on the mail thread; longer ones
+    #: end the poll with RateLimited(back_off) and the router waits instead (keep it below interval)
+    max_retry_wait: float = Field(default=10.0, ge=0)
+    #: HTTP connections exchangelib keeps to this server
+    max_connections: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("server_version")
+    @classmethod
+    def _build(cls, v: str) -> str:
+        if v and not _BUILD.match(v):
+            raise ValueError(f'expected an Exchange build such as "15.1.2507.6", got {v!r}')
+        return v
+
+    @field_validator("service_endpoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f'expected an http(s) URL such as "https://mail.example.com/EWS/Exchange.asmx", got {v!r}')
+        return v
 
 
 class MailboxConfig(Section):
@@ -35,3 +77,24 @@ class MailboxConfig(Section):
     delete_after_tracking: bool = False
     #: messages fetched per poll at most
     batch_size: int = Field(default=100, ge=1, le=10000)
+    #: seconds a connect or a server reply may take before the poll fails as Unavailable
+    timeout: float = Field(default=30.0, gt=0)
+    #: IMAP only: the keyword set on tracked messages
+    tracked_keyword: str = "$CRMTracked"
+    #: Exchange only (type = "ews"): see EwsOptions
+    ews: Optional[EwsOptions] = None
+
+    @field_validator("tracked_keyword")
+    @classmethod
+    def _keyword(cls, v: str) -> str:
+        if not v or v.startswith("\\") or any(c in v for c in ' (){%*"]\\') or not v.isascii():
+            raise ValueError(f'expected an IMAP keyword atom such as "$CRMTracked", got {v!r}')
+        return v
+
+    @model_validator(mode="after")
+    def _ews_needs_options(self) -> "MailboxConfig":
+        if self.type == "ews" and self.ews is None:
+            raise ValueError("type \"ews\" needs a [mailboxes.ews] table with service_endpoint and primary_smtp_address")
+        if self.type != "ews" and self.ews is not None:
+            raise ValueError(f"a [mailboxes.ews] table is only for type \"ews\", not {self.type!r}")
+        return self

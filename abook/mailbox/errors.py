@@ -29,3 +29,7 @@ class RateLimited(Unavailable):
 
 class CursorInvalid(MailboxError):
     """The stored cursor no longer applies (UIDVALIDITY changed, EWS sync state rejected)."""
+
+
+class MessageGone(MailboxError):
+    """The message is no longer in the mailbox (deleted or moved by someone else since it was listed)."""
