@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ldaptor.protocols.ldap import ldaperrors
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from abook.config.model import LdapConfig, LdapUpstream
 from abook.directory.tree import BadDN, Tree
 from abook.passwords import hash_password, verify_password
-from abook.store import models
+from abook.store import models, security
 from abook.store.records import Principal
 from abook.threads import IBlockingRunner
 
@@ -70,50 +70,16 @@ def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate
             return None
         if loc.kind != "entry" or loc.book != "Users" or not loc.record_id:
             return None
-        where = func.lower(U.id) == loc.record_id.lower()
+        ids = list(session.scalars(select(U.id).where(func.lower(U.id) == loc.record_id.lower())))
     else:
-        lowered = name.lower()
-        where = or_(func.lower(U.domainname) == lowered, func.lower(U.internalemailaddress) == lowered)
-    rows = session.execute(
-        select(U.id, U.domainname, U.internalemailaddress, U.password_hash, U.statecode).where(where).limit(2)
-    ).all()
-    if len(rows) != 1:
+        ids = security.user_ids_for_name_txn(session, name)
+    if len(ids) != 1:
         return None
-    r = rows[0]
+    r = session.execute(
+        select(U.id, U.domainname, U.internalemailaddress, U.password_hash, U.statecode).where(U.id == ids[0])
+    ).one()
     return BindCandidate(r.id, r.domainname or "", r.internalemailaddress or "", r.password_hash,
                          r.statecode == models.State.active)
-
-
-def _load_principal_txn(session: Session, user_id: str) -> Principal | None:
-    """The security engineer's ``load_principal_txn``; a stand-in until it lands on main."""
-    from abook.store import security
-
-    try:
-        return security.load_principal_txn(session, user_id)
-    except NotImplementedError:
-        pass
-    user = session.get(models.SystemUser, user_id)
-    if user is None or user.statecode != models.State.active:
-        return None
-    depths: dict[str, models.ReadDepth] = {}
-    for role in user.roles:
-        for p in role.privileges:
-            depths[p.entity] = max(depths.get(p.entity, models.ReadDepth.none), models.ReadDepth(p.read_depth))
-    children: dict[str | None, list[str]] = {}
-    for bu_id, parent in session.execute(select(models.BusinessUnit.id, models.BusinessUnit.parent_id)):
-        children.setdefault(parent, []).append(bu_id)
-    subtree, todo = set(), [user.business_unit_id]
-    while todo:
-        bu = todo.pop()
-        if bu not in subtree:
-            subtree.add(bu)
-            todo.extend(children.get(bu, ()))
-    return Principal(
-        user_id=user.id, business_unit_id=user.business_unit_id, depths=depths, bu_subtree=frozenset(subtree),
-        address_book_matching=user.address_book_matching, local_filter_scope=user.local_filter_scope,
-        local_filter_ldap=user.local_filter_ldap, local_filter_include_inactive=user.local_filter_include_inactive,
-        domainname=user.domainname, roles=tuple(r.name for r in user.roles),
-    )
 
 
 def upstream_bind_blocking(upstream: LdapUpstream, candidate: BindCandidate, password: str) -> bool:
@@ -216,7 +182,7 @@ class Authenticator:
             raise ldaperrors.LDAPUnavailable("authentication service unavailable") from None
         principal = None
         if ok and candidate is not None and candidate.active:
-            principal = await self._store.run(_load_principal_txn, candidate.user_id)
+            principal = await self._store.run(security.load_principal_txn, candidate.user_id)
         if principal is None:
             self._limiter.failed(source)
             self.log.info("failed bind from {address} as {name}", address=source, name=name[:256])
