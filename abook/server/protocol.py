@@ -272,7 +272,8 @@ class AbookLDAPServer(LDAPServer):
             return
         if failure.check(ldaperrors.LDAPException):
             e = failure.value
-            self.write_message(msg_id, encode.result(tag, e.resultCode, b"", _message_text(e)))
+            matched = getattr(e, "matchedDN", None) or b""
+            self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
             return
         self.log.failure("{request} from {address} failed", failure, request=name, address=self.peer)
         self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))
@@ -378,7 +379,10 @@ class AbookLDAPServer(LDAPServer):
                 response_controls.append(ctl.paged_response(result.cookie or b""))
             if spec.sort is not None:
                 response_controls.append(ctl.sort_response(result.sort_result or 0))
-            op = encode.result(0x65, result.result_code, result.matched_dn, result.message)
+            code = result.result_code
+            if sc.sort_critical and result.sort_result not in (None, 0) and code == 0:
+                code = ldaperrors.LDAPUnavailableCriticalExtension.resultCode  # RFC 2891 1.2: could not sort
+            op = encode.result(0x65, code, result.matched_dn, result.message)
             return Response(op, encode.controls(response_controls))
 
         def stop_timer(result: Any) -> Any:

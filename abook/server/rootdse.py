@@ -60,6 +60,17 @@ ATTRIBUTE_TYPES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
     "crmEntity": ("crmEntity-oid", (), "EQUALITY caseIgnoreMatch", _DSTRING, True),
     "crmId": ("crmId-oid", (), "EQUALITY caseIgnoreMatch", _DSTRING, True),
 }
+_GENERALIZED_TIME = "1.3.6.1.4.1.1466.115.121.1.24"
+_OPERATIONAL_RULES = " NO-USER-MODIFICATION USAGE directoryOperation"
+#: operational attributes (sent only for "+" or by name): attribute -> (OID, rules, syntax)
+OPERATIONAL_TYPES: dict[str, tuple[str, str, str]] = {
+    "entryUUID": ("1.3.6.1.1.16.4", "EQUALITY UUIDMatch", "1.3.6.1.1.16.1"),
+    "createTimestamp": ("2.5.18.1", "EQUALITY generalizedTimeMatch", _GENERALIZED_TIME),
+    "modifyTimestamp": ("2.5.18.2", "EQUALITY generalizedTimeMatch", _GENERALIZED_TIME),
+    "entryDN": ("1.3.6.1.1.20", "EQUALITY distinguishedNameMatch", "1.3.6.1.4.1.1466.115.121.1.12"),
+    "structuralObjectClass": ("2.5.21.9", "EQUALITY objectIdentifierMatch", _OID),
+    "subschemaSubentry": ("2.5.18.10", "EQUALITY distinguishedNameMatch", "1.3.6.1.4.1.1466.115.121.1.12"),
+}
 
 _PERSON_MUST = ("cn", "sn")
 _ORG_PERSON_MAY = ("telephoneNumber", "facsimileTelephoneNumber", "street", "postalCode", "l", "st", "ou",
@@ -92,7 +103,7 @@ OBJECT_CLASSES: tuple[str, ...] = (
     "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL MAY ( "
     + " $ ".join(_INET_MAY) + " ) )",
     "( crmRecord-oid NAME 'crmRecord' DESC 'a CRM record: its entity and id' SUP top AUXILIARY "
-    "MUST ( crmEntity $ crmId ) MAY ( " + " $ ".join(_crm_may()) + " ) )",
+    "MAY ( crmEntity $ crmId $ " + " $ ".join(_crm_may()) + " ) )",
     "( 2.5.17.0 NAME 'subentry' SUP top STRUCTURAL MUST cn )",
     "( 2.5.20.1 NAME 'subschema' AUXILIARY MAY ( objectClasses $ attributeTypes $ ldapSyntaxes $ "
     "matchingRules ) )",
@@ -105,6 +116,8 @@ def attribute_types() -> tuple[str, ...]:
         names = (attr,) + aliases
         name = "'" + names[0] + "'" if len(names) == 1 else "( " + " ".join("'" + n + "'" for n in names) + " )"
         out.append(f"( {oid} NAME {name} {rules} SYNTAX {syntax}" + (" SINGLE-VALUE" if single else "") + " )")
+    for attr, (oid, rules, syntax) in OPERATIONAL_TYPES.items():
+        out.append(f"( {oid} NAME '{attr}' {rules} SYNTAX {syntax} SINGLE-VALUE{_OPERATIONAL_RULES} )")
     return tuple(out)
 
 
