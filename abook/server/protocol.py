@@ -82,7 +82,6 @@ class AbookLDAPServer(LDAPServer):
         self._paused = False
         self._drained: list[defer.Deferred] = []
         self._idle: Any = None
-        self._encoder = encode.EntryEncoder()
         self.peer = "?"
 
     # -- connection -------------------------------------------------------------------------------
@@ -340,7 +339,7 @@ class AbookLDAPServer(LDAPServer):
             return None
         if match.evaluate(request.filter, entry):
             selected = rootdse._select(entry, attrs, bool(request.typesOnly))
-            self.write_message(msg_id, self._encoder.entry(dn, selected))
+            self.write_message(msg_id, self.factory.encoder.entry(dn, selected))
         return Response(encode.result(0x65, 0))
 
     def handle_LDAPSearchRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
@@ -395,7 +394,7 @@ class AbookLDAPServer(LDAPServer):
     def _send_entry(self, msg_id: int, entry: Entry) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
             return None
-        self.write_message(msg_id, self._encoder.entry(entry.dn, entry.attributes))
+        self.write_message(msg_id, self.factory.encoder.encoded(entry))
         if self._paused:
             d: defer.Deferred = defer.Deferred()
             self._drained.append(d)

@@ -87,6 +87,8 @@ class LDAPServerFactory(protocol.ServerFactory):
         self.anonymous_books = frozenset(config.anonymous_books)
         limits = config.limits
         self.frame_limits = FrameLimits(limits.max_filter_depth, limits.max_filter_elements, limits.max_dn_length)
+        #: shared by every connection: Thunderbird opens one per keystroke
+        self.encoder = encode.EntryEncoder(cache_size=20_000)
         self.connections: set[AbookLDAPServer] = set()
         self.per_address: Counter[str] = Counter()
         self._watchers: list[tuple[Any, Any]] = []

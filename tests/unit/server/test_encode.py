@@ -63,3 +63,17 @@ def test_encoding_100_entries_of_20_attributes_is_at_least_5x_faster_than_ldapto
         return min(times)
 
     assert best(theirs, 3) > 5 * best(ours, 10)
+
+
+def test_encoded_entries_are_cached_by_value_so_changes_are_never_stale():
+    from abook.directory.api import Entry
+
+    encoder = encode.EntryEncoder(cache_size=2)
+    a = Entry("uid=1,ou=Contacts,o=crm", (("cn", (b"Ann",)),))
+    changed = Entry("uid=1,ou=Contacts,o=crm", (("cn", (b"Anne",)),))
+    assert encoder.encoded(a) == encoder.entry(a.dn, a.attributes)
+    assert encoder.encoded(Entry(a.dn, (("cn", (b"Ann",)),))) is encoder.encoded(a)  # an equal value hits
+    assert encoder.encoded(changed) == encoder.entry(changed.dn, changed.attributes) != encoder.encoded(a)
+    for i in range(10):
+        encoder.encoded(Entry(f"uid={i}", ()))
+    assert len(encoder._cache) <= 2
