@@ -39,14 +39,17 @@ def canned(n: int = 100) -> list[Entry]:
 
 @implementer(IDirectory)
 class CannedDirectory:
+    """20,000 distinct entries; a search gets 100 of them, chosen by its filter (so repeats repeat)."""
+
     def __init__(self) -> None:
-        self.entries = canned()
+        self.entries = canned(20_000)
 
     def search(self, spec, send_entry):
-        limit = spec.size_limit or len(self.entries)
-        for e in self.entries[:limit]:
+        start = hash(repr(spec.filter)) % (len(self.entries) - 100)
+        limit = min(spec.size_limit or 100, 100)
+        for e in self.entries[start: start + limit]:
             send_entry(e)
-        return defer.succeed(SearchDone(result_code=4 if limit < len(self.entries) else 0))
+        return defer.succeed(SearchDone(result_code=4 if limit < 101 else 0))
 
 
 def main() -> None:
