@@ -82,6 +82,7 @@ class AbookLDAPServer(LDAPServer):
         self._paused = False
         self._drained: list[defer.Deferred] = []
         self._idle: Any = None
+        self._abort_call: Any = None
         self.peer = "?"
 
     # -- connection -------------------------------------------------------------------------------
@@ -103,9 +104,10 @@ class AbookLDAPServer(LDAPServer):
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
         super().connectionLost(reason)
         self._closing = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._idle = None
+        for call in (self._idle, self._abort_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._idle = self._abort_call = None
         for d in list(self._outstanding.values()):
             d.cancel()
         self._outstanding.clear()
@@ -140,7 +142,7 @@ class AbookLDAPServer(LDAPServer):
             d.cancel()
         self.transport.loseConnection()
         # a client that never reads must not keep the connection (and its buffer) alive
-        self.factory.clock.callLater(5.0, self._abort)
+        self._abort_call = self.factory.clock.callLater(5.0, self._abort)
 
     def _abort(self) -> None:
         if self.connected:
@@ -236,12 +238,14 @@ class AbookLDAPServer(LDAPServer):
             self._active.discard(msg_id)
             return
         self._outstanding[msg_id] = d
-        timer = self.factory.clock.callLater(self._limits.request_timeout, self._time_out, msg_id)
+        # searches are bounded by their time limit instead (a whole-book download may take long)
+        timer = None if name == "LDAPSearchRequest" else self.factory.clock.callLater(
+            self._limits.request_timeout, self._time_out, msg_id)
         d.addCallbacks(self._respond, self._fail, (msg_id,), None, (msg_id, name))
         d.addBoth(self._finished, msg_id, timer)
 
     def _finished(self, result: Any, msg_id: int, timer: Any) -> None:
-        if timer.active():
+        if timer is not None and timer.active():
             timer.cancel()
         self._outstanding.pop(msg_id, None)
         self._active.discard(msg_id)

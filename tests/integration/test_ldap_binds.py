@@ -162,3 +162,21 @@ async def test_pass_through_binds_to_an_upstream_slapd(ldap_server, slapd_server
     # bob exists upstream but not in the CRM: no principal, no bind
     assert (await _bind(c, "bob", "bobs-pw", 4)).resultCode == 49
     await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bind_the_upstream_never_answers_hits_the_request_timeout(ldap_server):
+    from twisted.internet import protocol
+
+    silent = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    try:
+        ldap_server.add_user("jane.doe", None, "jane.doe@example.com")
+        await ldap_server.start(auth="upstream", limits={"request_timeout": 0.3}, upstream={
+            "url": f"ldap://127.0.0.1:{silent.getHost().port}", "timeout": 1.0})
+        c = await raw_connect(ldap_server.port)
+        t = time.perf_counter()
+        assert (await _bind(c, "jane.doe", "whatever")).resultCode == 3
+        assert time.perf_counter() - t < 1.0
+        await c.close()
+    finally:
+        await silent.stopListening()
