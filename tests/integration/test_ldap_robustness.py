@@ -85,7 +85,7 @@ async def test_hostile_messages_end_only_their_connection(ldap_server, capture_l
     assert msgs == []
     await _still_serving(ldap_server.port)
     await ldap_server.factory.when_connections(lambda n: n == 0)
-    assert _fds() == baseline
+    assert _fds() <= baseline  # nothing leaked (others may have closed meanwhile)
     await ldap_server.factory.when_connections(lambda n: n == 0)
     text = "\n".join(capture_log_events)
     assert "Traceback" not in text
@@ -132,7 +132,7 @@ async def test_every_corpus_file(ldap_server, capture_log_events):
                                    for p in batch])
         await _still_serving(ldap_server.port)
     await ldap_server.factory.when_connections(lambda n: n == 0)
-    assert _fds() == baseline
+    assert _fds() <= baseline  # nothing leaked (others may have closed meanwhile)
     await ldap_server.factory.when_connections(lambda n: n == 0)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50_000  # KiB
     assert not [e for e in capture_log_events if "Traceback" in e]
@@ -155,7 +155,7 @@ async def test_idle_connections_and_connection_limits(ldap_server):
     assert _notice(msgs).resultCode == 51
     await defer.gatherResults([c.close() for c in idle + [extra]])
     await ldap_server.factory.when_connections(lambda n: n == 0)
-    assert _fds() == baseline
+    assert _fds() <= baseline  # nothing leaked (others may have closed meanwhile)
     await _still_serving(ldap_server.port)
 
 
