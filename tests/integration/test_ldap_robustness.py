@@ -24,6 +24,10 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _rss_kib() -> int:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def _search_bytes(msg_id: int = 1, base: bytes = b"o=crm", filt: bytes = b"\x87\x0bobjectClass",
                   scope: int = 0) -> bytes:
     op = encode.tlv(0x63, encode.octets(base) + bytes((0x0A, 1, scope)) + b"\x0a\x01\x00\x02\x01\x00\x02\x01\x00"
@@ -122,19 +126,26 @@ async def test_every_corpus_file(ldap_server, capture_log_events):
     await ldap_server.start()
     await _still_serving(ldap_server.port)
     await ldap_server.factory.when_connections(lambda n: n == 0)
-    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md" and "/pcap/" not in str(p))
+    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md")
     assert len(files) > 300
     baseline = _fds()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for i in range(0, len(files), 25):
-        batch = files[i: i + 25]
-        await defer.gatherResults([defer.ensureDeferred(_send_and_collect(ldap_server.port, p.read_bytes()))
-                                   for p in batch])
-        await _still_serving(ldap_server.port)
-    await ldap_server.factory.when_connections(lambda n: n == 0)
+
+    async def replay_all() -> None:
+        for i in range(0, len(files), 25):
+            batch = files[i: i + 25]
+            await defer.gatherResults([defer.ensureDeferred(_send_and_collect(ldap_server.port, p.read_bytes()))
+                                       for p in batch])
+            await _still_serving(ldap_server.port)
+        await ldap_server.factory.when_connections(lambda n: n == 0)
+
+    await replay_all()
     assert _fds() <= baseline  # nothing leaked (others may have closed meanwhile)
-    await ldap_server.factory.when_connections(lambda n: n == 0)
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50_000  # KiB
+    # memory is flat: a second pass over every file keeps the process where the first left it (the
+    # first warms allocator arenas, e.g. the 19 MiB each argon2 check takes on an auth thread)
+    rss_after_first = _rss_kib()
+    await replay_all()
+    assert _fds() <= baseline
+    assert _rss_kib() - rss_after_first < 8_000
     assert not [e for e in capture_log_events if "Traceback" in e]
 
 
