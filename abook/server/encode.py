@@ -88,7 +88,10 @@ class EntryEncoder:
         if not self._cache_size:
             return self.entry(entry.dn, entry.attributes)
         cache = self._cache
-        op = cache.get(entry)
+        try:
+            op = cache.get(entry)
+        except TypeError:  # values in lists: not hashable, so not cacheable
+            return self.entry(entry.dn, entry.attributes)
         if op is None:
             op = self.entry(entry.dn, entry.attributes)
             if len(op) <= 65536:

@@ -77,3 +77,10 @@ def test_encoded_entries_are_cached_by_value_so_changes_are_never_stale():
     for i in range(10):
         encoder.encoded(Entry(f"uid={i}", ()))
     assert len(encoder._cache) <= 2
+
+
+def test_unhashable_entries_are_encoded_without_the_cache():
+    from abook.directory.api import Entry
+
+    odd = Entry("uid=2,ou=Contacts,o=crm", [("cn", [b"Bo"])])  # type: ignore[arg-type]
+    assert encode.EntryEncoder(cache_size=10).encoded(odd) == encode.EntryEncoder().entry(odd.dn, odd.attributes)
