@@ -221,3 +221,21 @@ async def test_slow_reader_pauses_the_directory(ldap_server):
     msgs = decode_messages(await c.until(lambda d: d.endswith(b"\x65\x07\x0a\x01\x00\x04\x00\x04\x00")))
     assert sum(isinstance(m.value, pureldap.LDAPSearchResultEntry) for m in msgs) == 400
     await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_request_size_limit_grows_after_bind(ldap_server):
+    ldap_server.add_user("jane", "pw", "jane@example.com")
+    await ldap_server.start(limits={"max_request_size_anonymous": 4096, "max_request_size": 200_000})
+    big = _search_bytes(2, b"o=crm", encode.tlv(0xA3, encode.octets(b"description") + encode.octets(b"z" * 100_000)))
+    anonymous = await _send_and_collect(ldap_server.port, big)
+    assert _notice(anonymous).resultCode == 2
+    c = await raw_connect(ldap_server.port)
+    c.write(request(pureldap.LDAPBindRequest(dn="jane", auth="pw"), 1))
+    (bound,) = await c.responses(1)
+    assert bound.value.resultCode == 0
+    c.write(big)
+    msgs = await c.until(lambda d: any(isinstance(m.value, pureldap.LDAPSearchResultDone)
+                                       for m in decode_messages(bytes(d))))
+    assert decode_messages(msgs)[-1].value.resultCode == 0
+    await c.close()
