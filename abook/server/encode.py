@@ -12,6 +12,10 @@ from typing import Any, Iterable, Sequence
 
 #: length octets for every short length, precomputed
 _SHORT = [bytes((n,)) for n in range(128)]
+#: tag + short length headers of the three element kinds an entry is made of
+_OCTETS = [b"\x04" + bytes((n,)) for n in range(128)]
+_SET = [b"\x31" + bytes((n,)) for n in range(128)]
+_SEQUENCE = [b"\x30" + bytes((n,)) for n in range(128)]
 
 
 def ber_length(n: int) -> bytes:
@@ -103,20 +107,31 @@ class EntryEncoder:
 
     def entry(self, dn: bytes | str, attributes: Sequence[tuple[str, Sequence[bytes | str]]]) -> bytes:
         names = self._names
-        length = ber_length
         parts = []
+        append = parts.append
         for name, values in attributes:
             enc_name = names.get(name)
             if enc_name is None:
                 enc_name = names[name] = octets(name)
-            vals = []
-            for v in values:
+            if len(values) == 1:
+                v = values[0]
                 if v.__class__ is not bytes:
-                    v = v.encode("utf-8") if isinstance(v, str) else bytes(v)
-                vals.append(b"\x04" + length(len(v)) + v)
-            vset = b"".join(vals)
-            attr = enc_name + b"\x31" + length(len(vset)) + vset
-            parts.append(b"\x30" + length(len(attr)) + attr)
+                    v = _as_bytes(v)
+                n = len(v)
+                vset = (_OCTETS[n] if n < 128 else b"\x04" + ber_length(n)) + v
+            else:
+                vset = b"".join([(_OCTETS[len(v)] if len(v) < 128 else b"\x04" + ber_length(len(v))) + v
+                                 for v in map(_as_bytes, values)])
+            n = len(vset)
+            attr = enc_name + (_SET[n] if n < 128 else b"\x31" + ber_length(n)) + vset
+            n = len(attr)
+            append((_SEQUENCE[n] if n < 128 else b"\x30" + ber_length(n)) + attr)
         attrs = b"".join(parts)
-        body = octets(dn) + b"\x30" + length(len(attrs)) + attrs
-        return b"\x64" + length(len(body)) + body
+        body = octets(dn) + b"\x30" + ber_length(len(attrs)) + attrs
+        return b"\x64" + ber_length(len(body)) + body
+
+
+def _as_bytes(v: bytes | str) -> bytes:
+    if v.__class__ is bytes:
+        return v  # type: ignore[return-value]
+    return v.encode("utf-8") if isinstance(v, str) else bytes(v)
