@@ -7,9 +7,11 @@ CONFIG ?= config/abook.dev.toml
 setup:
 	bash scripts/setup.sh
 
-# Sets up, creates (or migrates) the SQLite store under ./var and starts the daemon.
+# Sets up, creates (or migrates) the SQLite store under ./var, loads the demo organisation (ldif/demo.ldif;
+# re-importing it changes nothing, so running this again is safe) and starts the daemon.
 run: setup
 	$(VENV)/bin/abook init -c $(CONFIG)
+	$(VENV)/bin/abook import -c $(CONFIG) ldif/demo.ldif
 	$(VENV)/bin/abook serve -c $(CONFIG)
 
 # Sets up everything the tests need (system packages included) and runs the whole suite.

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
+from abook.config.transfer import ImportConfig
 
 
 class StoreConfig(Section):
@@ -109,6 +110,7 @@ class AbookConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     logging: LoggingConfig = LoggingConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+    import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
 

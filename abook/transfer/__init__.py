@@ -1,0 +1,77 @@
+"""Import and export: LDIF (the published tree plus CRM fields, or plain inetOrgPerson) and CRM CSV.
+
+``import_file`` reads and checks the whole file first (streaming, with line numbers), then writes it in one
+transaction (``load.Loader``); ``export_to`` writes CRM-shaped LDIF (``export.Exporter``). Both take a
+``Store`` and run in the calling thread: they are for ``abook import`` / ``abook export`` and tests.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from abook.errors import UserError
+from abook.store import Store
+from abook.transfer.export import Exporter
+from abook.transfer.fields import TABLES
+from abook.transfer.ldif import read_ldif
+from abook.transfer.load import ImportResult, Loader
+from abook.transfer.parse import PLAIN_ENTITIES, RecordParser, Row, read_csv
+
+__all__ = ["ImportResult", "import_file", "export_to", "TABLES", "PLAIN_ENTITIES"]
+
+
+def read_rows(path: Path, fmt: str | None = None, entity: str | None = None, plain_entity: str = "contact",
+              progress: Any = None) -> tuple[list[Row], int, set[str]]:
+    """Parse and check every record of a file: (rows, records skipped, CSV columns ignored)."""
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "ldif")
+    name = path.name
+    try:
+        size = os.path.getsize(path)
+        stream = open(path, "rb")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror}") from None
+    if progress is not None:
+        progress.phase("reading", size, " bytes")
+    rows: list[Row] = []
+    ignored: set[str] = set()
+    with stream:
+        if fmt == "csv":
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+            try:
+                for row in read_csv(text, name, entity, ignored):
+                    rows.append(row)
+            except UnicodeDecodeError:
+                raise UserError(f"{name}: not UTF-8 text") from None
+            if progress is not None:
+                progress.advance(size)
+            return rows, 0, ignored
+        parser = RecordParser(name, entity or plain_entity)
+        for record in read_ldif(stream, name, progress):
+            row = parser.parse(record)
+            if row is not None:
+                rows.append(row)
+        return rows, parser.skipped, ignored
+
+
+def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entity: str | None = None,
+                plain_entity: str = "contact", default_owner: str = "admin", progress: Any = None) -> ImportResult:
+    path = Path(path)
+    rows, skipped, ignored = read_rows(path, fmt, entity, plain_entity, progress)
+    with store.transaction() as session:
+        added, changed, unchanged = Loader(session, path.name, default_owner, progress).load(rows)
+    if progress is not None:
+        progress.finish()
+    return ImportResult(added, changed, unchanged, skipped, tuple(sorted(ignored)))
+
+
+def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES) -> dict[str, int]:
+    """Write the store (or the given tables) as LDIF; returns records written per table."""
+    options = {"isolation_level": "REPEATABLE READ"} if store.dialect == "postgresql" else {}
+    with store.engine.connect().execution_options(**options) as conn:  # one snapshot for every table
+        exporter = Exporter(conn, suffix, tables)
+        for chunk in exporter.chunks():
+            out.write(chunk)
+    return exporter.counts

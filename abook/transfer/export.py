@@ -1,0 +1,102 @@
+"""The store -> CRM-shaped LDIF: the published tree plus the CRM fields and the organisation records.
+
+Every record is written as ``uid=<id>,ou=<Book>,<suffix>`` with ``objectClass: crmRecord`` and
+``crmEntity``, the attributes LDAP publishes (``directory/attributes.py``) and every non-empty column
+under its CRM name. Business units and roles, which LDAP does not publish, sit under ``ou=BusinessUnits``
+and ``ou=Roles``. Records are written in id order, attributes in table order, so exporting the same
+store twice gives the same bytes, and importing an export into an empty store rebuilds it exactly.
+Password hashes are written as ``{ARGON2}`` values, never anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import Connection, select
+
+from abook.directory.attributes import ATTRIBUTES
+from abook.directory.tree import ENTITY_BOOK
+from abook.store import models
+from abook.transfer import fields
+from abook.transfer.fields import BY_NAME, SPECS, TABLES
+from abook.transfer.ldif import format_record
+from abook.transfer.parse import ENTITY_ATTR, RECORD_CLASS
+
+PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", RECORD_CLASS)
+_SUFFIX_CLASSES = {"o": "organization", "dc": "domain", "ou": "organizationalUnit", "c": "country"}
+
+
+def _book(table: str) -> str:
+    return ENTITY_BOOK.get(table) or fields.ORG_BOOKS[table]
+
+
+class Exporter:
+    def __init__(self, conn: Connection, suffix: str = "o=crm", tables: Sequence[str] = TABLES) -> None:
+        self.conn = conn
+        self.suffix = suffix
+        self.tables = [t for t in TABLES if t in tables]
+        self.counts: dict[str, int] = {}
+
+    def chunks(self) -> Iterator[str]:
+        """The LDIF text, one record at a time."""
+        yield "version: 1\n\n"
+        yield from self._containers()
+        account_names = self._names("account") if "contact" in self.tables else {}
+        bu_names = self._names("businessunit") if "systemuser" in self.tables else {}
+        joined = {"parentcustomer.name": ("parentcustomer_id", account_names),
+                  "businessunit.name": ("business_unit_id", bu_names)}
+        privileges = self._children(models.RolePrivilege.__table__, "role_id", "entity", "read_depth")
+        user_roles = self._children(models.user_roles, "systemuser_id", "role_id", None)
+        for table in self.tables:
+            t = fields.MODELS[table].__table__  # type: ignore[attr-defined]
+            published = [(a, f) for a, f in ATTRIBUTES.get(table, ()) if a.lower() not in BY_NAME[table]]
+            count = 0
+            for rec in self.conn.execution_options(yield_per=500).execute(select(t).order_by(t.c.id)):
+                row = rec._mapping
+                attrs: list[tuple[str, Any]] = []
+                if table in models.ENTITIES:
+                    attrs += [("objectClass", c) for c in PERSON_CLASSES]
+                else:
+                    attrs += [("objectClass", "top"), ("objectClass", RECORD_CLASS)]
+                attrs += [(ENTITY_ATTR, table), ("uid", row["id"])]
+                for attr, fld in published:
+                    if "." in fld:
+                        column, names = joined[fld]
+                        value = names.get(row[column])
+                    else:
+                        value = row[fld]
+                    if value not in (None, ""):
+                        attrs.append((attr, str(value)))
+                for spec in SPECS[table]:
+                    value = row[spec.column]
+                    if value is not None and value != "":
+                        attrs.append((spec.name, fields.format_value(spec, value)))
+                if table == "role":
+                    depths = privileges.get(row["id"], {})
+                    attrs += [("readdepth", fields.format_depth(e, depths[e])) for e in models.ENTITIES if e in depths]
+                elif table == "systemuser":
+                    attrs += [("roleid", r) for r in sorted(user_roles.get(row["id"], {}))]
+                count += 1
+                yield format_record(f"uid={row['id']},ou={_book(table)},{self.suffix}", attrs)
+            self.counts[table] = count
+
+    def _containers(self) -> Iterator[str]:
+        first = self.suffix.split(",", 1)[0]
+        attr, _, value = first.partition("=")
+        cls = _SUFFIX_CLASSES.get(attr.strip().lower())
+        if cls:
+            yield format_record(self.suffix, [("objectClass", "top"), ("objectClass", cls), (attr.strip(), value.strip())])
+        for table in self.tables:
+            yield format_record(f"ou={_book(table)},{self.suffix}",
+                                [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", _book(table))])
+
+    def _names(self, table: str) -> dict[str, str]:
+        t = fields.MODELS[table].__table__  # type: ignore[attr-defined]
+        return {i: n for i, n in self.conn.execute(select(t.c.id, t.c.name))}
+
+    def _children(self, t: Any, parent: str, key: str, value: str | None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        cols = [t.c[parent], t.c[key]] + ([t.c[value]] if value else [])
+        for rec in self.conn.execute(select(*cols)):
+            out.setdefault(rec[0], {})[rec[1]] = rec[2] if value else None
+        return out

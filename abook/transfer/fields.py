@@ -1,0 +1,210 @@
+"""The LDIF/CSV shape of every exported table: which attribute carries which column, and value syntax.
+
+Derived from the models, so a column added to ``store/models.py`` travels without a change here. Columns
+keep their model names (the CRM's: ``emailaddress1``, ``address1_city``, ``statecode``, ...) except the
+reference columns, which take the CRM's lookup names (``ownerid``, ``parentcustomerid``, ...), the record
+id (``uid``, the RDN) and the password hash (``userPassword``, always ``{ARGON2}``-prefixed on export).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Boolean, Column, DateTime, Integer, String, Table
+
+from abook.store import models
+from abook.store.models import ReadDepth, State
+
+#: the tables import/export carries, in dependency order (a table only references earlier ones or itself)
+TABLES: tuple[str, ...] = (
+    "businessunit", "role", "systemuser", "account", "contact", "lead", "queue", "equipment",
+)
+MODELS: dict[str, type[models.Base]] = {
+    **models.ENTITY_MODELS, "businessunit": models.BusinessUnit, "role": models.Role,
+}
+#: LDIF container (ou) of the organisation records LDAP does not publish
+ORG_BOOKS: dict[str, str] = {"businessunit": "BusinessUnits", "role": "Roles"}
+
+#: model column -> the CRM's attribute / column name
+CRM_NAMES: dict[str, str] = {
+    "owner_id": "ownerid",
+    "owningbusinessunit_id": "owningbusinessunit",
+    "parentcustomer_id": "parentcustomerid",
+    "parentaccount_id": "parentaccountid",
+    "business_unit_id": "businessunitid",
+    "parent_id": "parentbusinessunitid",
+    "password_hash": "userPassword",
+    "source_dn": "sourcedn",
+}
+#: columns an update leaves alone when a record does not mention them (ownership, history, runtime state)
+KEEP_IF_ABSENT = frozenset({
+    "createdon", "modifiedon", "owner_id", "owningbusinessunit_id", "business_unit_id", "password_hash",
+    "tracking_number", "token_counter", "source_dn",
+})
+#: columns whose text values come from a fixed set
+CHOICES: dict[str, tuple[str, ...]] = {
+    "address_book_matching": models.ADDRESS_BOOK_MATCHING,
+    "tracking_option": models.TRACKING_OPTIONS,
+    "incoming_method": models.INCOMING_METHODS,
+    "outgoing_method": models.OUTGOING_METHODS,
+    "local_filter_scope": ("user", "business_unit", "parent_child", "organisation"),
+}
+PASSWORD_SCHEME = "{ARGON2}"
+
+
+class BadValue(ValueError):
+    """A value that does not fit its column; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    column: str
+    #: the name written on export (CRM name)
+    name: str
+    kind: str  # text, int, bool, datetime, id
+    length: int | None
+    nullable: bool
+    #: the table a reference column points at, else None
+    target: str | None
+
+
+def _kind(col: Column) -> str:
+    if col.foreign_keys:
+        return "id"
+    if isinstance(col.type, Boolean):
+        return "bool"
+    if isinstance(col.type, Integer):
+        return "int"
+    if isinstance(col.type, DateTime):
+        return "datetime"
+    return "text"
+
+
+def _specs(table: Table) -> tuple[FieldSpec, ...]:
+    out = []
+    for col in table.columns:
+        if col.name == "id":
+            continue
+        target = next(iter(col.foreign_keys)).column.table.name if col.foreign_keys else None
+        length = col.type.length if isinstance(col.type, String) else None
+        out.append(FieldSpec(col.name, CRM_NAMES.get(col.name, col.name), _kind(col), length,
+                             bool(col.nullable), target))
+    return tuple(out)
+
+
+SPECS: dict[str, tuple[FieldSpec, ...]] = {t: _specs(MODELS[t].__table__) for t in TABLES}  # type: ignore
+#: table -> lowercased accepted name (CRM name or model column name) -> spec
+BY_NAME: dict[str, dict[str, FieldSpec]] = {
+    t: {**{s.column.lower(): s for s in specs}, **{s.name.lower(): s for s in specs}} for t, specs in SPECS.items()
+}
+
+
+def defaults(table: str) -> dict[str, Any]:
+    """Insert-time values for columns a record does not give (scalar model defaults, else None)."""
+    out: dict[str, Any] = {}
+    for col in MODELS[table].__table__.columns:  # type: ignore[attr-defined]
+        if col.name == "id":
+            continue
+        default = col.default
+        out[col.name] = default.arg if default is not None and default.is_scalar else None
+    return out
+
+
+def parse_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        raise BadValue(f"expected a GUID, got {value!r}") from None
+
+
+def parse_datetime(value: str) -> datetime:
+    v = value.strip()
+    try:
+        if v.endswith(("Z", "z")) and "-" not in v:  # GeneralizedTime 20261202141636[.123456]Z
+            main, _, frac = v[:-1].partition(".")
+            if len(main) != 14 or not main.isdigit() or (frac and not frac.isdigit()):
+                raise ValueError(v)
+            return datetime(int(main[:4]), int(main[4:6]), int(main[6:8]), int(main[8:10]), int(main[10:12]),
+                            int(main[12:14]), int(frac.ljust(6, "0")[:6]) if frac else 0, tzinfo=timezone.utc)
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadValue(f"expected a time such as 20261202141636Z or 2026-12-02T14:16:36Z, got {value!r}") from None
+    return as_utc(dt)
+
+
+def as_utc(dt: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive UTC, PostgreSQL aware)."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def format_datetime(dt: datetime) -> str:
+    dt = as_utc(dt)
+    return dt.strftime("%Y%m%d%H%M%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "") + "Z"
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def parse_value(spec: FieldSpec, value: str) -> Any:
+    """Text from a file -> the column's Python value; "" means none (NULL, or the default)."""
+    if value == "":
+        return None
+    kind = spec.kind
+    if kind == "text":
+        if spec.column in CHOICES and value not in CHOICES[spec.column]:
+            raise BadValue(f"expected one of {', '.join(CHOICES[spec.column])}, got {value!r}")
+        if spec.length is not None and len(value) > spec.length:
+            raise BadValue(f"longer than {spec.length} characters")
+        return value
+    if kind == "id":
+        return parse_id(value)
+    if kind == "int":
+        if spec.column == "statecode" and value.strip().lower() in ("active", "inactive"):
+            return int(State[value.strip().lower()])
+        try:
+            return int(value)
+        except ValueError:
+            raise BadValue(f"expected a whole number, got {value!r}") from None
+    if kind == "bool":
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+        raise BadValue(f"expected TRUE or FALSE, got {value!r}")
+    return parse_datetime(value)
+
+
+def format_value(spec: FieldSpec, value: Any) -> str:
+    if spec.kind == "bool":
+        return "TRUE" if value else "FALSE"
+    if spec.kind == "datetime":
+        return format_datetime(value)
+    if spec.column == "password_hash":
+        return PASSWORD_SCHEME + value
+    return str(value)
+
+
+def comparable(value: Any) -> Any:
+    return as_utc(value) if isinstance(value, datetime) else value
+
+
+def parse_depth(value: str) -> tuple[str, int]:
+    """A role's ``readdepth`` value: ``contact=organisation`` (entity = depth name or number)."""
+    entity, sep, depth = value.partition("=")
+    entity, depth = entity.strip().lower(), depth.strip().lower()
+    if not sep or entity not in models.ENTITIES:
+        raise BadValue(f"expected ENTITY=DEPTH with ENTITY one of {', '.join(models.ENTITIES)}, got {value!r}")
+    if depth.isdigit() and int(depth) in ReadDepth._value2member_map_:
+        return entity, int(depth)
+    if depth in ReadDepth.__members__:
+        return entity, int(ReadDepth[depth])
+    raise BadValue(f"expected a depth ({', '.join(ReadDepth.__members__)}), got {depth!r}")
+
+
+def format_depth(entity: str, depth: int) -> str:
+    return f"{entity}={ReadDepth(depth).name}"
