@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from abook.directory.api import BASE, Entry, SearchSpec
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
 from abook.server import controls as ctl
 from abook.server import encode, match, rootdse
 from abook.server.framing import FrameError, Framer
@@ -357,9 +357,13 @@ class AbookLDAPServer(LDAPServer):
             # RFC 2696: size 0 abandons the paged search the cookie names
             return Response(encode.result(0x65, 0), ctl.paged_response(b""))
         page_size = None if sc.page_size is None else min(sc.page_size, limits.max_page_size)
+        base, scope = _text(request.baseObject), request.scope
+        if not base.strip():
+            # below the root DSE lies the one naming context (Apple clients search from "")
+            base, scope = self.factory.config.suffix, (BASE if scope == ONE_LEVEL else scope)
         spec = SearchSpec(
-            base=_text(request.baseObject),
-            scope=request.scope,
+            base=base,
+            scope=scope,
             filter=request.filter,
             attributes=tuple(_text(a) for a in request.attributes),
             types_only=bool(request.typesOnly),

@@ -155,6 +155,11 @@ async def test_mutt_lowercase_attributes_and_undefined_branches(ldap_server):
                                     "(|(givenname=anna0001)(sn=peacock)(cn=peacock)(mail=peacock)(roomNumber=1))")
     assert code == 0, err
     assert out.count("dn: ") == 1 and "mail: p0001@example.com" in out
+    # Apple: from the root, an OR over attributes some of which are not served
+    out, err, code = await run_tool("ldapsearch", "-x", "-H", url, "-b", "", "-s", "sub", "-LLL",
+                                    "(|(cn=anna0002*)(telephoneNumber=anna0002*)(homeDirectory=x))", "cn")
+    assert code == 0, err
+    assert out.count("dn: ") == 1 and "cn: Anna0002 Whittaker" in out
 
 
 @pytest_twisted.ensureDeferred
