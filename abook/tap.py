@@ -71,7 +71,10 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
 
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:
     """The listeners, pollers and schedulers; each package adds its own services here."""
+    from abook.server.service import ldap_components
+
     services: list[IService] = []
+    services += ldap_components(config, store, reactor)
     return services
 
 

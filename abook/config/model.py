@@ -76,6 +76,10 @@ class LdapConfig(Section):
     #: "local" checks the password hash in the store; "upstream" passes binds through.
     auth: Literal["local", "upstream"] = "local"
     upstream: Optional[LdapUpstream] = None
+    #: Seconds a successful password verification is remembered (keyed hash; 0: off). See directory/auth.py.
+    bind_cache_seconds: float = Field(default=60.0, ge=0)
+    #: Threads verifying passwords (argon2) and running upstream binds.
+    auth_threads: int = Field(default=2, ge=1, le=64)
     limits: LdapLimits = LdapLimits()
 
     @field_validator("suffix")
