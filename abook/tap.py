@@ -77,7 +77,10 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
 
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:
     """The listeners, pollers and schedulers; each package adds its own services here."""
+    from abook.server.service import ldap_components
+
     services: list[IService] = []
+    services += ldap_components(config, store, reactor)
     if config.router.enabled and (config.mailboxes or config.smtp or config.router.user_mailbox_template):
         from abook.routing.service import RouterService
 

@@ -77,6 +77,10 @@ class LdapConfig(Section):
     #: "local" checks the password hash in the store; "upstream" passes binds through.
     auth: Literal["local", "upstream"] = "local"
     upstream: Optional[LdapUpstream] = None
+    #: Seconds a successful password verification is remembered (keyed hash; 0: off). See directory/auth.py.
+    bind_cache_seconds: float = Field(default=60.0, ge=0)
+    #: Threads verifying passwords (argon2) and running upstream binds.
+    auth_threads: int = Field(default=2, ge=1, le=64)
     limits: LdapLimits = LdapLimits()
 
     @field_validator("suffix")
@@ -93,6 +97,11 @@ class TrackingConfig(Section):
     token_base: int = Field(default=0, ge=0)
     user_digits: int = Field(default=3, ge=1, le=9)
     counter_digits: int = Field(default=4, ge=1, le=12)
+    #: Larger messages are not tracked (reason ``too_large``); they stay in their mailbox.
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    #: User name (domainname) owning the activities tracked from queue mailboxes. Empty: a System
+    #: Administrator of the queue's business unit (or of the nearest unit above), else its oldest user.
+    queue_owner: str = ""
 
 
 class LoggingConfig(Section):

@@ -9,7 +9,12 @@ raises for a bad message: every input ends as ``tracked``, ``sighting`` or ``unt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from abook.config.model import TrackingConfig
 
 Arrival = Literal["router", "forward", "manual"]
 Direction = Literal["in", "out"]
@@ -52,3 +57,24 @@ class TrackResult:
     activity_id: str | None = None
     reason: str | None = None
     detail: str | None = None
+
+
+def track_txn(session: "Session", request: TrackRequest, config: "TrackingConfig") -> TrackResult:
+    """Track one message in the caller's transaction (``tracking/engine.py`` does the work)."""
+    from abook.tracking.engine import track_txn as _track_txn
+
+    return _track_txn(session, request, config)
+
+
+def token_for_email_txn(session: "Session", activity_id: str, config: "TrackingConfig") -> str:
+    """The CRM email's tracking token, allocated once and stored on the email."""
+    from abook.tracking.engine import token_for_email_txn as _token_for_email_txn
+
+    return _token_for_email_txn(session, activity_id, config)
+
+
+def mark_sighting_txn(session: "Session", email_id: str, mailbox: str) -> bool:
+    """Record that the router marked the message as tracked in ``mailbox``."""
+    from abook.tracking.engine import mark_sighting_txn as _mark_sighting_txn
+
+    return _mark_sighting_txn(session, email_id, mailbox)

@@ -1,0 +1,473 @@
+"""The LDAP connection: ldaptor's ``LDAPServer`` with abook's framing, limits, binds, controls and search.
+
+Bytes go through ``framing.Framer`` (every size, depth and DN limit checked before ldaptor parses), then
+ldaptor decodes the complete PDU and ``handle`` dispatches it. ``handle`` is overridden because only it
+sees message ids and controls: several requests may be outstanding (up to ``limits.max_outstanding``),
+Abandon cancels one (and is never answered), Unbind closes. A malformed or oversized message ends only
+its own connection, with a Notice of Disconnection (protocolError) and one log line, no traceback.
+
+The connection is an ``IPushProducer`` for its transport: when the client reads slowly and the
+transport's buffer fills, reading stops and ``send_entry`` hands the directory a Deferred that fires
+once the buffer drains (the directory waits on it before producing its next batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols.ldap import ldaperrors
+from ldaptor.protocols.ldap.ldapserver import LDAPServer
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
+from abook.server import controls as ctl
+from abook.server import encode, match, rootdse
+from abook.server.framing import FrameError, Framer
+
+NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
+
+#: request class name -> the response op tag its errors are sent in
+RESPONSE_TAGS = {
+    "LDAPBindRequest": 0x61, "LDAPSearchRequest": 0x65, "LDAPModifyRequest": 0x67, "LDAPAddRequest": 0x69,
+    "LDAPDelRequest": 0x6B, "LDAPModifyDNRequest": 0x6D, "LDAPCompareRequest": 0x6F,
+    "LDAPExtendedRequest": 0x78,
+}
+READ_ONLY = "the address books are read-only"
+
+
+class Response:
+    """An encoded protocol op and the encoded response controls to send with it."""
+
+    __slots__ = ("op", "controls")
+
+    def __init__(self, op: bytes, controls: bytes = b"") -> None:
+        self.op = op
+        self.controls = controls
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _message_text(e: ldaperrors.LDAPException) -> bytes:
+    m = e.message
+    if m is None:
+        return b""
+    return m if isinstance(m, bytes) else str(m).encode("utf-8")
+
+
+@implementer(IPushProducer)
+class AbookLDAPServer(LDAPServer):
+    log = Logger()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.identity: Any = None
+        self.tls = False
+        self._closing = False
+        self._outstanding: dict[int, defer.Deferred] = {}
+        #: ids of the requests being answered (entries of an abandoned search are dropped)
+        self._active: set[int] = set()
+        #: requests received while a bind is in progress, handled once it completes (RFC 4511 4.2.1)
+        self._binding: defer.Deferred | None = None
+        self._queued: list[Any] = []
+        self._timed_out: set[int] = set()
+        self._paused = False
+        self._drained: list[defer.Deferred] = []
+        self._idle: Any = None
+        self._abort_call: Any = None
+        self.peer = "?"
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @property
+    def _limits(self) -> Any:
+        return self.factory.config.limits
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        peer = self.transport.getPeer()
+        self.peer = getattr(peer, "host", str(peer))
+        self.tls = self.factory.tls_listener
+        self.framer = Framer(self.factory.frame_limits, self._max_size)
+        self.transport.registerProducer(self, True)
+        self._idle = self.factory.clock.callLater(self._limits.idle_timeout, self._idle_timeout)
+        self.factory.connection_made(self)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        super().connectionLost(reason)
+        self._closing = True
+        for call in (self._idle, self._abort_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._idle = self._abort_call = None
+        for d in list(self._outstanding.values()):
+            d.cancel()
+        self._outstanding.clear()
+        self._resume_waiters()
+        self.factory.connection_lost(self)
+
+    def _max_size(self) -> int:
+        limits = self._limits
+        return limits.max_request_size if self.identity is not None else limits.max_request_size_anonymous
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        if self._outstanding:
+            self._idle = self.factory.clock.callLater(self._limits.idle_timeout, self._idle_timeout)
+            return
+        self.log.info("closing idle connection from {address}", address=self.peer)
+        self.transport.loseConnection()
+
+    def _touch(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self._limits.idle_timeout)
+
+    def disconnect(self, reason: str, code: int = ldaperrors.LDAPProtocolError.resultCode) -> None:
+        """Send a Notice of Disconnection and close; later input is ignored."""
+        if self._closing:
+            return
+        self._closing = True
+        self.log.info("ending connection from {address}: {reason}", address=self.peer, reason=reason)
+        op = encode.result(0x78, code, b"", reason.encode("utf-8"), encode.octets(NOTICE_OF_DISCONNECTION, 0x8A))
+        self.transport.write(encode.message(0, op))
+        for d in list(self._outstanding.values()):
+            d.cancel()
+        self.transport.loseConnection()
+        # a client that never reads must not keep the connection (and its buffer) alive
+        self._abort_call = self.factory.clock.callLater(5.0, self._abort)
+
+    def _abort(self) -> None:
+        if self.connected:
+            self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._touch()
+        try:
+            pdus = self.framer.feed(data)
+        except FrameError as e:
+            self.disconnect(e.reason)
+            return
+        for _op, pdu in pdus:
+            if self._closing:
+                return
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # ldaptor prints unknown tags
+                    msg, _used = pureber.berDecodeObject(self.berdecoder, pdu)
+            except Exception as e:  # ldaptor raises anything (assertions, IndexError) on bad input
+                self.disconnect("undecodable request (" + type(e).__name__ + ")")
+                return
+            if msg is None or not isinstance(getattr(msg, "value", None), pureldap.LDAPProtocolRequest):
+                self.disconnect("undecodable request")
+                return
+            self.handle(msg)
+
+    # -- producer ---------------------------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if not self._closing:
+            self.transport.resumeProducing()
+        self._resume_waiters()
+
+    def stopProducing(self) -> None:
+        self._closing = True
+        self._resume_waiters()
+
+    def _resume_waiters(self) -> None:
+        waiters, self._drained = self._drained, []
+        for d in waiters:
+            d.callback(None)
+
+    def write_message(self, msg_id: int, op: bytes, controls: bytes = b"") -> None:
+        if self.connected and not self._closing:
+            self.transport.write(encode.message(msg_id, op, controls))
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def handle(self, msg: Any) -> None:
+        op = msg.value
+        msg_id = msg.id
+        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest):
+            if len(self._queued) >= self._limits.max_outstanding:
+                self.disconnect("too many requests sent during a bind")
+                return
+            self._queued.append(msg)
+            return
+        if isinstance(op, pureldap.LDAPAbandonRequest):
+            self._active.discard(op.value)
+            d = self._outstanding.pop(op.value, None)
+            if d is not None:
+                d.cancel()
+            return
+        if isinstance(op, pureldap.LDAPUnbindRequest):
+            self._closing = True
+            for d in list(self._outstanding.values()):
+                d.cancel()
+            self.transport.loseConnection()
+            return
+        name = op.__class__.__name__
+        if msg_id == 0 or msg_id in self._active:
+            self.disconnect("message id " + str(msg_id) + " is not usable")
+            return
+        if len(self._outstanding) >= self._limits.max_outstanding:
+            self.write_message(msg_id, encode.result(RESPONSE_TAGS.get(name, 0x78), ldaperrors.LDAPBusy.resultCode,
+                                                     b"", b"too many outstanding requests"))
+            return
+        handler = getattr(self, "handle_" + name, None)
+        if handler is None:
+            self.disconnect("unsupported request " + name)
+            return
+        self._active.add(msg_id)
+        d = defer.maybeDeferred(handler, op, msg.controls, msg_id)
+        if d.called:
+            d.addCallbacks(self._respond, self._fail, (msg_id,), None, (msg_id, name))
+            self._active.discard(msg_id)
+            return
+        self._outstanding[msg_id] = d
+        # searches are bounded by their time limit instead (a whole-book download may take long)
+        timer = None if name == "LDAPSearchRequest" else self.factory.clock.callLater(
+            self._limits.request_timeout, self._time_out, msg_id)
+        d.addCallbacks(self._respond, self._fail, (msg_id,), None, (msg_id, name))
+        d.addBoth(self._finished, msg_id, timer)
+
+    def _finished(self, result: Any, msg_id: int, timer: Any) -> None:
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._outstanding.pop(msg_id, None)
+        self._active.discard(msg_id)
+        self._timed_out.discard(msg_id)
+        self._touch()
+
+    def _time_out(self, msg_id: int) -> None:
+        d = self._outstanding.get(msg_id)
+        if d is not None:
+            self._timed_out.add(msg_id)
+            d.cancel()
+
+    def _respond(self, response: Any, msg_id: int) -> None:
+        if response is None:
+            return
+        if isinstance(response, Response):
+            self.write_message(msg_id, response.op, response.controls)
+        else:
+            self.write_message(msg_id, response.toWire())
+
+    def _fail(self, failure: Failure, msg_id: int, name: str) -> None:
+        tag = RESPONSE_TAGS.get(name, 0x78)
+        if failure.check(defer.CancelledError):
+            if msg_id in self._timed_out:
+                self.write_message(msg_id, encode.result(tag, ldaperrors.LDAPTimeLimitExceeded.resultCode,
+                                                         b"", b"time limit exceeded"))
+            return
+        if failure.check(ldaperrors.LDAPException):
+            e = failure.value
+            matched = getattr(e, "matchedDN", None) or b""
+            self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
+            return
+        self.log.failure("{request} from {address} failed", failure, request=name, address=self.peer)
+        self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))
+
+    # -- bind -------------------------------------------------------------------------------------
+
+    def handle_LDAPBindRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        ctl.check_critical(controls)
+        self.identity = None  # a bind (even a failing one) leaves the connection anonymous first
+        if request.version != 3:
+            raise ldaperrors.LDAPProtocolError("only LDAP version 3 is supported")
+        if request.sasl:
+            raise ldaperrors.LDAPAuthMethodNotSupported("SASL is not supported; use a simple bind")
+        name = _text(request.dn)
+        password = _text(request.auth or b"")
+        if not name and not password:
+            return pureldap.LDAPBindResponse(resultCode=0)
+        if not name:
+            raise ldaperrors.LDAPInvalidCredentials("invalid credentials")
+        if not password:
+            raise ldaperrors.LDAPUnwillingToPerform("unauthenticated binds are not allowed")
+        if self.factory.config.require_tls_for_bind and not self.tls:
+            raise ldaperrors.LDAPConfidentialityRequired("use StartTLS or LDAPS before binding")
+        d = self.factory.authenticator.authenticate(name, password, self.peer)
+        self._binding = d
+
+        def bound(identity: Any) -> Any:
+            self.identity = identity
+            return pureldap.LDAPBindResponse(resultCode=0)
+
+        def finished(result: Any) -> Any:
+            self._binding = None
+            queued, self._queued = self._queued, []
+            self.factory.clock.callLater(0, self._handle_queued, queued)
+            return result
+
+        return d.addCallback(bound).addBoth(finished)
+
+    def _handle_queued(self, queued: list[Any]) -> None:
+        for i, msg in enumerate(queued):
+            if self._closing:
+                return
+            if self._binding is not None:
+                self._queued[:0] = queued[i:]
+                return
+            self.handle(msg)
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def _special_entry(self, request: Any, msg_id: int) -> Response | None:
+        """The root DSE and the subschema entry, for any base-scope filter that matches them."""
+        if request.scope != BASE:
+            return None
+        base = _text(request.baseObject).strip().lower().replace(" ", "")
+        attrs = [_text(a) for a in request.attributes]
+        if base == "":
+            entry = rootdse.root_dse(self.factory.config.suffix, self.factory.starttls_available and not self.tls,
+                                     (), False)
+            dn = ""
+        elif base == rootdse.SUBSCHEMA_DN.lower():
+            entry = rootdse.subschema((), False)
+            dn = rootdse.SUBSCHEMA_DN
+        else:
+            return None
+        if match.evaluate(request.filter, entry):
+            selected = rootdse._select(entry, attrs, bool(request.typesOnly))
+            self.write_message(msg_id, self.factory.encoder.entry(dn, selected))
+        return Response(encode.result(0x65, 0))
+
+    def handle_LDAPSearchRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        special = self._special_entry(request, msg_id)
+        if special is not None:
+            ctl.check_critical(controls, ctl.SUPPORTED)
+            return special
+        sc = ctl.search_controls(controls)
+        limits = self._limits
+        if sc.page_size is not None and sc.page_size == 0:
+            # RFC 2696: size 0 abandons the paged search the cookie names
+            return Response(encode.result(0x65, 0), ctl.paged_response(b""))
+        page_size = None if sc.page_size is None else min(sc.page_size, limits.max_page_size)
+        base, scope = _text(request.baseObject), request.scope
+        if not base.strip():
+            # below the root DSE lies the one naming context (Apple clients search from "")
+            base, scope = self.factory.config.suffix, (BASE if scope == ONE_LEVEL else scope)
+        spec = SearchSpec(
+            base=base,
+            scope=scope,
+            filter=request.filter,
+            attributes=tuple(_text(a) for a in request.attributes),
+            types_only=bool(request.typesOnly),
+            size_limit=_smaller(request.sizeLimit, limits.size_limit),
+            time_limit=float(_smaller(request.timeLimit, limits.time_limit)),
+            principal=None if self.identity is None else self.identity.principal,
+            anonymous_books=self.factory.anonymous_books,
+            page_size=page_size,
+            cookie=sc.cookie,
+            sort=sc.sort,
+        )
+        d = self.factory.directory.search(spec, lambda entry: self._send_entry(msg_id, entry))
+        timer = None
+        if spec.time_limit:
+            timer = self.factory.clock.callLater(spec.time_limit, self._time_out, msg_id)
+
+        def done(result: Any) -> Response:
+            response_controls = []
+            if spec.page_size is not None:
+                response_controls.append(ctl.paged_response(result.cookie or b""))
+            if spec.sort is not None:
+                response_controls.append(ctl.sort_response(result.sort_result or 0))
+            code = result.result_code
+            if sc.sort_critical and result.sort_result not in (None, 0) and code == 0:
+                code = ldaperrors.LDAPUnavailableCriticalExtension.resultCode  # RFC 2891 1.2: could not sort
+            op = encode.result(0x65, code, result.matched_dn, result.message)
+            return Response(op, encode.controls(response_controls))
+
+        def stop_timer(result: Any) -> Any:
+            if timer is not None and timer.active():
+                timer.cancel()
+            return result
+
+        return d.addBoth(stop_timer).addCallback(done)
+
+    def _send_entry(self, msg_id: int, entry: Entry) -> defer.Deferred | None:
+        if msg_id not in self._active or self._closing:
+            return None
+        self.write_message(msg_id, self.factory.encoder.encoded(entry))
+        if self._paused:
+            d: defer.Deferred = defer.Deferred()
+            self._drained.append(d)
+            return d
+        return None
+
+    # -- other operations -------------------------------------------------------------------------
+
+    def handle_LDAPExtendedRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        ctl.check_critical(controls)
+        oid = request.requestName if isinstance(request.requestName, bytes) else request.requestName.encode()
+        if oid == rootdse.STARTTLS:
+            return self._start_tls(msg_id)
+        if oid == rootdse.WHOAMI:
+            authz = b"" if self.identity is None else b"dn:" + self.identity.dn.encode("utf-8")
+            return Response(encode.result(0x78, 0, b"", b"", encode.octets(authz, 0x8B)))
+        raise ldaperrors.LDAPProtocolError("unknown extended operation " + oid.decode("ascii", "replace"))
+
+    def _start_tls(self, msg_id: int) -> Any:
+        if not self.factory.starttls_available:
+            raise ldaperrors.LDAPProtocolError("StartTLS is not configured")
+        if self.tls:
+            raise ldaperrors.LDAPOperationsError("TLS is already established")
+        if self._outstanding:
+            raise ldaperrors.LDAPOperationsError("requests are outstanding")
+        extra = encode.octets(rootdse.STARTTLS, 0x8A)
+        self.write_message(msg_id, encode.result(0x78, 0, b"", b"", extra))
+        self.transport.startTLS(self.factory.tls_context)
+        self.tls = True
+        self.framer = Framer(self.factory.frame_limits, self._max_size)
+        return None
+
+    def handle_LDAPCompareRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        ctl.check_critical(controls)
+        ava = request.ava
+        spec = SearchSpec(
+            base=_text(request.entry), scope=BASE,
+            filter=pureldap.LDAPFilter_equalityMatch(attributeDesc=ava.attributeDesc,
+                                                     assertionValue=ava.assertionValue),
+            attributes=("1.1",), size_limit=1,
+            principal=None if self.identity is None else self.identity.principal,
+            anonymous_books=self.factory.anonymous_books,
+        )
+        found: list[Entry] = []
+        d = self.factory.directory.search(spec, found.append)
+
+        def done(result: Any) -> Response:
+            if result.result_code not in (0, 4):
+                return Response(encode.result(0x6F, result.result_code, result.matched_dn, result.message))
+            code = ldaperrors.LDAPCompareTrue.resultCode if found else ldaperrors.LDAPCompareFalse.resultCode
+            return Response(encode.result(0x6F, code))
+
+        return d.addCallback(done)
+
+    def _read_only(self, request: Any, controls: Any, msg_id: int) -> Any:
+        raise ldaperrors.LDAPUnwillingToPerform(READ_ONLY)
+
+    handle_LDAPAddRequest = handle_LDAPModifyRequest = _read_only
+    handle_LDAPDelRequest = handle_LDAPModifyDNRequest = _read_only
+
+
+def _smaller(client: int | float, server: int | float) -> int | float:
+    """The smaller of two limits where 0 means none."""
+    if not client:
+        return server
+    if not server:
+        return client
+    return min(client, server)

@@ -1,0 +1,374 @@
+"""The tracked-mail side of the store: every SQL the tracking engine runs (the commands' read-only
+queries are in ``store/tracking_views.py``).
+
+Writes (``insert_email_txn``, ``add_sighting_txn``, ``record_untracked_txn``) run inside the caller's
+transaction and never commit. Address resolution is ONE query per message whatever the number of
+addresses: a UNION ALL over every email field of leads, accounts, contacts, queues and users with
+``lower(field) IN (...)``, each branch served by that field's ``lower()`` index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, literal_column, or_, select, union_all, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from abook.store.models import (
+    EMAIL_FIELDS,
+    ENTITY_MODELS,
+    Activity,
+    ActivityParty,
+    Attachment,
+    BusinessUnit,
+    Email,
+    EmailSighting,
+    Queue,
+    Role,
+    State,
+    SystemUser,
+    UntrackedMessage,
+    user_roles,
+)
+from abook.store.users import ensure_tracking_number_txn
+
+#: the entities whose addresses make a party of an email (SPEC 3.3); facilities are not email parties
+PARTY_ENTITIES = ("lead", "account", "contact", "queue", "systemuser")
+CUSTOMER_ENTITIES = frozenset({"lead", "account", "contact"})
+INTERNAL_ENTITIES = frozenset({"queue", "systemuser"})
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value or None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Owners
+
+
+@dataclass(frozen=True)
+class OwnerInfo:
+    type: str  # systemuser / queue
+    id: str
+    #: the user who owns the activities tracked for this owner
+    activity_owner_id: str | None
+    business_unit_id: str | None
+    tracking_option: str
+    active: bool
+    name: str
+
+
+def _queue_default_owner(session: Session, queue: Queue, queue_owner: str) -> SystemUser | None:
+    """A queue's mail is owned by the configured user, else a System Administrator of the queue's business
+    unit (walking up the tree), else the unit's longest-standing active user."""
+    if queue_owner:
+        return session.scalars(
+            select(SystemUser).where(func.lower(SystemUser.domainname) == queue_owner.lower())
+        ).first()
+    bu_id: str | None = queue.business_unit_id
+    seen: set[str] = set()
+    while bu_id and bu_id not in seen:
+        seen.add(bu_id)
+        active = (SystemUser.business_unit_id == bu_id) & (SystemUser.statecode == State.active)
+        admin = session.scalars(
+            select(SystemUser)
+            .join(user_roles, user_roles.c.systemuser_id == SystemUser.id)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .where(active, Role.name == "System Administrator")
+            .order_by(SystemUser.createdon, SystemUser.id)
+        ).first()
+        anyone = admin or session.scalars(
+            select(SystemUser).where(active).order_by(SystemUser.createdon, SystemUser.id)
+        ).first()
+        if anyone is not None:
+            return anyone
+        bu_id = session.scalar(select(BusinessUnit.parent_id).where(BusinessUnit.id == bu_id))
+    return None
+
+
+_USER_T = SystemUser.__table__
+_OWNER_USER = select(_USER_T.c.id, _USER_T.c.business_unit_id, _USER_T.c.tracking_option, _USER_T.c.statecode,
+                     _USER_T.c.domainname).where(_USER_T.c.id == bindparam("id"))
+
+
+def owner_info_txn(session: Session, owner_type: str, owner_id: str, queue_owner: str = "") -> OwnerInfo | None:
+    if owner_type == "systemuser":
+        row = session.connection().execute(_OWNER_USER, {"id": owner_id}).first()
+        if row is None:
+            return None
+        return OwnerInfo("systemuser", row.id, row.id, row.business_unit_id, row.tracking_option,
+                         row.statecode == State.active, row.domainname)
+    if owner_type == "queue":
+        queue = session.get(Queue, owner_id)
+        if queue is None:
+            return None
+        user = _queue_default_owner(session, queue, queue_owner)
+        return OwnerInfo("queue", queue.id, user.id if user else None,
+                         user.business_unit_id if user else queue.business_unit_id,
+                         queue.tracking_option, queue.statecode == State.active, queue.name)
+    return None
+
+
+def find_user_txn(session: Session, name_or_email: str) -> str | None:
+    """A user id by user name (domainname) or by either email address, case-insensitively."""
+    key = name_or_email.strip().lower()
+    return session.scalar(
+        select(SystemUser.id)
+        .where(or_(func.lower(SystemUser.domainname) == key,
+                   func.lower(SystemUser.internalemailaddress) == key,
+                   func.lower(SystemUser.personalemailaddress) == key))
+        .order_by(SystemUser.statecode, SystemUser.createdon)
+    )
+
+
+def find_queue_txn(session: Session, name_or_email: str) -> str | None:
+    key = name_or_email.strip().lower()
+    return session.scalar(
+        select(Queue.id)
+        .where(or_(func.lower(Queue.emailaddress) == key, func.lower(Queue.name) == key))
+        .order_by(Queue.statecode, Queue.createdon)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Address resolution: one query per message
+
+
+def resolution_query(addresses: Any) -> Select[Any]:
+    """(entity, id, lower(address)) of every active record with one of ``addresses`` (already lowercased)
+    in any of its email fields. ``addresses``: a list, or an expanding bind parameter."""
+    branches = []
+    for entity in PARTY_ENTITIES:
+        table: Any = ENTITY_MODELS[entity].__table__
+        primary, others = EMAIL_FIELDS[entity]
+        for name in (primary, *others):
+            col = func.lower(table.c[name])
+            branches.append(
+                select(literal_column(f"'{entity}'").label("entity"), table.c.id.label("id"), col.label("address"))
+                .where(_in_addresses(col, addresses), table.c.statecode == State.active)
+            )
+    return union_all(*branches)  # type: ignore[return-value]
+
+
+def _address_list(dialect: str) -> Any:
+    """The addresses as ONE bound value, so the statement's SQL never changes: a JSON array read with
+    json_each on SQLite, an array on PostgreSQL; an expanding IN list elsewhere."""
+    if dialect == "sqlite":
+        values = func.json_each(bindparam("addresses")).table_valued("value")
+        return select(values.c.value).scalar_subquery()
+    if dialect == "postgresql":
+        return bindparam("addresses", type_=ARRAY(String()))
+    return bindparam("addresses", expanding=True)
+
+
+def _in_addresses(col: Any, addresses: Any) -> Any:
+    if isinstance(addresses, BindParameter) and isinstance(addresses.type, ARRAY):
+        return col == any_(addresses)
+    if isinstance(addresses, ScalarSelect):
+        return col.in_(addresses.element)
+    return col.in_(addresses)
+
+
+#: built once per dialect: constructing the 12-branch statement costs more than running it
+_RESOLVE: dict[str, Select[Any]] = {}
+
+
+def _resolve_statement(dialect: str) -> Select[Any]:
+    stmt = _RESOLVE.get(dialect)
+    if stmt is None:
+        stmt = _RESOLVE[dialect] = resolution_query(_address_list(dialect))
+    return stmt
+
+
+def _address_param(dialect: str, wanted: list[str]) -> Any:
+    return json.dumps(wanted) if dialect == "sqlite" else wanted
+
+
+def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """lowercased address -> [(entity, id), ...] in PARTY_ENTITIES order, each record once."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    conn = session.connection()
+    dialect = conn.dialect.name
+    rows = conn.execute(_resolve_statement(dialect), {"addresses": _address_param(dialect, wanted)})
+    for entity, record_id, address in rows:
+        found = out.setdefault(address, [])
+        if (entity, record_id) not in found:
+            found.append((entity, record_id))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Duplicates and correlation
+
+
+_EMAIL_T = Email.__table__
+_ACTIVITY_T = Activity.__table__
+_BY_KEY = select(_EMAIL_T.c.activity_id).where(_EMAIL_T.c.message_key == bindparam("key"))
+
+
+def email_by_key_txn(session: Session, message_key: str) -> str | None:
+    return session.connection().execute(_BY_KEY, {"key": message_key}).scalar()
+
+
+@dataclass(frozen=True)
+class Correlated:
+    activity_id: str
+    message_id: str | None
+    tracking_token: str | None
+    regarding_type: str | None
+    regarding_id: str | None
+
+
+def _correlation_query(column: Any) -> Select[Any]:
+    return (
+        select(_EMAIL_T.c.activity_id, _EMAIL_T.c.message_id, _EMAIL_T.c.tracking_token,
+               _ACTIVITY_T.c.regarding_type, _ACTIVITY_T.c.regarding_id)
+        .join(_ACTIVITY_T, _ACTIVITY_T.c.id == _EMAIL_T.c.activity_id)
+        .where(column.in_(bindparam("values", expanding=True)))
+        .order_by(_ACTIVITY_T.c.createdon, _ACTIVITY_T.c.id)
+    )
+
+
+_BY_MESSAGE_IDS = _correlation_query(_EMAIL_T.c.message_id)
+_BY_TOKENS = _correlation_query(_EMAIL_T.c.tracking_token)
+
+
+def emails_by_message_ids_txn(session: Session, message_ids: Sequence[str]) -> list[Correlated]:
+    if not message_ids:
+        return []
+    rows = session.connection().execute(_BY_MESSAGE_IDS, {"values": sorted(set(message_ids))})
+    return [Correlated(*row) for row in rows]
+
+
+def emails_by_tokens_txn(session: Session, tokens: Sequence[str]) -> list[Correlated]:
+    if not tokens:
+        return []
+    rows = session.connection().execute(_BY_TOKENS, {"values": sorted(set(tokens))})
+    return [Correlated(*row) for row in rows]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writes
+
+
+@dataclass(frozen=True)
+class NewParty:
+    mask: int
+    address: str | None
+    display_name: str | None
+    party_type: str | None = None
+    party_id: str | None = None
+
+
+def insert_email_txn(session: Session, *, activity: dict[str, Any], email: dict[str, Any],
+                     parties: Sequence[NewParty]) -> None:
+    """One email activity and its parties (attachments and sightings are added separately)."""
+    conn = session.connection()
+    activity["subject"] = _fit(activity.get("subject"), 800)
+    conn.execute(_ACTIVITY_T.insert(), activity)
+    email["message_id"] = _fit(email.get("message_id"), 998)
+    email["sender"] = _fit(email.get("sender"), 320)
+    conn.execute(_EMAIL_T.insert(), email)
+    if parties:
+        conn.execute(ActivityParty.__table__.insert(), [
+            {"activity_id": activity["id"], "participationtypemask": p.mask, "party_type": p.party_type,
+             "party_id": p.party_id, "addressused": _fit(p.address, 320),
+             "display_name": _fit(p.display_name, 320)}
+            for p in parties
+        ])
+
+
+def insert_attachment_txn(session: Session, email_id: str, *, part: str, filename: str | None,
+                          mimetype: str, content_id: str | None, body: bytes) -> None:
+    session.connection().execute(Attachment.__table__.insert(), [{
+        "email_id": email_id, "part": part[:64], "filename": _fit(filename, 500),
+        "mimetype": _fit(mimetype, 256), "content_id": _fit(content_id, 500), "filesize": len(body),
+        "body": body,
+    }])
+
+
+def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id: str | None,
+                     arrival: str, *, new: bool = False) -> bool:
+    """Record that the email was seen in ``mailbox``; False when it already was (``new``: it cannot be)."""
+    if not new:
+        exists = session.scalar(
+            select(EmailSighting.id).where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
+        )
+        if exists is not None:
+            return False
+    session.connection().execute(EmailSighting.__table__.insert(), [{
+        "email_id": email_id, "mailbox": mailbox[:320], "external_id": _fit(external_id, 1024),
+        "arrival": arrival, "marked": False,
+    }])
+    return True
+
+
+def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
+    """The router marked the message as tracked in ``mailbox`` (SPEC 3.6); False when no such sighting."""
+    result = session.execute(
+        update(EmailSighting)
+        .where(EmailSighting.email_id == email_id, EmailSighting.mailbox == mailbox)
+        .values(marked=True)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unmarked_sightings_txn(session: Session, mailbox: str, limit: int = 1000) -> list[tuple[str, str | None]]:
+    """(email id, external id) of the messages in ``mailbox`` not yet marked as tracked there."""
+    rows = session.execute(
+        select(EmailSighting.email_id, EmailSighting.external_id)
+        .where(EmailSighting.mailbox == mailbox, EmailSighting.marked.is_(False))
+        .order_by(EmailSighting.id).limit(limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: str | None,
+                         owner_type: str | None, owner_id: str | None, reason: str, detail: str | None,
+                         message_id: str | None, sender: str | None, subject: str | None) -> None:
+    session.connection().execute(UntrackedMessage.__table__.insert(), [{
+        "mailbox": _fit(mailbox, 320), "external_id": _fit(external_id, 1024), "owner_type": owner_type,
+        "owner_id": owner_id, "reason": reason, "detail": _fit(detail, 2000),
+        "message_id": _fit(message_id, 998), "sender": _fit(sender, 320), "subject": _fit(subject, 800),
+    }])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tokens
+
+
+def allocate_token_parts_txn(session: Session, user_id: str) -> tuple[int, int] | None:
+    """(tracking number, next counter) for a user: the number allocated once (``store.users``), the counter
+    bumped by one UPDATE ... RETURNING, which takes the row's write lock first; None for no such user."""
+    if session.scalar(select(SystemUser.id).where(SystemUser.id == user_id)) is None:
+        return None
+    number = ensure_tracking_number_txn(session, user_id)
+    counter = session.scalar(
+        update(SystemUser).where(SystemUser.id == user_id)
+        .values(token_counter=SystemUser.token_counter + 1)
+        .returning(SystemUser.token_counter)
+        .execution_options(synchronize_session=False)
+    )
+    return number, int(counter)  # type: ignore[arg-type]
+
+
+def email_token_txn(session: Session, activity_id: str) -> tuple[str | None, str | None, bool]:
+    """(tracking token, owner id, exists) of an email activity."""
+    row = session.execute(
+        select(Email.tracking_token, Activity.owner_id)
+        .join(Activity, Activity.id == Email.activity_id).where(Email.activity_id == activity_id)
+    ).first()
+    if row is None:
+        return None, None, False
+    return row[0], row[1], True
+
+
+def set_email_token_txn(session: Session, activity_id: str, token: str) -> None:
+    session.execute(update(Email).where(Email.activity_id == activity_id).values(tracking_token=token))

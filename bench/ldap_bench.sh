@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# ldap_bench.sh - abook's LDAP server against OpenLDAP's slapd, back to back in one run, on the same
+# generated directory, measured by ../shared/bench/ldapload.py.
+#
+#   bash bench/ldap_bench.sh [-n 100000] [-c 8] [-d 20] [--json FILE]
+#
+#   1. generates N contacts with gen_directory.py (one LDIF for both servers);
+#   2. runs slapd_baseline.sh on it (tuned substring index, anonymous read);
+#   3. imports the same LDIF into a fresh SQLite abook store, creates a user "bench" with
+#      organisation-wide read on every book (the visibility predicate is part of abook's cost),
+#      starts `abook serve` on a free port, verifies ldapload against ldapsearch, then measures the
+#      same workloads bound as that user, and reports abook's RSS;
+#   4. prints the Markdown tables (report.py) and the abook/slapd ratios.
+# Everything runs on 127.0.0.1 in a temporary directory that is removed at the end.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+KIT=${ABOOK_SHARED:-$ROOT/../shared}/bench
+PY=$ROOT/.venv/bin/python
+ABOOK=$ROOT/.venv/bin/abook
+N=100000; CONNS=8; DURATION=20; WARMUP=3; JSON=""; SKIP_SLAPD=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) N=$2; shift 2 ;;
+    -c) CONNS=$2; shift 2 ;;
+    -d) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --json) JSON=$2; shift 2 ;;
+    --skip-slapd) SKIP_SLAPD=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/abook-bench.XXXXXX")
+[ -n "$JSON" ] || JSON=$WORK/results.jsonl
+ABOOK_PID=""
+cleanup() {
+  if [ -n "$ABOOK_PID" ] && kill -0 "$ABOOK_PID" 2>/dev/null; then
+    kill "$ABOOK_PID"; wait "$ABOOK_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+LDIF=$WORK/crm.ldif
+python3 "$KIT/gen_directory.py" -n "$N" -o "$LDIF"
+
+if [ "$SKIP_SLAPD" = 0 ]; then
+  bash "$KIT/slapd_baseline.sh" --ldif "$LDIF" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --json "$JSON" \
+    --workloads typeahead,contains,mail,dump --verify 20
+fi
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CFG=$WORK/abook.toml
+cat > "$CFG" <<TOML
+[store]
+data_dir = "$WORK/var"
+[ldap]
+listen = ["tcp:$PORT:interface=127.0.0.1"]
+[ldap.limits]
+failed_binds_per_minute = 1000
+[logging]
+level = "warn"
+TOML
+"$ABOOK" init -c "$CFG" >/dev/null
+"$ABOOK" bu add -c "$CFG" Bench >/dev/null
+"$ABOOK" role add -c "$CFG" "Org Reader" --read account=organisation --read contact=organisation \
+  --read lead=organisation --read queue=organisation --read systemuser=organisation \
+  --read equipment=organisation >/dev/null
+echo "bench-password" | "$ABOOK" user add -c "$CFG" bench --bu Bench --email bench@example.com --password-stdin >/dev/null
+"$ABOOK" user roles -c "$CFG" bench --grant "Org Reader" >/dev/null
+"$ABOOK" user set -c "$CFG" bench address_book_matching=all >/dev/null
+t0=$(date +%s%N)
+"$ABOOK" import -c "$CFG" --owner bench "$LDIF"
+t1=$(date +%s%N)
+echo "abook import: $N contacts in $(( (t1 - t0) / 1000000 )) ms"
+
+"$ABOOK" serve -c "$CFG" > "$WORK/abook.log" 2>&1 &
+ABOOK_PID=$!
+for _ in $(seq 1 300); do
+  if ldapsearch -x -H "ldap://127.0.0.1:$PORT" -b "" -s base -LLL '(objectClass=*)' namingContexts >/dev/null 2>&1; then break; fi
+  kill -0 "$ABOOK_PID" 2>/dev/null || { echo "abook exited:"; cat "$WORK/abook.log"; exit 1; }
+  sleep 0.1
+done
+ENTRIES=$(ldapsearch -x -H "ldap://127.0.0.1:$PORT" -D bench -w bench-password -b o=crm -LLL -E pr=1000/noprompt \
+  '(objectClass=*)' 1.1 | grep -c '^dn:')
+LABEL="abook n=$ENTRIES"
+LOAD=("$PY" "$KIT/ldapload.py" -H "ldap://127.0.0.1:$PORT" -b o=crm -D bench -w bench-password --ldif "$LDIF"
+      --server-pid "$ABOOK_PID")
+for wl in typeahead contains mail; do
+  "${LOAD[@]}" --workload "$wl" --verify 20 -c 4 --pipeline 2 | grep -E '^verify' || { echo "verify $wl failed"; exit 1; }
+done
+"${LOAD[@]}" --workload dump --verify 1 | grep -E '^verify' || { echo "verify dump failed"; exit 1; }
+for wl in typeahead contains mail; do
+  "${LOAD[@]}" --workload "$wl" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --label "$LABEL" --json "$JSON"
+done
+"${LOAD[@]}" --workload dump --repeat 3 --label "$LABEL" --json "$JSON"
+RSS=$(awk '/VmRSS/ {print $2}' "/proc/$ABOOK_PID/status")
+HWM=$(awk '/VmHWM/ {print $2}' "/proc/$ABOOK_PID/status")
+echo "abook RSS after the run: $((RSS / 1024)) MB (peak $((HWM / 1024)) MB)"
+python3 "$KIT/report.py" "$JSON"
+"$PY" "$HERE/ratios.py" "$JSON"

@@ -1,0 +1,86 @@
+"""The fast encoder writes exactly the bytes ldaptor's pureber writes."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ldaptor.protocols import pureldap
+
+from abook.server import encode
+
+names = st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=20)
+values = st.binary(max_size=300)
+attributes = st.lists(st.tuples(names, st.lists(values, max_size=4)), max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(dn=st.text(max_size=200), attrs=attributes, msg_id=st.integers(1, 2**31 - 1))
+def test_search_result_entry_is_byte_identical(dn, attrs, msg_id):
+    ours = encode.message(msg_id, encode.EntryEncoder().entry(dn, attrs))
+    theirs = pureldap.LDAPMessage(pureldap.LDAPSearchResultEntry(objectName=dn, attributes=attrs), id=msg_id).toWire()
+    assert ours == theirs
+
+
+@given(code=st.integers(0, 122), matched=st.text(max_size=300), message=st.text(max_size=300),
+       msg_id=st.integers(1, 2**31 - 1))
+def test_search_result_done_is_byte_identical(code, matched, message, msg_id):
+    ours = encode.message(msg_id, encode.result(0x65, code, matched, message))
+    theirs = pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=code, matchedDN=matched,
+                                                                errorMessage=message), id=msg_id).toWire()
+    assert ours == theirs
+
+
+def test_response_controls_are_byte_identical():
+    from abook.server import controls
+
+    theirs = pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=0), id=3,
+                                  controls=[(controls.PAGED, None, b"0\x05\x02\x01\x00\x04\x00")]).toWire()
+    ours = encode.message(3, encode.result(0x65, 0), encode.controls([controls.paged_response(b"")]))
+    assert ours == theirs
+
+
+def test_encoding_100_entries_of_20_attributes_is_at_least_5x_faster_than_ldaptor():
+    attrs = [(f"attribute{i}", [f"value number {i} for a contact".encode()]) for i in range(20)]
+    dn = "uid=0b4a5c8e-1111-2222-3333-444455556666,ou=Contacts,o=crm"
+    encoder = encode.EntryEncoder()
+
+    def ours() -> None:
+        for i in range(100):
+            encode.message(i + 1, encoder.entry(dn, attrs))
+
+    def theirs() -> None:
+        for i in range(100):
+            pureldap.LDAPMessage(pureldap.LDAPSearchResultEntry(objectName=dn, attributes=attrs), id=i + 1).toWire()
+
+    def best(f, n: int) -> float:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    assert best(theirs, 3) > 5 * best(ours, 10)
+
+
+def test_encoded_entries_are_cached_by_value_so_changes_are_never_stale():
+    from abook.directory.api import Entry
+
+    encoder = encode.EntryEncoder(cache_size=2)
+    a = Entry("uid=1,ou=Contacts,o=crm", (("cn", (b"Ann",)),))
+    changed = Entry("uid=1,ou=Contacts,o=crm", (("cn", (b"Anne",)),))
+    assert encoder.encoded(a) == encoder.entry(a.dn, a.attributes)
+    assert encoder.encoded(Entry(a.dn, (("cn", (b"Ann",)),))) is encoder.encoded(a)  # an equal value hits
+    assert encoder.encoded(changed) == encoder.entry(changed.dn, changed.attributes) != encoder.encoded(a)
+    for i in range(10):
+        encoder.encoded(Entry(f"uid={i}", ()))
+    assert len(encoder._cache) <= 2
+
+
+def test_unhashable_entries_are_encoded_without_the_cache():
+    from abook.directory.api import Entry
+
+    odd = Entry("uid=2,ou=Contacts,o=crm", [("cn", [b"Bo"])])  # type: ignore[arg-type]
+    assert encode.EntryEncoder(cache_size=10).encoded(odd) == encode.EntryEncoder().entry(odd.dn, odd.attributes)

@@ -1,0 +1,78 @@
+"""The BER framer rejects hostile lengths at the header and checks nesting before ldaptor parses."""
+
+from __future__ import annotations
+
+import pytest
+
+from abook.server import encode
+from abook.server.framing import FrameError, FrameLimits, Framer, check_message
+
+LIMITS = FrameLimits(max_filter_depth=4, max_filter_elements=10, max_dn_length=64)
+
+
+def _search(filt: bytes, base: bytes = b"o=crm") -> bytes:
+    op = encode.tlv(0x63, encode.octets(base) + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
+                    + filt + b"\x30\x00")
+    return encode.message(1, op)
+
+
+def _and(depth: int) -> bytes:
+    f = b"\x87\x02cn"
+    for _ in range(depth):
+        f = encode.tlv(0xA0, f)
+    return f
+
+
+def test_messages_split_across_reads_come_out_whole():
+    pdu = _search(b"\x87\x02cn")
+    framer = Framer(LIMITS, lambda: 1000)
+    stream = pdu * 3
+    got = []
+    for i in range(0, len(stream), 7):
+        got += framer.feed(stream[i: i + 7])
+    assert got == [(0x63, pdu)] * 3 and framer.buffered == 0
+
+
+@pytest.mark.parametrize("header, reason", [
+    (b"\x30\x84\x80\x00\x00\x00", "larger than the limit"),
+    (b"\x30\x80", "indefinite"),
+    (b"\x30\x85\x01\x00\x00\x00\x00", "length of length"),
+    (b"\x04\x01", "not an LDAPMessage"),
+    (b"\x3f\x81", "multi-byte tags"),
+])
+def test_bad_headers_are_refused_before_any_body_arrives(header, reason):
+    with pytest.raises(FrameError, match=reason):
+        Framer(LIMITS, lambda: 1000).feed(header)
+
+
+def test_the_size_limit_is_asked_for_each_message():
+    limit = [10]
+    framer = Framer(LIMITS, lambda: limit[0])
+    with pytest.raises(FrameError):
+        framer.feed(_search(b"\x87\x02cn"))
+    limit[0] = 1000
+    assert Framer(LIMITS, lambda: limit[0]).feed(_search(b"\x87\x02cn"))
+
+
+def test_filter_depth_elements_and_dn_length():
+    assert check_message(_search(_and(4)), LIMITS) == 0x63
+    with pytest.raises(FrameError, match="nested too deep"):
+        check_message(_search(_and(5)), LIMITS)
+    with pytest.raises(FrameError):
+        check_message(_search(_and(10_000)), LIMITS)
+    with pytest.raises(FrameError, match="too many elements"):
+        check_message(_search(encode.tlv(0xA1, b"\x87\x02cn" * 10)), LIMITS)
+    with pytest.raises(FrameError, match="DN too long"):
+        check_message(_search(b"\x87\x02cn", b"cn=" + b"x" * 64), LIMITS)
+    with pytest.raises(FrameError, match="unknown filter choice"):
+        check_message(_search(b"\x8f\x02cn"), LIMITS)
+
+
+def test_lengths_must_fit_their_parents_and_ops_must_be_requests():
+    with pytest.raises(FrameError, match="overruns"):
+        check_message(b"\x30\x06\x02\x01\x01\x63\x10\x04", LIMITS)
+    with pytest.raises(FrameError, match="not a request"):
+        check_message(encode.message(1, b"\x65\x00"), LIMITS)  # a response sent to the server
+    with pytest.raises(FrameError, match="bad message id"):
+        check_message(b"\x30\x04\x04\x00\x42\x00", LIMITS)
+    assert check_message(encode.message(5, b"\x42\x00"), LIMITS) == 0x42
