@@ -163,6 +163,9 @@ def test_forward_mailbox_broken_mailbox_and_outgoing_in_one_daemon(tmp_path, dov
     assert lines["forward"].split()[1:4] == ["forward", "-", "yes"]
     assert lines["jane"].split()[1:4] == ["pop3", "jane.doe", "yes"]
     assert "outgoing: 0 pending send, 0 sending, 0 failed" in status
+    untracked = subprocess.run([ABOOK, "untracked", "-c", str(cfg)], capture_output=True, text=True,
+                               env=_env()).stdout
+    assert "no_owner" in untracked and "forward" in untracked
     log = (tmp_path / "run.log").read_text()
     assert "ALERT: mailbox broken disabled after 2 failures" in log
     assert broken.password not in log and smtp.password not in log
