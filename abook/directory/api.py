@@ -70,9 +70,10 @@ class SearchDone:
 
 
 class IDirectory(Interface):
-    def search(spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
+    def search(spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> defer.Deferred:
         """Find the entries ``spec`` selects and call ``send_entry`` for each, on the reactor thread.
 
+        ``send_entry`` may return a Deferred (the client reads slowly): no entry is sent before it fires.
         Fires with a ``SearchDone``. Cancelling the Deferred (Abandon, time limit, closed connection)
         stops the search: no ``send_entry`` call follows, and the database work is abandoned.
         Raises/fails with ldaptor ``ldaperrors`` classes for LDAP result codes (noSuchObject, ...).
