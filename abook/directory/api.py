@@ -48,6 +48,8 @@ class SearchSpec:
     cookie: bytes = b""
     #: server-side sort (RFC 2891), None when not asked for
     sort: tuple[SortKey, ...] | None = None
+    #: the sort control was critical: a search that cannot be sorted sends no entries (RFC 2891 1.2)
+    sort_critical: bool = False
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,9 @@ class _Search:
         if loc.kind == "entry" and not await self._exists(loc.book, loc.record_id):  # type: ignore[arg-type]
             raise _no_such_object(self.spec.base, self.d.tree.book_dn(loc.book))  # type: ignore[arg-type]
         self._check_sort(kinds)
+        if self.spec.sort_critical and self.sort_result not in (None, 0):
+            # RFC 2891 1.2: unsortable and critical -> no entries; the server answers 12 with sortResult
+            return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
         pos: Position = self._resume(kinds)
         ordered = self.paged or self.sort_result == 0 or self.cap is None or self.cap >= self.d.batch_size
         segments = [self._prepare(k, ordered) for k in kinds]

@@ -374,6 +374,7 @@ class AbookLDAPServer(LDAPServer):
             page_size=page_size,
             cookie=sc.cookie,
             sort=sc.sort,
+            sort_critical=sc.sort_critical,
         )
         d = self.factory.directory.search(spec, lambda entry: self._send_entry(msg_id, entry))
         timer = None

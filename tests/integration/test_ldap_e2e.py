@@ -426,6 +426,12 @@ def test_outlook_upn_bind_prefix_search_and_critical_vlv(demo: Daemon) -> None:
     entries, code, err = ldapsearch(demo, "-b", "o=crm", "-E", "!sss=cn", "-E", "!vlv=0/9/1/0", "(cn=*)", "cn",
                                     user="alice@example.com", password="alice-demo")
     assert code == 12 and entries == [], err
+    # a critical sort that cannot be served (an unknown attribute; several books) sends no entries, then 12
+    for base, key in (("ou=Leads,o=crm", "x-unknown"), ("o=crm", "cn")):
+        entries, code, err = ldapsearch(demo, "-b", base, "-E", f"!sss={key}", "(cn=*)", "cn", user="alice")
+        assert code == 12 and entries == [], (base, key, err)
+    entries, code, _ = ldapsearch(demo, "-b", "o=crm", "-E", "sss=cn", "(cn=*)", "cn", "mail", user="alice")
+    assert code == 0 and len(_records(entries)) == len(BOOKS)  # not critical: served unsorted
     # the sort alone, on one book, is served
     entries, code, _ = ldapsearch(demo, "-b", "ou=Leads,o=crm", "-s", "one", "-E", "!sss=cn", "(cn=*)", "cn",
                                   user="alice")
