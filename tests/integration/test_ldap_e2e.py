@@ -482,6 +482,13 @@ def test_size_limit_sends_the_entries_then_code_4(demo: Daemon) -> None:
     entries, code, _ = ldapsearch(demo, "-b", "ou=Contacts,o=crm", "-s", "one", "-z", str(len(CONTACTS)),
                                   "(cn=*)", "cn", user="alice")
     assert code == 0 and len(entries) == len(CONTACTS)  # exactly the limit is not exceeded
+    # paged: the client's size limit counts the whole search, not each page (as slapd does)
+    entries, code, err = ldapsearch(demo, "-b", "ou=Contacts,o=crm", "-s", "one", "-E", "pr=2/noprompt", "-z", "5",
+                                    "(cn=*)", "cn", user="alice")
+    assert code == 4 and len(entries) == 5, err
+    entries, code, _ = ldapsearch(demo, "-b", "ou=Contacts,o=crm", "-s", "one", "-E", "pr=5/noprompt", "-z", "5",
+                                  "(cn=*)", "cn", user="alice")
+    assert code == 4 and len(entries) == 5
 
 
 def test_a_change_in_the_store_is_visible_to_the_next_search(demo: Daemon, tmp_path: Path) -> None:
