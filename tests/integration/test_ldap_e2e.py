@@ -1,6 +1,7 @@
 """abook's LDAP server end to end on the real stack: `abook init`, `abook import ldif/demo.ldif` and
 `abook serve` (StoreDirectory over a migrated SQLite store), searched by OpenLDAP's ldapsearch, ldap3 and
-raw BER in the style of each client of CLIENTS.md. The store and the daemon are built once per module.
+raw BER in the style of each client of CLIENTS.md. The store and the daemon are built once per module and
+store kind: on a SQLite file and on the suite's private PostgreSQL.
 
 The expected sets follow README.md's table of demo users; records without a primary email (Litware Inc,
 Janet Leverling, Ian Wright, Mario Pontes, the Training Room) and inactive ones (Adventure Works, Laura
@@ -100,14 +101,16 @@ class Daemon:
     port: int
     config: Path
     proc: subprocess.Popen
+    #: the [store] section's body (a SQLite data_dir or a PostgreSQL url)
+    store: str = ""
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
 
-def _config(path: Path, data_dir: Path, port: int, extra: str = "") -> Path:
-    path.write_text(f'[store]\ndata_dir = "{data_dir}"\n[ldap]\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n'
+def _config(path: Path, store: str, port: int, extra: str = "") -> Path:
+    path.write_text(f'[store]\n{store}\n[ldap]\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n'
                     f'{extra}[logging]\nlevel = "info"\n')
     return path
 
@@ -116,11 +119,11 @@ def _abook(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(VENV_BIN / "abook"), *args], check=True, capture_output=True, text=True, timeout=120)
 
 
-def _serve(config: Path, port: int) -> Daemon:
+def _serve(config: Path, port: int, store: str) -> Daemon:
     proc = subprocess.Popen([str(VENV_BIN / "abook"), "serve", "-c", str(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     wait_for_port(port, proc=proc)
-    return Daemon(port, config, proc)
+    return Daemon(port, config, proc, store)
 
 
 def _stop(daemon: Daemon) -> str:
@@ -130,14 +133,19 @@ def _stop(daemon: Daemon) -> str:
     return out
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """The demo organisation served by `abook serve`, on a SQLite file and on the suite's PostgreSQL."""
     tmp = tmp_path_factory.mktemp("ldap-e2e")
     port = free_port()
-    config = _config(tmp / "abook.toml", tmp / "var", port)
+    if request.param == "sqlite":
+        store = f'data_dir = "{tmp / "var"}"'
+    else:
+        store = f'url = "{request.getfixturevalue("postgres_server").create_database()}"'
+    config = _config(tmp / "abook.toml", store, port)
     _abook("init", "-c", str(config))
     _abook("import", "-c", str(config), str(DEMO))
-    daemon = _serve(config, port)
+    daemon = _serve(config, port, store)
     yield daemon
     log = _stop(daemon)
     assert "Traceback" not in log
@@ -331,9 +339,8 @@ def test_anonymous_sees_root_dse_and_schema_only(demo: Daemon) -> None:
 
 def test_a_config_opening_queues_shows_them_to_anonymous(demo: Daemon, tmp_path: Path) -> None:
     port = free_port()
-    data_dir = Path(demo.config.read_text().split('data_dir = "')[1].split('"')[0])
-    config = _config(tmp_path / "anon.toml", data_dir, port, 'anonymous_books = ["Queues"]\n')
-    other = _serve(config, port)
+    config = _config(tmp_path / "anon.toml", demo.store, port, 'anonymous_books = ["Queues"]\n')
+    other = _serve(config, port, demo.store)
     try:
         entries, code, _ = ldapsearch(other, "-b", "o=crm", "(objectClass=*)", "cn", "mail")
         assert code == 0 and _records(entries) == {"Queues": QUEUES}
