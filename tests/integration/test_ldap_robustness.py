@@ -202,6 +202,26 @@ async def test_idle_timeout_closes_the_connection(ldap_server):
     await ldap_server.factory.when_connections(lambda n: n == 0)
 
 
+class _Watching:
+    """A directory seen from the server: counts the entries it hands over, and notes (``backpressure``,
+    fired with that count) the first time the server answers "wait" with a Deferred."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.backpressure: defer.Deferred = defer.Deferred()
+
+    def search(self, spec, send_entry):
+        def counting(entry):
+            self.sent += 1
+            drained = send_entry(entry)
+            if drained is not None and not self.backpressure.called:
+                self.backpressure.callback(self.sent)
+            return drained
+
+        return self.inner.search(spec, counting)
+
+
 @pytest_twisted.ensureDeferred
 async def test_slow_reader_pauses_the_directory(ldap_server):
     from twisted.internet import reactor
@@ -210,23 +230,7 @@ async def test_slow_reader_pauses_the_directory(ldap_server):
     entries = containers() + [person("Contacts", f"b{i:05d}", f"Big{i} Entry", f"b{i}@example.com", description=big)
                               for i in range(400)]
 
-    class Watching(MemoryDirectory):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            self.backpressure = defer.Deferred()
-            self.sent = 0
-
-        def search(self, spec, send_entry):
-            def counting(entry):
-                self.sent += 1
-                w = send_entry(entry)
-                if w is not None and not self.backpressure.called:
-                    self.backpressure.callback(self.sent)
-                return w
-
-            return super().search(spec, counting)
-
-    directory = Watching(entries, reactor)
+    directory = _Watching(MemoryDirectory(entries, reactor))
     await ldap_server.start(directory=directory, anonymous_books=["Contacts"])
     c = await raw_connect(ldap_server.port)
     # a slow network: small socket buffers on both ends, and the client stops reading
@@ -266,25 +270,8 @@ async def test_slow_reader_of_a_whole_book_costs_bounded_memory(ldap_server):
     owner = ldap_server.add_user("owner", None, "owner@example.com")
     _add_contacts(ldap_server, owner, total, "d" * 600)
 
-    class Watching(StoreDirectory):
-        """Counts what the directory hands the server, and notes the first time the server says wait."""
-
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            self.sent = 0
-            self.told_to_wait: defer.Deferred = defer.Deferred()
-
-        def search(self, spec, send_entry):
-            def counting(entry):
-                self.sent += 1
-                drained = send_entry(entry)
-                if drained is not None and not self.told_to_wait.called:
-                    self.told_to_wait.callback(self.sent)
-                return drained
-
-            return super().search(spec, counting)
-
-    directory = Watching(ldap_server.store, ldap_server.tree, batch_size=200)
+    store_directory = StoreDirectory(ldap_server.store, ldap_server.tree, batch_size=200)
+    directory = _Watching(store_directory)
     await ldap_server.start(directory=directory, anonymous_books=["Contacts"])
     c = await raw_connect(ldap_server.port)
     await ldap_server.factory.when_connections(lambda n: n == 1)
@@ -292,7 +279,7 @@ async def test_slow_reader_of_a_whole_book_costs_bounded_memory(ldap_server):
     server_side.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
     c.protocol.transport.pauseProducing()  # the client stops reading
     c.write(_search_bytes(1, b"ou=Contacts,o=crm", scope=1))
-    await directory.told_to_wait
+    await directory.backpressure
     # meanwhile a whole other search runs to its end (many reactor turns and pool trips) ...
     other = await raw_connect(ldap_server.port)
     mail42 = encode.tlv(0xA3, encode.octets(b"mail") + encode.octets(b"bulk00042@example.com"))
