@@ -330,10 +330,16 @@ class AbookLDAPServer(LDAPServer):
     # -- search -----------------------------------------------------------------------------------
 
     def _special_entry(self, request: Any, msg_id: int) -> Response | None:
-        """The root DSE and the subschema entry, for any base-scope filter that matches them."""
-        if request.scope != BASE:
-            return None
+        """The root DSE and the subschema entry, for any base-scope filter that matches them.
+
+        The subschema entry is a leaf: scope one-level finds nothing below it, subtree finds just it.
+        """
         base = _text(request.baseObject).strip().lower().replace(" ", "")
+        if request.scope != BASE:
+            if base != rootdse.SUBSCHEMA_DN.lower():
+                return None
+            if request.scope == ONE_LEVEL:
+                return Response(encode.result(0x65, 0))
         attrs = [_text(a) for a in request.attributes]
         if base == "":
             entry = rootdse.root_dse(self.factory.config.suffix, self.factory.starttls_available and not self.tls,

@@ -333,6 +333,11 @@ def test_anonymous_sees_root_dse_and_schema_only(demo: Daemon) -> None:
     assert entries[0]["subschemaSubentry"] == ["cn=Subschema"]
     entries, code, _ = ldapsearch(demo, "-b", "cn=Subschema", "-s", "base", "(objectClass=subschema)", "objectClasses")
     assert code == 0 and any("inetOrgPerson" in oc for oc in entries[0]["objectClasses"])
+    # a leaf, as on slapd: nothing one level below it, itself in its subtree
+    entries, code, _ = ldapsearch(demo, "-b", "cn=Subschema", "-s", "one", "(objectClass=*)")
+    assert code == 0 and entries == []
+    entries, code, _ = ldapsearch(demo, "-b", "cn=Subschema", "-s", "sub", "(objectClass=*)", "cn")
+    assert code == 0 and [e["dn"] for e in entries] == [["cn=Subschema"]]
     entries, code, _ = ldapsearch(demo, "-b", "o=crm", "(objectClass=*)", "cn", "mail")
     assert code == 0 and _records(entries) == {}
 
