@@ -122,7 +122,12 @@ def _abook(*args: str) -> subprocess.CompletedProcess:
 def _serve(config: Path, port: int, store: str) -> Daemon:
     proc = subprocess.Popen([str(VENV_BIN / "abook"), "serve", "-c", str(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    wait_for_port(port, proc=proc)
+    try:
+        wait_for_port(port, proc=proc)
+    except BaseException:
+        proc.kill()  # the daemon we just started, by its pid
+        proc.communicate(timeout=30)
+        raise
     return Daemon(port, config, proc, store)
 
 
