@@ -10,9 +10,9 @@ values in the worker and ``send_entry`` runs on the reactor thread.
 Visibility (decided per search, in SQL): a bound user sees a book's records that are listed for them
 (``store.security.listed``: readable, active, with a primary email); in the Contacts book with
 ``synchronised`` matching only those in their local data filter (owner scope + ``local_filter_ldap``,
-compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see the
-container entries (the fixed shape of the tree) and the records of the books in
-``spec.anonymous_books`` (active, with a primary email), nothing else.
+compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see nothing
+under the suffix (an empty result, not an error) unless ``spec.anonymous_books`` opens books to them:
+then the suffix entry, those books' ``ou`` entries and their records (active, with a primary email).
 
 Limits: the size limit stops the query in the database (LIMIT n+1 tells whether more exist) and ends
 with sizeLimitExceeded (4). Simple paged results use keyset pagination on (sort keys, id): the cookie
@@ -350,6 +350,8 @@ class _Search:
         """A segment as the worker walks it: a container Entry, None, or a RecordQuery."""
         if seg.kind == "records":
             return _Lazy(self._query, seg, ordered)
+        if self.spec.principal is None and not self._open_to_anonymous(seg):
+            return None
         if seg.kind == "root":
             dn, attrs = self.d.tree.suffix, self.d.root_attributes()
         else:
@@ -363,6 +365,12 @@ class _Search:
         if filters.evaluate(self.spec.filter, lookup) is not True:
             return None
         return container_entry(dn, attrs, self.sel, self.spec.types_only)
+
+    def _open_to_anonymous(self, seg: _Segment) -> bool:
+        """SPEC 2: anonymous connections read the root DSE only, unless the config opens books to them;
+        then they see those books' ``ou`` entries and the suffix above them, never the other books."""
+        opened = {b.lower() for b in self.spec.anonymous_books}
+        return bool(opened) if seg.kind == "root" else (seg.book or "").lower() in opened
 
     # -- records ----------------------------------------------------------------------------------------
 
