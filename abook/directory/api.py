@@ -48,6 +48,8 @@ class SearchSpec:
     cookie: bytes = b""
     #: server-side sort (RFC 2891), None when not asked for
     sort: tuple[SortKey, ...] | None = None
+    #: the filter's BER encoding as the client sent it (a cache key; None: derived from ``filter``)
+    filter_wire: bytes | None = None
 
 
 @dataclass(frozen=True)

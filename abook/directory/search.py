@@ -246,7 +246,7 @@ class _Search:
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
         self.cap, self.cap_reason = self._cap()
-        self._wire = _wire(spec.filter)
+        self._wire = spec.filter_wire if spec.filter_wire is not None else _wire(spec.filter)
         self._pkey: tuple | None = None
         self._outer: defer.Deferred | None = None
 
