@@ -400,7 +400,10 @@ class AbookLDAPServer(LDAPServer):
             sort=sc.sort,
             filter_wire=getattr(request, "abook_filter_wire", None),
         )
-        d = self.factory.directory.search(spec, lambda entry: self._send_entry(msg_id, entry))
+        # a paged download passes every entry once: caching its encodings would only cost (hashing,
+        # evicting) and push the entries that repeated type-ahead searches return out of the cache
+        cached = spec.page_size is None
+        d = self.factory.directory.search(spec, lambda entry: self._send_entry(msg_id, entry, cached))
         timer = None
         if spec.time_limit:
             timer = self.factory.clock.callLater(spec.time_limit, self._time_out, msg_id)
@@ -424,10 +427,11 @@ class AbookLDAPServer(LDAPServer):
 
         return d.addBoth(stop_timer).addCallback(done)
 
-    def _send_entry(self, msg_id: int, entry: Entry) -> defer.Deferred | None:
+    def _send_entry(self, msg_id: int, entry: Entry, cached: bool = True) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
             return None
-        self.write_message(msg_id, self.factory.encoder.encoded(entry))
+        encoder = self.factory.encoder
+        self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
         if self._paused:
             d: defer.Deferred = defer.Deferred()
             self._drained.append(d)
