@@ -47,6 +47,7 @@ LDIF=$WORK/crm.ldif
 python3 "$KIT/gen_directory.py" -n "$N" -o "$LDIF"
 
 if [ "$SKIP_SLAPD" = 0 ]; then
+  echo "load before slapd: $(uptime)"
   bash "$KIT/slapd_baseline.sh" --ldif "$LDIF" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --json "$JSON" \
     --workloads typeahead,contains,mail,dump --verify 20
 fi
@@ -86,6 +87,7 @@ done
 ENTRIES=$(ldapsearch -x -H "ldap://127.0.0.1:$PORT" -D bench -w bench-password -b o=crm -LLL -E pr=1000/noprompt \
   '(objectClass=*)' 1.1 | grep -c '^dn:')
 LABEL="abook n=$ENTRIES"
+echo "load before abook: $(uptime)"
 LOAD=("$PY" "$KIT/ldapload.py" -H "ldap://127.0.0.1:$PORT" -b o=crm -D bench -w bench-password --ldif "$LDIF"
       --server-pid "$ABOOK_PID")
 for wl in typeahead contains mail; do
@@ -98,6 +100,7 @@ done
 "${LOAD[@]}" --workload dump --repeat 3 --label "$LABEL" --json "$JSON"
 RSS=$(awk '/VmRSS/ {print $2}' "/proc/$ABOOK_PID/status")
 HWM=$(awk '/VmHWM/ {print $2}' "/proc/$ABOOK_PID/status")
-echo "abook RSS after the run: $((RSS / 1024)) MB (peak $((HWM / 1024)) MB)"
+echo "abook RSS after the run: $((RSS / 1024)) MB (peak $((HWM / 1024)) MB), $N contacts"
+echo "load after abook: $(uptime)"
 python3 "$KIT/report.py" "$JSON"
 "$PY" "$HERE/ratios.py" "$JSON"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from typing import Any
 
@@ -50,6 +51,10 @@ def serve(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     begin_logging(config.logging.level, config.logging.file)
+    # The daemon keeps long-lived caches (decoded requests, prepared queries, encoded entries: several
+    # hundred thousand objects), and every full collection walks them all. Collecting less often cut the
+    # server CPU of a 100k paged download from 6.0 to 4.0 s and of a contains-search by a quarter.
+    gc.set_threshold(50_000, 50, 1000)
     root = build_service(config, reactor)
     root.privilegedStartService()
     reactor.callWhenRunning(root.startService)  # type: ignore[attr-defined]

@@ -50,6 +50,8 @@ class SearchSpec:
     sort: tuple[SortKey, ...] | None = None
     #: the sort control was critical: a search that cannot be sorted sends no entries (RFC 2891 1.2)
     sort_critical: bool = False
+    #: the filter's BER encoding as the client sent it (a cache key; None: derived from ``filter``)
+    filter_wire: bytes | None = None
 
 
 @dataclass(frozen=True)

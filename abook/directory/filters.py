@@ -48,12 +48,17 @@ TRUE, FALSE = _Const("TRUE"), _Const("FALSE")
 
 
 class Match:
-    """A not-yet-rendered FTS5 MATCH (SQLite) over one entity: merged across OR/AND before rendering."""
+    """A not-yet-rendered FTS5 MATCH (SQLite) over one entity: merged across OR/AND before rendering.
 
-    __slots__ = ("query",)
+    ``columns``/``phrase``: set when the query is one phrase in one column filter (``{cn} : "ann"``), so
+    that ORed phrases that are the same merge into one column filter (``{cn sn} : "ann"``, the same rows):
+    FTS5 then reads the phrase's doclist once instead of once per column.
+    """
 
-    def __init__(self, query: str) -> None:
-        self.query = query
+    __slots__ = ("query", "columns", "phrase")
+
+    def __init__(self, query: str, columns: tuple[str, ...] = (), phrase: str | None = None) -> None:
+        self.query, self.columns, self.phrase = query, columns, phrase
 
 
 class Sql:
@@ -222,6 +227,8 @@ def _combine(parts: list[Pred], ctx: "Compiler", op: str, empty: _Const) -> Pred
         return empty
     matches = [p for p in parts if isinstance(p, Match)]
     others = [p for p in parts if not isinstance(p, Match)]
+    if len(matches) > 1 and op == " OR ":
+        matches = _merge_phrases(matches)
     if len(matches) > 1:
         matches = [Match(op.join(f"({m.query})" for m in matches))]
     merged = matches + others
@@ -229,6 +236,24 @@ def _combine(parts: list[Pred], ctx: "Compiler", op: str, empty: _Const) -> Pred
         return merged[0]
     rendered = [render(p, ctx) for p in merged]
     return Sql("(" + op.join(r.text for r in rendered) + ")", tuple(x for r in rendered for x in r.params))
+
+
+def _merge_phrases(matches: list[Match]) -> list[Match]:
+    """ORed single-phrase matches of the same phrase as one match over the union of their columns."""
+    out: list[Match] = []
+    by_phrase: dict[str, int] = {}
+    for m in matches:
+        if m.phrase is None:
+            out.append(m)
+            continue
+        i = by_phrase.get(m.phrase)
+        if i is None:
+            by_phrase[m.phrase] = len(out)
+            out.append(m)
+            continue
+        columns = out[i].columns + tuple(c for c in m.columns if c not in out[i].columns)
+        out[i] = Match("{" + " ".join(columns) + "} : " + m.phrase, columns, m.phrase)
+    return out
 
 
 def negate(p: Pred, ctx: "Compiler") -> Pred:
@@ -380,7 +405,11 @@ class Compiler:
         # otherwise the fragments of three or more characters use the trigram index
         long = [] if initial is not None else [p for p in (*anys, final) if p is not None and len(p) >= 3]
         if long:
-            out.append(Match(" AND ".join(f"{{{search_field}}} : {_fts_string(p)}" for p in long)))
+            if len(long) == 1:
+                phrase = _fts_string(long[0])
+                out.append(Match(f"{{{search_field}}} : {phrase}", (search_field,), phrase))
+            else:
+                out.append(Match(" AND ".join(f"{{{search_field}}} : {_fts_string(p)}" for p in long)))
             exact = exact or (initial is None and final is None and len(anys) == 1)
         if not exact:
             out.append(like)

@@ -66,6 +66,7 @@ UNWILLING_TO_PERFORM = 53
 _CASE_IGNORE_ORDERING = {"caseignoreorderingmatch", "2.5.13.3"}
 _HIGH = "\U0010ffff"  # sorts after every value: entries without the sort attribute come last
 _COOKIE_VERSION = b"1"
+_PREPARED_REQUESTS = 2048  # about 7 kB each (six RecordQuery values, seven containers)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,25 @@ class StoreDirectory:
         self.tree = tree or Tree()
         self.batch_size = batch_size
         self._root_attrs = _root_attributes(self.tree)
+        #: prepared segments (container entries, RecordQuery values) of recent requests, by request (the
+        #: filter's wire form, who asks, which attributes) and then by segment: a repeated request (the
+        #: same mail lookup, the same type-ahead prefix) skips evaluating and compiling its filter
+        self._prepared: dict[tuple, dict[tuple, Any]] = {}
+
+    def prepared(self, request: tuple | None, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()``, cached under ``(request, key)`` (request None: not cacheable). Values are immutable."""
+        if request is None:
+            return build()
+        per = self._prepared.get(request)
+        if per is None:
+            if len(self._prepared) >= _PREPARED_REQUESTS:
+                self._prepared.clear()
+            per = self._prepared[request] = {}
+        try:
+            return per[key]
+        except KeyError:
+            value = per[key] = build()
+            return value
 
     def search(self, spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> defer.Deferred:
         return _Search(self, spec, send_entry).start()
@@ -193,7 +213,8 @@ class _Lazy:
 
 def _principal_key(p: Principal) -> tuple:
     return (p.user_id, p.business_unit_id, tuple(sorted((k, int(v)) for k, v in p.depths.items())),
-            p.bu_subtree, p.address_book_matching, p.local_filter_scope, p.local_filter_ldap)
+            p.bu_subtree, p.address_book_matching, p.local_filter_scope, p.local_filter_ldap,
+            p.local_filter_include_inactive)
 
 
 _VISIBILITY: dict[tuple, str] = {}
@@ -227,7 +248,7 @@ class _Search:
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
         self.cap, self.cap_reason = self._cap()
-        self._wire = _wire(spec.filter)
+        self._wire = spec.filter_wire if spec.filter_wire is not None else _wire(spec.filter)
         self._pkey: tuple | None = None
         self._outer: defer.Deferred | None = None
 
@@ -352,6 +373,9 @@ class _Search:
             return _Lazy(self._query, seg, ordered)
         if self.spec.principal is None and not self._open_to_anonymous(seg):
             return None
+        return self.d.prepared(self._request_key(), (seg,), lambda: self._container(seg))
+
+    def _container(self, seg: _Segment) -> Entry | None:
         if seg.kind == "root":
             dn, attrs = self.d.tree.suffix, self.d.root_attributes()
         else:
@@ -375,6 +399,20 @@ class _Search:
     # -- records ----------------------------------------------------------------------------------------
 
     def _query(self, seg: _Segment, ordered: bool, with_filter: bool = True) -> RecordQuery | None:
+        return self.d.prepared(self._request_key(), (seg, ordered, with_filter),
+                               lambda: self._build_query(seg, ordered, with_filter))
+
+    def _request_key(self) -> tuple | None:
+        """What a prepared segment depends on besides the segment (None: the filter has no wire form)."""
+        if self._wire is None:
+            return None
+        p = self.spec.principal
+        if p is not None and self._pkey is None:
+            self._pkey = _principal_key(p)
+        who = self._pkey if p is not None else ("anonymous", self.spec.anonymous_books)
+        return (self._wire, who, self.sel, self.spec.types_only, self.spec.sort, self.sort_result)
+
+    def _build_query(self, seg: _Segment, ordered: bool, with_filter: bool) -> RecordQuery | None:
         book = seg.book
         entity = BOOKS[book]  # type: ignore[index]
         v = view(entity)

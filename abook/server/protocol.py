@@ -29,7 +29,7 @@ from zope.interface import implementer
 from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
 from abook.server import controls as ctl
 from abook.server import encode, match, rootdse
-from abook.server.framing import FrameError, Framer
+from abook.server.framing import SEARCH, FrameError, Framer, span
 
 NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
 
@@ -164,8 +164,7 @@ class AbookLDAPServer(LDAPServer):
             if self._closing:
                 return
             try:
-                with contextlib.redirect_stdout(io.StringIO()):  # ldaptor prints unknown tags
-                    msg, _used = pureber.berDecodeObject(self.berdecoder, pdu)
+                msg = self._decode(pdu)
             except Exception as e:  # ldaptor raises anything (assertions, IndexError) on bad input
                 self.disconnect("undecodable request (" + type(e).__name__ + ")")
                 return
@@ -173,6 +172,31 @@ class AbookLDAPServer(LDAPServer):
                 self.disconnect("undecodable request")
                 return
             self.handle(msg)
+
+    def _decode(self, pdu: bytes) -> Any:
+        """The LDAPMessage of a checked PDU. Searches without controls are decoded once per distinct
+        request (mail clients repeat them) and carry their filter's wire form for the directory's caches."""
+        msg_id, op_start, op_end = _search_op(pdu)
+        if op_start < 0:
+            return self._ldaptor_decode(pdu)
+        key = pdu[op_start:op_end]
+        op = _DECODED_SEARCHES.get(key)
+        if op is None:
+            msg = self._ldaptor_decode(pdu)
+            op = getattr(msg, "value", None)
+            if not isinstance(op, pureldap.LDAPSearchRequest):
+                return msg
+            op.abook_filter_wire = _filter_wire(key)
+            if len(_DECODED_SEARCHES) >= _DECODED_MAX:
+                _DECODED_SEARCHES.clear()
+            _DECODED_SEARCHES[key] = op
+            return msg
+        return _Message(msg_id, op)
+
+    def _ldaptor_decode(self, pdu: bytes) -> Any:
+        with contextlib.redirect_stdout(io.StringIO()):  # ldaptor prints unknown tags
+            msg, _used = pureber.berDecodeObject(self.berdecoder, pdu)
+        return msg
 
     # -- producer ---------------------------------------------------------------------------------
 
@@ -392,12 +416,16 @@ class AbookLDAPServer(LDAPServer):
             cookie=sc.cookie,
             sort=sc.sort,
             sort_critical=sc.sort_critical,
+            filter_wire=getattr(request, "abook_filter_wire", None),
         )
+        # a paged download passes every entry once: caching its encodings would only cost (hashing,
+        # evicting) and push the entries that repeated type-ahead searches return out of the cache
+        cached = spec.page_size is None
         sent = [0]
 
         def send(entry: Entry) -> defer.Deferred | None:
             sent[0] += 1
-            return self._send_entry(msg_id, entry)
+            return self._send_entry(msg_id, entry, cached)
 
         d = self.factory.directory.search(spec, send)
         timer = None
@@ -427,10 +455,11 @@ class AbookLDAPServer(LDAPServer):
 
         return d.addBoth(stop_timer).addCallback(done)
 
-    def _send_entry(self, msg_id: int, entry: Entry) -> defer.Deferred | None:
+    def _send_entry(self, msg_id: int, entry: Entry, cached: bool = True) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
             return None
-        self.write_message(msg_id, self.factory.encoder.encoded(entry))
+        encoder = self.factory.encoder
+        self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
         if self._paused:
             d: defer.Deferred = defer.Deferred()
             self._drained.append(d)
@@ -490,6 +519,44 @@ class AbookLDAPServer(LDAPServer):
 
     handle_LDAPAddRequest = handle_LDAPModifyRequest = _read_only
     handle_LDAPDelRequest = handle_LDAPModifyDNRequest = _read_only
+
+
+_DECODED_MAX = 4096
+#: decoded SearchRequests (read-only after decoding) by their op's bytes (no message id, no controls)
+_DECODED_SEARCHES: dict[bytes, Any] = {}
+
+
+class _Message:
+    """What ``handle`` reads of an LDAPMessage, for a search decoded from the cache."""
+
+    __slots__ = ("id", "value", "controls")
+
+    def __init__(self, msg_id: int, value: Any) -> None:
+        self.id, self.value, self.controls = msg_id, value, None
+
+
+def _search_op(pdu: bytes) -> tuple[int, int, int]:
+    """(message id, op start, op end) of a SearchRequest PDU without controls, else (0, -1, -1).
+
+    The PDU has passed ``Framer.check_message``, so every length fits its parent."""
+    end = len(pdu)
+    _tag, body, body_end = span(pdu, 0, end)
+    tag, id_start, id_end = span(pdu, body, body_end)
+    if tag != 0x02 or id_end >= body_end or pdu[id_end] != SEARCH:
+        return 0, -1, -1
+    _tag, _start, op_end = span(pdu, id_end, body_end)
+    if op_end != body_end:
+        return 0, -1, -1  # controls follow (paged results cookies differ per page): not cached
+    return int.from_bytes(pdu[id_start:id_end], "big", signed=True), id_end, op_end
+
+
+def _filter_wire(op: bytes) -> bytes:
+    """The filter TLV of a SearchRequest op: after base, scope, deref, sizeLimit, timeLimit, typesOnly."""
+    _tag, pos, end = span(op, 0, len(op))
+    for _ in range(6):
+        _tag, _start, pos = span(op, pos, end)
+    _tag, _start, filter_end = span(op, pos, end)
+    return op[pos:filter_end]
 
 
 def _smaller(client: int | float, server: int | float) -> int | float:

@@ -99,3 +99,24 @@ def test_rebuild_after_vacuum_keeps_contains_searches_right(sqlite_store: Store)
     with sqlite_store.engine.begin() as conn:
         search_index.rebuild(conn)
     assert s("(|(cn=*rog*)(mail=*rog*))").dns == before
+
+
+def test_ored_contains_of_one_fragment_is_one_fts_column_filter(search: Searcher) -> None:
+    """Thunderbird's four ORed contains-searches read the trigram index once, over four columns."""
+    spec = SearchSpec(base="o=crm", scope=SUBTREE, filter=ldapfilter.parseFilter(CONTAINS),
+                      principal=search.principal("admin"), size_limit=100)
+    _sql, params = search.directory.statement(spec, "Contacts", 101)
+    if search.store.dialect != "sqlite":
+        return  # PostgreSQL: LIKEs on pg_trgm indexes, no MATCH
+    match = [p for p in params if isinstance(p, str) and " : " in p]
+    assert match == ['{cn emailaddress1 firstname lastname} : "rog"']
+
+
+def test_repeated_request_reuses_its_prepared_query_and_gives_the_same_entries(search: Searcher) -> None:
+    first = search(CONTAINS)
+    prepared = len(search.directory._prepared)
+    again = search(CONTAINS)
+    assert again.dns == first.dns and len(search.directory._prepared) == prepared
+    alice = search(CONTAINS, user="alice")  # another principal: its own visibility, its own entry
+    assert len(search.directory._prepared) == prepared + 1
+    assert set(alice.dns) <= set(first.dns)
