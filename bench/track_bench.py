@@ -233,7 +233,7 @@ def main() -> int:
     ap.add_argument("--dir", help="where the SQLite file goes (default: a fresh temporary directory)")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ap.add_argument("--cache-mb", type=int, default=0,
-                    help="SQLite page cache per connection in MB (default 0: the store's default, 64 MB)")
+                    help="SQLite page cache per connection in MB (default 0: the store's default, 2 MB)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -256,7 +256,7 @@ def main() -> int:
         result = run(store, config, rng, args.messages, batch, offset, customers, user_ids, user_addresses, sent,
                      earlier)
         result["addresses"] = args.addresses
-        result["cache_mb"] = args.cache_mb or 64
+        result["cache_mb"] = args.cache_mb or 2
         offset += args.messages
         if args.json:
             print(json.dumps(result), flush=True)
