@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -47,7 +48,12 @@ class AbookService(MultiService):
         )
 
     def stopService(self) -> Any:
-        d = super().stopService()
+        # Children stop one after another, newest first, each waiting for the one before: a MultiService
+        # would stop the db pool while the router still commits the work in hand (and then hang on it).
+        Service.stopService(self)
+        d: defer.Deferred = defer.succeed(None)
+        for child in reversed(list(self)):
+            d.addBoth(lambda _, c=child: c.stopService())
 
         def _stopped(result: Any) -> Any:
             self.store.dispose()
@@ -75,6 +81,10 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
 
     services: list[IService] = []
     services += ldap_components(config, store, reactor)
+    if config.router.enabled and (config.mailboxes or config.smtp or config.router.user_mailbox_template):
+        from abook.routing.service import RouterService
+
+        services.append(RouterService(config, store, reactor))
     return services
 
 

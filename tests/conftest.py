@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from abook.store import Store, make_engine, schema
+from tests.helpers import new_database
 
 pytest_plugins = [
     f"tests.fixtures.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).with_name("fixtures"))])
@@ -18,9 +19,7 @@ pytest_plugins = [
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty database: a SQLite file, then a database on the private PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'abook.sqlite3'}"
-    return request.getfixturevalue("postgres_server").create_database()
+    return new_database(request.param, request, tmp_path)
 
 
 @pytest.fixture

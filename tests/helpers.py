@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+import uuid
 import threading
 import time
 from typing import Any, Callable
 
+import pytest
 from twisted.internet import defer
+
+from abook.store import Store, make_engine, schema
 from twisted.python.failure import Failure
 
 
@@ -68,3 +72,18 @@ import os as _os  # noqa: E402
 
 REPO = _Path(__file__).resolve().parents[1]
 SHARED = _Path(_os.environ.get("ABOOK_SHARED", REPO.parent / "shared"))
+
+
+def new_database(kind: str, request: pytest.FixtureRequest, directory: _Path) -> str:
+    """The URL of a fresh, empty database of ``kind``: a SQLite file in ``directory``, or a new database
+    on the session's private PostgreSQL."""
+    if kind == "sqlite":
+        return f"sqlite:///{directory / f'abook-{uuid.uuid4().hex[:8]}.sqlite3'}"
+    return request.getfixturevalue("postgres_server").create_database()
+
+
+def new_store(kind: str, request: pytest.FixtureRequest, directory: _Path) -> Store:
+    """A migrated store on a fresh database of ``kind``; transactions run inline (no reactor needed)."""
+    s = Store(make_engine(new_database(kind, request, directory)))
+    schema.upgrade(s.engine)
+    return s

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
+from abook.config.routing import RouterConfig, SmtpConfig
 from abook.config.transfer import ImportConfig
 
 
@@ -115,6 +116,8 @@ class AbookConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     logging: LoggingConfig = LoggingConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+    router: RouterConfig = RouterConfig()
+    smtp: Optional[SmtpConfig] = None
     import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."

@@ -48,6 +48,8 @@ class SearchSpec:
     cookie: bytes = b""
     #: server-side sort (RFC 2891), None when not asked for
     sort: tuple[SortKey, ...] | None = None
+    #: the sort control was critical: a search that cannot be sorted sends no entries (RFC 2891 1.2)
+    sort_critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,10 @@ class SearchDone:
 
 
 class IDirectory(Interface):
-    def search(spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
+    def search(spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> defer.Deferred:
         """Find the entries ``spec`` selects and call ``send_entry`` for each, on the reactor thread.
 
+        ``send_entry`` may return a Deferred (the client reads slowly): no entry is sent before it fires.
         Fires with a ``SearchDone``. Cancelling the Deferred (Abandon, time limit, closed connection)
         stops the search: no ``send_entry`` call follows, and the database work is abandoned.
         Raises/fails with ldaptor ``ldaperrors`` classes for LDAP result codes (noSuchObject, ...).

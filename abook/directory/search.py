@@ -10,15 +10,17 @@ values in the worker and ``send_entry`` runs on the reactor thread.
 Visibility (decided per search, in SQL): a bound user sees a book's records that are listed for them
 (``store.security.listed``: readable, active, with a primary email); in the Contacts book with
 ``synchronised`` matching only those in their local data filter (owner scope + ``local_filter_ldap``,
-compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see the
-container entries (the fixed shape of the tree) and the records of the books in
-``spec.anonymous_books`` (active, with a primary email), nothing else.
+compiled by ``filters``). A book they may not read shows as empty. Anonymous connections see nothing
+under the suffix (an empty result, not an error) unless ``spec.anonymous_books`` opens books to them:
+then the suffix entry, those books' ``ou`` entries and their records (active, with a primary email).
 
 Limits: the size limit stops the query in the database (LIMIT n+1 tells whether more exist) and ends
 with sizeLimitExceeded (4). Simple paged results use keyset pagination on (sort keys, id): the cookie
 names the segment, the last entry's keys and a hash of the request (a cookie from another search is
 refused with unwillingToPerform). Unpaged searches without a small size limit stream in keyset batches
-of ``batch_size``. Server-side sort works on any served attribute within one book (values folded,
+of ``batch_size``; when ``send_entry`` returns a Deferred (the server's transport buffer is full because
+the client reads slowly) the walk waits for it before the next entry and batch, so a whole-book
+download costs about one batch of memory however slowly it is read. Server-side sort works on any served attribute within one book (values folded,
 absent values last); a search spanning several books answers sortResult unwillingToPerform (53) and
 returns its entries unsorted (noSuchAttribute (16) for an attribute the schema does not know).
 Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running statement and no
@@ -85,7 +87,7 @@ class StoreDirectory:
         self.batch_size = batch_size
         self._root_attrs = _root_attributes(self.tree)
 
-    def search(self, spec: SearchSpec, send_entry: Callable[[Entry], None]) -> defer.Deferred:
+    def search(self, spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> defer.Deferred:
         return _Search(self, spec, send_entry).start()
 
     def statement(self, spec: SearchSpec, book: str, n: int = 100, ordered: bool = False) -> tuple[str, tuple]:
@@ -214,7 +216,7 @@ def _visibility_sql(principal: Principal, pkey: tuple, entity: str, dialect: str
 
 
 class _Search:
-    def __init__(self, directory: StoreDirectory, spec: SearchSpec, send_entry: Callable[[Entry], None]) -> None:
+    def __init__(self, directory: StoreDirectory, spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> None:
         self.d = directory
         self.spec = spec
         self.send_entry = send_entry
@@ -262,6 +264,9 @@ class _Search:
         if loc.kind == "entry" and not await self._exists(loc.book, loc.record_id):  # type: ignore[arg-type]
             raise _no_such_object(self.spec.base, self.d.tree.book_dn(loc.book))  # type: ignore[arg-type]
         self._check_sort(kinds)
+        if self.spec.sort_critical and self.sort_result not in (None, 0):
+            # RFC 2891 1.2: unsortable and critical -> no entries; the server answers 12 with sortResult
+            return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
         pos: Position = self._resume(kinds)
         ordered = self.paged or self.sort_result == 0 or self.cap is None or self.cap >= self.d.batch_size
         segments = [self._prepare(k, ordered) for k in kinds]
@@ -282,8 +287,12 @@ class _Search:
                 return SearchDone()
             for entry, after in items[:room]:
                 self.sent += 1
-                self.send_entry(entry)
+                drained = self.send_entry(entry)
                 pos = after
+                if drained is not None:  # the client reads slowly: wait until its buffer drains
+                    await drained
+                    if self.interrupt.cancelled:
+                        return SearchDone()
             if room is not None and len(items) > room:
                 return self._stopped(pos)
             if exhausted or not items:
@@ -341,6 +350,8 @@ class _Search:
         """A segment as the worker walks it: a container Entry, None, or a RecordQuery."""
         if seg.kind == "records":
             return _Lazy(self._query, seg, ordered)
+        if self.spec.principal is None and not self._open_to_anonymous(seg):
+            return None
         if seg.kind == "root":
             dn, attrs = self.d.tree.suffix, self.d.root_attributes()
         else:
@@ -354,6 +365,12 @@ class _Search:
         if filters.evaluate(self.spec.filter, lookup) is not True:
             return None
         return container_entry(dn, attrs, self.sel, self.spec.types_only)
+
+    def _open_to_anonymous(self, seg: _Segment) -> bool:
+        """SPEC 2: anonymous connections read the root DSE only, unless the config opens books to them;
+        then they see those books' ``ou`` entries and the suffix above them, never the other books."""
+        opened = {b.lower() for b in self.spec.anonymous_books}
+        return bool(opened) if seg.kind == "root" else (seg.book or "").lower() in opened
 
     # -- records ----------------------------------------------------------------------------------------
 

@@ -80,13 +80,21 @@ class EntryEncoder:
     ``encoded(entry)`` also remembers whole encoded entries, keyed by the frozen ``Entry`` value itself
     (DN, selected attributes and every value), for up to ``cache_size`` entries: mail clients repeat
     searches (Thunderbird on every keystroke), and a cache hit costs a tenth of encoding. A changed
-    record is a different value, so a stale encoding can never be served.
+    record is a different value, so a stale encoding can never be served. The cache is bounded both in
+    entries and in bytes (``cache_bytes``, encoded sizes plus the keys' rough size): when either bound is
+    reached the oldest quarter goes. Attribute names' encodings (a fixed schema) are kept for up to
+    ``MAX_NAMES`` names, so no stream of odd names can grow them.
     """
 
-    def __init__(self, cache_size: int = 0) -> None:
+    MAX_NAMES = 1024
+
+    def __init__(self, cache_size: int = 0, cache_bytes: int = 32 << 20) -> None:
         self._names: dict[str, bytes] = {}
         self._cache: dict[Any, bytes] = {}
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        #: bytes held by the cache: each value counted twice (the encoding, and the Entry key's values)
+        self.cached_bytes = 0
 
     def encoded(self, entry: Any) -> bytes:
         if not self._cache_size:
@@ -98,11 +106,13 @@ class EntryEncoder:
             return self.entry(entry.dn, entry.attributes)
         if op is None:
             op = self.entry(entry.dn, entry.attributes)
-            if len(op) <= 65536:
-                if len(cache) >= self._cache_size:
-                    for key in list(islice(cache, max(1, self._cache_size // 4))):
-                        del cache[key]
+            cost = 2 * len(op)
+            if cost <= self._cache_bytes // 16:
+                if len(cache) >= self._cache_size or self.cached_bytes + cost > self._cache_bytes:
+                    for key in list(islice(cache, max(1, len(cache) // 4))):
+                        self.cached_bytes -= 2 * len(cache.pop(key))
                 cache[entry] = op
+                self.cached_bytes += cost
         return op
 
     def entry(self, dn: bytes | str, attributes: Sequence[tuple[str, Sequence[bytes | str]]]) -> bytes:
@@ -112,7 +122,9 @@ class EntryEncoder:
         for name, values in attributes:
             enc_name = names.get(name)
             if enc_name is None:
-                enc_name = names[name] = octets(name)
+                enc_name = octets(name)
+                if len(names) < self.MAX_NAMES:
+                    names[name] = enc_name
             if len(values) == 1:
                 v = values[0]
                 if v.__class__ is not bytes:

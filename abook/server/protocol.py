@@ -83,6 +83,9 @@ class AbookLDAPServer(LDAPServer):
         self._drained: list[defer.Deferred] = []
         self._idle: Any = None
         self._abort_call: Any = None
+        #: paged searches: the cookie we returned -> entries sent in the pages before it, so the client's
+        #: sizeLimit counts the whole search, not each page (the server's limit stays per page)
+        self._paged_sent: dict[bytes, int] = {}
         self.peer = "?"
 
     # -- connection -------------------------------------------------------------------------------
@@ -327,10 +330,16 @@ class AbookLDAPServer(LDAPServer):
     # -- search -----------------------------------------------------------------------------------
 
     def _special_entry(self, request: Any, msg_id: int) -> Response | None:
-        """The root DSE and the subschema entry, for any base-scope filter that matches them."""
-        if request.scope != BASE:
-            return None
+        """The root DSE and the subschema entry, for any base-scope filter that matches them.
+
+        The subschema entry is a leaf: scope one-level finds nothing below it, subtree finds just it.
+        """
         base = _text(request.baseObject).strip().lower().replace(" ", "")
+        if request.scope != BASE:
+            if base != rootdse.SUBSCHEMA_DN.lower():
+                return None
+            if request.scope == ONE_LEVEL:
+                return Response(encode.result(0x65, 0))
         attrs = [_text(a) for a in request.attributes]
         if base == "":
             entry = rootdse.root_dse(self.factory.config.suffix, self.factory.starttls_available and not self.tls,
@@ -355,8 +364,16 @@ class AbookLDAPServer(LDAPServer):
         limits = self._limits
         if sc.page_size is not None and sc.page_size == 0:
             # RFC 2696: size 0 abandons the paged search the cookie names
+            self._paged_sent.pop(sc.cookie, None)
             return Response(encode.result(0x65, 0), ctl.paged_response(b""))
         page_size = None if sc.page_size is None else min(sc.page_size, limits.max_page_size)
+        client_limit = request.sizeLimit
+        before = self._paged_sent.pop(sc.cookie, 0) if page_size is not None and sc.cookie else 0
+        if client_limit and before:
+            if before >= client_limit:  # the pages so far used the whole limit (a cookie sent again)
+                return Response(encode.result(0x65, ldaperrors.LDAPSizeLimitExceeded.resultCode, b"",
+                                              b"size limit exceeded"), ctl.paged_response(b""))
+            client_limit -= before
         base, scope = _text(request.baseObject), request.scope
         if not base.strip():
             # below the root DSE lies the one naming context (Apple clients search from "")
@@ -367,15 +384,22 @@ class AbookLDAPServer(LDAPServer):
             filter=request.filter,
             attributes=tuple(_text(a) for a in request.attributes),
             types_only=bool(request.typesOnly),
-            size_limit=_smaller(request.sizeLimit, limits.size_limit),
+            size_limit=_smaller(client_limit, limits.size_limit),
             time_limit=float(_smaller(request.timeLimit, limits.time_limit)),
             principal=None if self.identity is None else self.identity.principal,
             anonymous_books=self.factory.anonymous_books,
             page_size=page_size,
             cookie=sc.cookie,
             sort=sc.sort,
+            sort_critical=sc.sort_critical,
         )
-        d = self.factory.directory.search(spec, lambda entry: self._send_entry(msg_id, entry))
+        sent = [0]
+
+        def send(entry: Entry) -> defer.Deferred | None:
+            sent[0] += 1
+            return self._send_entry(msg_id, entry)
+
+        d = self.factory.directory.search(spec, send)
         timer = None
         if spec.time_limit:
             timer = self.factory.clock.callLater(spec.time_limit, self._time_out, msg_id)
@@ -384,6 +408,10 @@ class AbookLDAPServer(LDAPServer):
             response_controls = []
             if spec.page_size is not None:
                 response_controls.append(ctl.paged_response(result.cookie or b""))
+                if result.cookie and request.sizeLimit:
+                    if len(self._paged_sent) >= 16:  # a client following many paged searches at once
+                        del self._paged_sent[next(iter(self._paged_sent))]
+                    self._paged_sent[result.cookie] = before + sent[0]
             if spec.sort is not None:
                 response_controls.append(ctl.sort_response(result.sort_result or 0))
             code = result.result_code

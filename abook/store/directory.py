@@ -30,6 +30,7 @@ class Interrupt:
         self.deadline = deadline
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._detached = threading.Event()
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
@@ -40,20 +41,36 @@ class Interrupt:
     def attach(self, dbapi_conn: Any) -> None:
         with self._lock:
             self._conn = dbapi_conn
+            self._detached.clear()
 
     def detach(self) -> None:
         with self._lock:
             self._conn = None
+            self._detached.set()
 
     def cancel(self) -> None:
         self.cancelled = True
         with self._lock:
             conn = self._conn
         if conn is not None and hasattr(conn, "cancel"):  # psycopg: a cancel request to the server
+            threading.Thread(target=self._cancel_until_detached, args=(conn,), name="abook-db-cancel",
+                             daemon=True).start()
+
+    def _cancel_until_detached(self, conn: Any, patience: float = 30.0) -> None:
+        """A PostgreSQL cancel request stops only a statement already running: one sent after the worker
+        attached but before its execute reached the server is lost. So repeat it until the worker
+        detaches (its statement ended) or ``patience`` seconds pass."""
+        give_up = time.monotonic() + patience
+        while time.monotonic() < give_up:
+            with self._lock:
+                if self._conn is not conn:
+                    return
             try:
                 conn.cancel()
             except Exception:  # noqa: BLE001 - the statement may have finished meanwhile
                 pass
+            if self._detached.wait(0.05):
+                return
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,8 @@ def walk_txn(
                 if cursor is None:
                     out.append((seg, (i + 1, None)))
             else:
+                if interrupt.cancelled:
+                    return out, True
                 n = want - len(out)
                 text, params = seg.sql(cursor, n)
                 cur.execute(text, params)

@@ -504,6 +504,18 @@ class MailboxState(Base):
     lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
 
+class MailArrival(Base):
+    """One message the router read, by sender: the sliding window of the router's loop damping."""
+
+    __tablename__ = "mailarrival"
+    __table_args__ = (Index("ix_mailarrival_window", "mailbox", "sender", "arrived_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(String(320))  # lower-cased address
+    arrived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SyncLink(Base):
     """A CRM record linked to an Exchange item in one user's mailbox (vdirsyncer-style status)."""
 

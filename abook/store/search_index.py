@@ -69,6 +69,14 @@ def fts_table(entity: str) -> str:
     return f"dirsearch_{entity}"
 
 
+def owns(name: str) -> bool:
+    """Whether a table or index is the search index's own (FTS5 tables and their shadow tables,
+    ``ix_dir_*`` and ``ix_dirtrgm_*`` indexes), not one the models describe."""
+    if name.startswith(("ix_dir_", "ix_dirtrgm_")):
+        return True
+    return any(name == fts_table(e) or name.startswith(fts_table(e) + "_") for e in SEARCH_FIELDS)
+
+
 def fold_sql(dialect: str) -> str:
     return "abook_fold" if dialect == "sqlite" else "lower"
 

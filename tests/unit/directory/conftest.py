@@ -11,9 +11,10 @@ from ldaptor import ldapfilter
 from abook.directory.api import SUBTREE, Entry, SearchDone, SearchSpec
 from abook.directory.search import StoreDirectory
 from abook.directory.tree import Tree
-from abook.store import Store, make_engine, schema, security
+from abook.store import Store, security
 from abook.store.records import Principal
 from tests.helpers import failure_result_of, success_result_of
+from tests.helpers import new_store
 from tests.unit.directory.org import Org, build
 
 
@@ -74,12 +75,7 @@ class Searcher:
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def org_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Org]]:
     """The small organisation, built once per database for the read-only tests."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('dir') / 'abook.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    store = Store(make_engine(url))
-    schema.upgrade(store.engine)
+    store = new_store(request.param, request, tmp_path_factory.mktemp("dir"))
     with store.transaction() as s:
         org = build(s)
     yield store, org

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -90,3 +91,26 @@ def test_a_search_past_its_time_limit_fails_with_time_limit_exceeded(search: Sea
 
     err = search.fails(time_limit=1e-9)
     assert isinstance(err, ldaperrors.LDAPTimeLimitExceeded)
+
+
+def test_a_cancel_sent_before_the_statement_starts_still_stops_it(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """PostgreSQL drops a cancel request that arrives before the statement: the interrupt repeats it
+    until the worker detaches, so a cancel in that window is never lost."""
+    from tests.helpers import new_store
+
+    pg = new_store("postgres", request, tmp_path)
+    interrupt = Interrupt()
+    try:
+        with pg.transaction() as session:
+            raw = session.connection().connection.driver_connection
+            interrupt.attach(raw)
+            interrupt.cancel()  # nothing runs yet: a single cancel request would be lost here
+            started = time.monotonic()
+            with pytest.raises(Exception, match="(?i)cancel"):
+                raw.execute("SELECT pg_sleep(20)")
+            assert time.monotonic() - started < 10
+            interrupt.detach()
+    finally:
+        pg.dispose()

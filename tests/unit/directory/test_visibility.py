@@ -50,12 +50,14 @@ def test_other_books_follow_their_own_depth(search: Searcher) -> None:
     assert alice.ids == {search.org.contacts[k] for k in ("rogers", "jane", "jojo")} | {search.org.accounts["acme"]}
 
 
-def test_anonymous_sees_containers_only_unless_a_book_is_open(search: Searcher) -> None:
+def test_anonymous_sees_nothing_unless_a_book_is_open(search: Searcher) -> None:
     closed = search(user=None)
-    assert closed.ids == set() and len(closed.dns) == 7
+    assert closed.ids == set() and closed.dns == []
+    assert search(user=None, base="ou=Contacts,o=crm").dns == []
     opened = search(user=None, anonymous_books=frozenset({"contacts"}))
     by_id = {v: k for k, v in search.org.contacts.items()}
     assert {by_id[i] for i in opened.ids} == LISTED
+    assert {dn for dn in opened.dns if not dn.startswith("uid=")} == {"o=crm", "ou=Contacts,o=crm"}
 
 
 def test_inactive_and_mailless_records_in_other_books(search: Searcher) -> None:

@@ -84,3 +84,18 @@ def test_unhashable_entries_are_encoded_without_the_cache():
 
     odd = Entry("uid=2,ou=Contacts,o=crm", [("cn", [b"Bo"])])  # type: ignore[arg-type]
     assert encode.EntryEncoder(cache_size=10).encoded(odd) == encode.EntryEncoder().entry(odd.dn, odd.attributes)
+
+
+def test_the_entry_cache_is_bounded_in_bytes_and_names():
+    from abook.directory.api import Entry
+
+    encoder = encode.EntryEncoder(cache_size=1_000_000, cache_bytes=64_000)
+    for i in range(2_000):
+        entry = Entry(f"uid={i},ou=Contacts,o=crm", ((f"x-odd-{i}", (b"v" * 1_000,)),))
+        assert encoder.encoded(entry) == encoder.entry(entry.dn, entry.attributes)
+    assert 0 < encoder.cached_bytes <= 64_000
+    assert encoder.cached_bytes == 2 * sum(len(op) for op in encoder._cache.values())
+    assert len(encoder._names) <= encode.EntryEncoder.MAX_NAMES
+    # an entry too large for a sixteenth of the budget is encoded, never cached
+    huge = Entry("uid=big,ou=Contacts,o=crm", (("description", (b"d" * 10_000,)),))
+    assert encoder.encoded(huge) == encoder.entry(huge.dn, huge.attributes) and huge not in encoder._cache

@@ -17,13 +17,12 @@ inactive one, one without email and one with an empty email); queues and equipme
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from sqlalchemy import select, text
 
-from abook.store import Store, make_engine, schema, security
+from abook.store import Store, security
 from abook.store.models import (
     BU_OWNED,
     ENTITIES,
@@ -37,6 +36,7 @@ from abook.store.models import (
     SystemUser,
 )
 from abook.store.records import Principal
+from tests.helpers import new_store
 from abook.store.security import (
     listed,
     load_principal_txn,
@@ -197,12 +197,7 @@ READABLE_CASES = [
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def org(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """The organisation above on a fresh migrated database (built once per database for the module)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('security')) / 'abook.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    store = Store(make_engine(url))
-    schema.upgrade(store.engine)
+    store = new_store(request.param, request, tmp_path_factory.mktemp("security"))
     with store.transaction() as session:
         build_org(session)
     yield store

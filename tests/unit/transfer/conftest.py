@@ -10,21 +10,17 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import select
 
-from abook.store import Store, make_engine, models, schema
+from abook.store import Store, models
 from abook.transfer.fields import MODELS, TABLES, as_utc
 from tests.helpers import REPO, SHARED
+from tests.helpers import new_store
 
 DEMO = REPO / "ldif" / "demo.ldif"
 
 
 @pytest.fixture
 def other_store(store: Store, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
-    if store.dialect == "sqlite":
-        url = f"sqlite:///{tmp_path / 'other.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    s = Store(make_engine(url))
-    schema.upgrade(s.engine)
+    s = new_store(store.dialect if store.dialect == "sqlite" else "postgres", request, tmp_path)
     yield s
     s.dispose()
 

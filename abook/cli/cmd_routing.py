@@ -1,0 +1,94 @@
+"""``abook status``, ``abook mailbox enable NAME``, ``abook outgoing stuck|retry ID|fail ID``."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+from abook.cli.common import config_of, open_store
+from abook.errors import NotFound
+from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
+from abook.routing.state import enable_mailbox_txn
+from abook.routing.status import router_status_txn
+from abook.store.models import EmailStatus
+
+T = TypeVar("T")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("status", parents=[common], help="mailboxes (health, last poll, errors) and mail queues")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
+    msub = p.add_subparsers(dest="mailbox_command", metavar="ACTION", required=True)
+    e = msub.add_parser("enable", parents=[common], help="re-enable a mailbox disabled after failures")
+    e.add_argument("name")
+    e.set_defaults(func=mailbox_enable)
+
+    p = sub.add_parser("outgoing", parents=[common], help="CRM email the router sends")
+    osub = p.add_subparsers(dest="outgoing_command", metavar="ACTION", required=True)
+    s = osub.add_parser("stuck", parents=[common], help="emails found in Sending after a crash (check each)")
+    s.set_defaults(func=outgoing_stuck)
+    for action, text in (("retry", "send it again (same Message-ID): it had not left"),
+                         ("fail", "set it to Failed: it may have left, or should not be sent")):
+        a = osub.add_parser(action, parents=[common], help=f"an email stuck in Sending: {text}")
+        a.add_argument("activity_id")
+        a.set_defaults(func=outgoing_resolve, action=action)
+
+
+def _in_store(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
+    """Run one ``_txn`` function against the configured store, from the command line."""
+    store = open_store(config_of(args))
+    try:
+        with store.transaction() as session:
+            return fn(session, *fn_args)
+    finally:
+        store.dispose()
+
+
+def _when(t: datetime | None) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def status(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    configured = tuple((m.name, "forward" if m.role == "forward" else m.type, m.owner or "-")
+                       for m in config.mailboxes)
+    st = _in_store(args, router_status_txn, configured)
+    rows = [["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST POLL", "LAST SUCCESS", "TRACKED", "LAST ERROR"]]
+    for m in st.mailboxes:
+        enabled = "yes" if m.enabled else f"NO ({m.failures} failures)"
+        rows.append([m.name, m.kind, m.owner, enabled, _when(m.last_poll), _when(m.last_success), str(m.tracked),
+                     (m.last_error or "-").splitlines()[0][:120]])
+    print(_table(rows) if st.mailboxes else "no mailboxes")
+    q = st.queue
+    print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
+    for e in st.stuck:
+        print(f"  found in sending, check then `abook outgoing retry|fail`: {e.activity_id} {e.subject or ''}")
+    return 0
+
+
+def mailbox_enable(args: argparse.Namespace) -> int:
+    if not _in_store(args, enable_mailbox_txn, args.name):
+        raise NotFound(f"no mailbox named {args.name!r} has been polled")
+    print(f"mailbox {args.name} enabled; the router polls it at its next interval")
+    return 0
+
+
+def outgoing_stuck(args: argparse.Namespace) -> int:
+    for e in _in_store(args, emails_in_txn, EmailStatus.sending):
+        print(f"{e.activity_id}  attempts={e.attempts}  {e.subject or ''}")
+    return 0
+
+
+def outgoing_resolve(args: argparse.Namespace) -> int:
+    if not _in_store(args, resolve_stuck_txn, args.activity_id, args.action):
+        raise NotFound(f"no email {args.activity_id} in sending")
+    print(f"email {args.activity_id}: " + ("back to pending send" if args.action == "retry" else "failed"))
+    return 0

@@ -1,0 +1,115 @@
+"""The forward mailbox: wrappers unwrapped, each inner message tracked for the user or queue it was for."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email import message_from_bytes, policy
+
+from sqlalchemy import select
+
+from abook.mailbox.errors import Unavailable
+from abook.routing import forward
+from abook.store.models import Email, EmailSighting, UntrackedMessage
+from tests.unit.routing.conftest import message
+
+FWD = {"name": "fwd", "type": "imap", "role": "forward", "interval": 60.0}
+
+
+def wrapper(sender: str, *inner: bytes, to: str = "crm-forward@example.com", base64: bool = False,
+            **headers: str) -> bytes:
+    """A forwarded copy: 7bit message/rfc822 parts as RFC 2046 says, or base64 as some clients send."""
+    w = EmailMessage(policy=policy.SMTP)
+    w["From"] = sender
+    w["To"] = to
+    for k, v in headers.items():
+        w[k.replace("_", "-")] = v
+    w["Subject"] = "FW: copy"
+    w["Message-ID"] = f"<wrap.{abs(hash(inner))}@fwd.test>"
+    w.set_content("forwarded for tracking")
+    for raw in inner:
+        if base64:
+            w.add_attachment(raw, maintype="message", subtype="rfc822")
+        else:
+            w.add_attachment(message_from_bytes(raw, policy=policy.SMTP))
+    return w.as_bytes()
+
+
+def _accepting(store) -> list[tuple[str, str | None, str]]:
+    with store.transaction() as s:
+        rows = s.execute(select(Email.message_id, Email.accepting_id, EmailSighting.arrival)
+                         .join(EmailSighting, EmailSighting.email_id == Email.activity_id)
+                         .order_by(Email.message_id))
+        return [tuple(r) for r in rows]
+
+
+def test_unwrap_and_candidates() -> None:
+    for encoded in (False, True):
+        raw = wrapper("Bob <bob@example.com>", message(1), message(2), X_Original_To="support@example.com",
+                      base64=encoded)
+        inner = forward.unwrap(raw)
+        assert [forward.parse_headers(i)["Message-ID"] for i in inner] == ["<m1.carl@customer.test@test>",
+                                                                           "<m2.carl@customer.test@test>"]
+        assert forward.parse_headers(inner[0]).get_payload().strip() == "body 1"
+    assert forward.candidate_addresses(raw) == ("bob@example.com", "support@example.com", "crm-forward@example.com")
+
+
+def test_wrapper_is_tracked_for_its_sender_then_removed(store, org, make_router) -> None:
+    router = make_router([FWD], start=False)
+    src = router.sources["fwd"]
+    src.deliver(wrapper("Bob <bob@example.com>", message(1, to="bob@example.com"), message(2, to="bob@example.com")))
+    router.service.startService()
+    assert _accepting(store) == [("m1.carl@customer.test@test", org.bob, "forward"),
+                                 ("m2.carl@customer.test@test", org.bob, "forward")]
+    assert src.removed == {1} and src.messages == {}
+    with store.transaction() as s:
+        assert s.scalars(select(EmailSighting.marked)).all() == [True, True]
+    router.stop()
+
+
+def test_owner_from_the_recipients_when_the_sender_is_external(store, org, make_router) -> None:
+    router = make_router([FWD], start=False)
+    router.sources["fwd"].deliver(wrapper("carl@customer.test", message(3), to="crm-forward@example.com",
+                                          Delivered_To="support@example.com", base64=True))
+    router.service.startService()
+    assert _accepting(store) == [("m3.carl@customer.test@test", org.support, "forward")]
+    router.stop()
+
+
+def test_wrapper_without_owner_stays_with_its_reason(store, org, make_router) -> None:
+    router = make_router([FWD], start=False)
+    src = router.sources["fwd"]
+    src.deliver(wrapper("stranger@elsewhere.test", message(4)))
+    src.deliver(wrapper("bob@example.com"))  # no attachment
+    router.service.startService()
+    assert _accepting(store) == []
+    assert src.removed == set() and sorted(src.messages) == [1, 2]
+    with store.transaction() as s:
+        rows = s.execute(select(UntrackedMessage.external_id, UntrackedMessage.reason, UntrackedMessage.sender)
+                         .order_by(UntrackedMessage.id)).all()
+    assert [tuple(r) for r in rows] == [("1", "no_owner", "stranger@elsewhere.test"),
+                                        ("2", "parse_error", "bob@example.com")]
+    router.stop()
+
+
+def test_wrappers_are_marked_instead_when_configured(store, org, make_router) -> None:
+    router = make_router([FWD], router={"forward_remove_wrappers": False}, start=False)
+    router.sources["fwd"].deliver(wrapper("bob@example.com", message(5)))
+    router.service.startService()
+    assert router.sources["fwd"].tracked == {1} and router.sources["fwd"].removed == set()
+    router.stop()
+
+
+def test_crash_before_removal_is_finished_at_the_next_start(store, org, make_router) -> None:
+    router = make_router([FWD], start=False)
+    src = router.sources["fwd"]
+    src.deliver(wrapper("bob@example.com", message(6), message(7)))
+    src.fail("remove", Unavailable("connection reset"))
+    router.service.startService()
+    assert src.removed == set() and len(_accepting(store)) == 2
+    router.stop()
+    again = make_router([FWD], sources=router.sources)
+    assert src.removed == {1}
+    assert len(_accepting(store)) == 2
+    with store.transaction() as s:
+        assert s.scalars(select(EmailSighting.marked)).all() == [True, True]
+    again.stop()
