@@ -211,6 +211,8 @@ def resolve_addresses_txn(session: Session, addresses: Iterable[str]) -> dict[st
 _EMAIL_T = Email.__table__
 _ACTIVITY_T = Activity.__table__
 _BY_KEY = select(_EMAIL_T.c.activity_id).where(_EMAIL_T.c.message_key == bindparam("key"))
+_BY_KEYS = select(_EMAIL_T.c.message_key, _EMAIL_T.c.activity_id).where(
+    _EMAIL_T.c.message_key.in_(bindparam("keys", expanding=True)))
 
 
 def email_by_key_txn(session: Session, message_key: str) -> str | None:
@@ -267,31 +269,76 @@ class NewParty:
     party_id: str | None = None
 
 
+@dataclass(frozen=True)
+class NewEmail:
+    """The rows of one email activity, for ``insert_emails_txn``."""
+
+    activity: dict[str, Any]
+    email: dict[str, Any]
+    parties: Sequence[NewParty]
+    #: ``insert_attachment_txn``'s keyword arguments, one dict per attachment
+    attachments: Sequence[dict[str, Any]]
+    #: ``add_sighting_txn``'s: mailbox, external_id, arrival
+    sighting: dict[str, Any]
+
+
+def _activity_row(activity: dict[str, Any]) -> dict[str, Any]:
+    return {**activity, "subject": _fit(activity.get("subject"), 800)}
+
+
+def _email_row(email: dict[str, Any]) -> dict[str, Any]:
+    return {**email, "message_id": _fit(email.get("message_id"), 998), "sender": _fit(email.get("sender"), 320)}
+
+
+def _party_rows(activity_id: str, parties: Sequence[NewParty]) -> list[dict[str, Any]]:
+    return [{"activity_id": activity_id, "participationtypemask": p.mask, "party_type": p.party_type,
+             "party_id": p.party_id, "addressused": _fit(p.address, 320), "display_name": _fit(p.display_name, 320)}
+            for p in parties]
+
+
+def _attachment_row(email_id: str, *, part: str, filename: str | None, mimetype: str, content_id: str | None,
+                    body: bytes) -> dict[str, Any]:
+    return {"email_id": email_id, "part": part[:64], "filename": _fit(filename, 500),
+            "mimetype": _fit(mimetype, 256), "content_id": _fit(content_id, 500), "filesize": len(body),
+            "body": body}
+
+
+def _sighting_row(email_id: str, mailbox: str, external_id: str | None, arrival: str) -> dict[str, Any]:
+    return {"email_id": email_id, "mailbox": mailbox[:320], "external_id": _fit(external_id, 1024),
+            "arrival": arrival, "marked": False}
+
+
 def insert_email_txn(session: Session, *, activity: dict[str, Any], email: dict[str, Any],
                      parties: Sequence[NewParty]) -> None:
     """One email activity and its parties (attachments and sightings are added separately)."""
     conn = session.connection()
-    activity["subject"] = _fit(activity.get("subject"), 800)
-    conn.execute(_ACTIVITY_T.insert(), activity)
-    email["message_id"] = _fit(email.get("message_id"), 998)
-    email["sender"] = _fit(email.get("sender"), 320)
-    conn.execute(_EMAIL_T.insert(), email)
+    conn.execute(_ACTIVITY_T.insert(), _activity_row(activity))
+    conn.execute(_EMAIL_T.insert(), _email_row(email))
     if parties:
-        conn.execute(ActivityParty.__table__.insert(), [
-            {"activity_id": activity["id"], "participationtypemask": p.mask, "party_type": p.party_type,
-             "party_id": p.party_id, "addressused": _fit(p.address, 320),
-             "display_name": _fit(p.display_name, 320)}
-            for p in parties
-        ])
+        conn.execute(ActivityParty.__table__.insert(), _party_rows(activity["id"], parties))
+
+
+def insert_emails_txn(session: Session, emails: Sequence[NewEmail]) -> None:
+    """Many email activities with their parties, attachments and first sightings: one INSERT (executemany)
+    per table, whatever the number of emails."""
+    if not emails:
+        return
+    conn = session.connection()
+    conn.execute(_ACTIVITY_T.insert(), [_activity_row(e.activity) for e in emails])
+    conn.execute(_EMAIL_T.insert(), [_email_row(e.email) for e in emails])
+    parties = [row for e in emails for row in _party_rows(e.activity["id"], e.parties)]
+    if parties:
+        conn.execute(ActivityParty.__table__.insert(), parties)
+    attachments = [_attachment_row(e.activity["id"], **a) for e in emails for a in e.attachments]
+    if attachments:
+        conn.execute(Attachment.__table__.insert(), attachments)
+    conn.execute(EmailSighting.__table__.insert(), [_sighting_row(e.activity["id"], **e.sighting) for e in emails])
 
 
 def insert_attachment_txn(session: Session, email_id: str, *, part: str, filename: str | None,
                           mimetype: str, content_id: str | None, body: bytes) -> None:
-    session.connection().execute(Attachment.__table__.insert(), [{
-        "email_id": email_id, "part": part[:64], "filename": _fit(filename, 500),
-        "mimetype": _fit(mimetype, 256), "content_id": _fit(content_id, 500), "filesize": len(body),
-        "body": body,
-    }])
+    session.connection().execute(Attachment.__table__.insert(), [_attachment_row(
+        email_id, part=part, filename=filename, mimetype=mimetype, content_id=content_id, body=body)])
 
 
 def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id: str | None,
@@ -303,11 +350,17 @@ def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id:
         )
         if exists is not None:
             return False
-    session.connection().execute(EmailSighting.__table__.insert(), [{
-        "email_id": email_id, "mailbox": mailbox[:320], "external_id": _fit(external_id, 1024),
-        "arrival": arrival, "marked": False,
-    }])
+    session.connection().execute(EmailSighting.__table__.insert(),
+                                 [_sighting_row(email_id, mailbox, external_id, arrival)])
     return True
+
+
+def emails_by_keys_txn(session: Session, message_keys: Sequence[str]) -> dict[str, str]:
+    """message key -> email activity id, for the keys already tracked."""
+    if not message_keys:
+        return {}
+    rows = session.connection().execute(_BY_KEYS, {"keys": sorted(set(message_keys))})
+    return {key: activity_id for key, activity_id in rows}
 
 
 def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:

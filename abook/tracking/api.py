@@ -1,4 +1,4 @@
-"""The seam the router, the forward mailbox and `abook track` use: ``track_txn``.
+"""The seam the router, the forward mailbox and `abook track` use: ``track_txn`` (``track_many_txn`` for a batch).
 
 ``track_txn(session, request, config)`` runs SPEC section 3 steps 1-5 inside the caller's transaction,
 so a router can save its mailbox cursor in the same transaction as the messages it tracked. It never
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from typing import Iterable
+
     from sqlalchemy.orm import Session
 
     from abook.config.model import TrackingConfig
@@ -64,6 +66,15 @@ def track_txn(session: "Session", request: TrackRequest, config: "TrackingConfig
     from abook.tracking.engine import track_txn as _track_txn
 
     return _track_txn(session, request, config)
+
+
+def track_many_txn(session: "Session", requests: "Iterable[TrackRequest]",
+                   config: "TrackingConfig") -> "list[TrackResult]":
+    """Track a batch in the caller's transaction, each message as ``track_txn`` would, sharing the reads
+    and writing the tracked messages' rows with one INSERT per table."""
+    from abook.tracking.engine import track_many_txn as _track_many_txn
+
+    return _track_many_txn(session, requests, config)
 
 
 def token_for_email_txn(session: "Session", activity_id: str, config: "TrackingConfig") -> str:

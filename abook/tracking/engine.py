@@ -7,6 +7,11 @@ its own rows. It never raises for a bad message: every input ends as ``tracked``
 Database failures (connection lost, lock timeout) do raise, so the caller's transaction, with its
 mailbox cursor, rolls back and the message is read again.
 
+``track_many_txn(session, requests, config)`` tracks a batch with the same outcomes and rows as
+``track_txn`` one after the other, for less: one query each for the batch's duplicates, addresses,
+In-Reply-To/References and tokens, and the tracked messages' rows written with one INSERT per table in
+one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them).
+
 Decisions where the SPEC is silent:
 
 * the activity owner is the mailbox owner when a user; for a queue, ``tracking.queue_owner`` or a
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Iterable
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -34,7 +41,7 @@ from abook.config.model import TrackingConfig
 from abook.store import tracking as store
 from abook.store.models import EmailStatus, new_id
 from abook.tracking.api import TrackRequest, TrackResult
-from abook.tracking.parse import ParsedMessage, Unreadable, header_text, normalise_message_id, parse_message
+from abook.tracking.parse import ParsedMessage, Part, Unreadable, header_text, normalise_message_id, parse_message
 from abook.tracking.parties import build_parties, lookup_keys
 from abook.tracking.tokens import find_tokens, format_token
 
@@ -53,22 +60,33 @@ class _Reject(Exception):
 
 def track_txn(session: Session, request: TrackRequest, config: TrackingConfig) -> TrackResult:
     """Track one message (SPEC 3.1-3.5) in the caller's transaction; see the module docstring."""
-    parsed: ParsedMessage | None = None
+    return _guarded(session, request, config)[0]
+
+
+def _parse_request(request: TrackRequest, config: TrackingConfig) -> ParsedMessage:
+    if len(request.raw) > config.max_message_bytes:
+        raise _Reject("too_large", f"{len(request.raw)} bytes, more than {config.max_message_bytes}")
     try:
-        if len(request.raw) > config.max_message_bytes:
-            raise _Reject("too_large", f"{len(request.raw)} bytes, more than {config.max_message_bytes}")
-        try:
-            parsed = parse_message(request.raw)
-        except Unreadable as e:
-            raise _Reject("parse_error", str(e)) from None
-        return _track(session, request, config, parsed)
+        return parse_message(request.raw)
+    except Unreadable as e:
+        raise _Reject("parse_error", str(e)) from None
+
+
+def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage | None = None,
+             batch: "_Batch | None" = None) -> tuple[TrackResult, ParsedMessage | None]:
+    """track_txn's work: ``parsed`` when already parsed; with ``batch``, reads from the batch's prefetched
+    values and leaves a tracked message's rows pending in the batch."""
+    try:
+        if parsed is None:
+            parsed = _parse_request(request, config)
+        return _track(session, request, config, parsed, batch), parsed
     except _Reject as r:
-        return _untracked(session, request, parsed, r.reason, r.detail)
+        return _untracked(session, request, parsed, r.reason, r.detail), parsed
     except sa_exc.SQLAlchemyError:
         raise  # the database's trouble, not the message's: the caller rolls back and retries
     except Exception as e:  # a message no rule foresaw must still end with a reason, never a crash
         _log.failure("tracking a message from {mailbox} failed", mailbox=request.mailbox)
-        return _untracked(session, request, parsed, "parse_error", f"{type(e).__name__}: {e}"[:500])
+        return _untracked(session, request, parsed, "parse_error", f"{type(e).__name__}: {e}"[:500]), parsed
 
 
 def _untracked(session: Session, request: TrackRequest, parsed: ParsedMessage | None, reason: str,
@@ -97,13 +115,80 @@ def _header_summary(raw: bytes) -> tuple[str | None, str | None, str | None]:
         return None, None, None
 
 
-def _track(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage) -> TrackResult:
+@dataclass(frozen=True)
+class _Plan:
+    """An accepted message: what storing it takes."""
+
+    owner: store.OwnerInfo
+    parties: tuple[store.NewParty, ...]
+    method: str | None
+    correlated: store.Correlated | None
+
+
+def _track(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
+           batch: "_Batch | None" = None) -> TrackResult:
+    plan = _accept(session, request, config, parsed, batch or _DIRECT)
+    if isinstance(plan, TrackResult):
+        return plan
+    activity_id = new_id()
+    if batch is not None:
+        batch.add(request, parsed, plan, activity_id)
+        return TrackResult("tracked", activity_id=activity_id)
+
+    # 5. Store, in a savepoint: a refused message or a lost race undoes only its own rows.
+    _ensure_transaction(session)
+    try:
+        with session.begin_nested():
+            _store(session, request, parsed, plan, activity_id)
+    except sa_exc.IntegrityError:
+        existing = store.email_by_key_txn(session, parsed.message_key)
+        if existing is not None:  # tracked meanwhile by another daemon
+            return _sighting(session, request, existing)
+        raise
+    except _REFUSED as e:
+        raise _Reject("parse_error", f"the store refused the message: {type(e).__name__}") from None
+    _log_tracked(request, parsed, plan, activity_id)
+    return TrackResult("tracked", activity_id=activity_id)
+
+
+#: what the store raises for a value it refuses (rather than for its own trouble)
+_REFUSED = (sa_exc.DataError, ValueError, TypeError, UnicodeError)
+
+
+def _log_tracked(request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:
+    _log.info("tracked {message_key} from {mailbox} as {activity_id} ({count} parties, {method})",
+              message_key=parsed.message_key, mailbox=request.mailbox, activity_id=activity_id,
+              count=len(plan.parties), method=plan.method or "uncorrelated")
+
+
+class _Reads:
+    """Where ``_accept`` reads the store: one query per message (``_DIRECT``), or a batch's prefetched rows."""
+
+    def email_by_key(self, session: Session, message_key: str) -> str | None:
+        return store.email_by_key_txn(session, message_key)
+
+    def resolve(self, session: Session, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
+        return store.resolve_addresses_txn(session, keys)
+
+    def by_message_ids(self, session: Session, ids: list[str]) -> list[store.Correlated]:
+        return store.emails_by_message_ids_txn(session, ids)
+
+    def by_tokens(self, session: Session, tokens: list[str]) -> list[store.Correlated]:
+        return store.emails_by_tokens_txn(session, tokens)
+
+
+_DIRECT = _Reads()
+
+
+def _accept(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
+            reads: _Reads) -> TrackResult | _Plan:
+    """Steps 1-4: a sighting's result, a plan to store the message, or a _Reject."""
     owner = _owner_info(session, request, config)
     if owner is None:
         raise _Reject("no_owner", f"no {request.owner.type} with id {request.owner.id}")
 
     # 1. Duplicate?
-    existing = store.email_by_key_txn(session, parsed.message_key)
+    existing = reads.email_by_key(session, parsed.message_key)
     if existing is not None:
         return _sighting(session, request, existing)
 
@@ -118,9 +203,9 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
     if owner.activity_owner_id is None:
         raise _Reject("no_owner", f"queue {owner.name}: no user to own its email (set tracking.queue_owner)")
     outgoing = request.direction == "out"
-    found = store.resolve_addresses_txn(session, lookup_keys(parsed.addresses, outgoing))
+    found = reads.resolve(session, lookup_keys(parsed.addresses, outgoing))
     resolution = build_parties(parsed.addresses, outgoing, found)
-    method, correlated = _correlate(session, parsed, config)
+    method, correlated = _correlate(session, parsed, config, reads)
     if not manual and option == "responses" and correlated is None:
         raise _Reject("no_correlation", "not a reply to tracked email and no tracking token")
     if not manual and option == "crm_parties":
@@ -130,24 +215,7 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
             if any(entity in store.INTERNAL_ENTITIES for entity, _ in records):
                 raise _Reject("internal", f"{who} is a CRM user or queue")
             raise _Reject("no_sender_match", f"{who} matches no lead, contact or account")
-
-    # 5. Store, in a savepoint: a refused message or a lost race undoes only its own rows.
-    activity_id = new_id()
-    _ensure_transaction(session)
-    try:
-        with session.begin_nested():
-            _store(session, request, parsed, owner, activity_id, resolution.parties, method, correlated)
-    except sa_exc.IntegrityError:
-        existing = store.email_by_key_txn(session, parsed.message_key)
-        if existing is not None:  # tracked meanwhile by another daemon
-            return _sighting(session, request, existing)
-        raise
-    except (sa_exc.DataError, ValueError, TypeError, UnicodeError) as e:
-        raise _Reject("parse_error", f"the store refused the message: {type(e).__name__}") from None
-    _log.info("tracked {message_key} from {mailbox} as {activity_id} ({count} parties, {method})",
-              message_key=parsed.message_key, mailbox=request.mailbox, activity_id=activity_id,
-              count=len(resolution.parties), method=method or "uncorrelated")
-    return TrackResult("tracked", activity_id=activity_id)
+    return _Plan(owner, resolution.parties, method, correlated)
 
 
 def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> store.OwnerInfo | None:
@@ -180,13 +248,13 @@ def _sighting(session: Session, request: TrackRequest, email_id: str) -> TrackRe
     raise _Reject("duplicate", f"already tracked as {email_id} and seen in {request.mailbox}")
 
 
-def _correlate(session: Session, parsed: ParsedMessage,
-               config: TrackingConfig) -> tuple[str | None, store.Correlated | None]:
+def _correlate(session: Session, parsed: ParsedMessage, config: TrackingConfig,
+               reads: _Reads) -> tuple[str | None, store.Correlated | None]:
     """SPEC 3.4: In-Reply-To, then References (closest parent first), then the subject's token."""
     ids = list(parsed.in_reply_to) + list(parsed.references)
     if ids:
         by_id: dict[str, store.Correlated] = {}
-        for row in store.emails_by_message_ids_txn(session, ids):
+        for row in reads.by_message_ids(session, ids):
             if row.message_id is not None:
                 by_id.setdefault(row.message_id, row)
         for mid in parsed.in_reply_to:
@@ -197,45 +265,52 @@ def _correlate(session: Session, parsed: ParsedMessage,
                 return "references", by_id[mid]
     tokens = find_tokens(config, parsed.subject)
     if tokens:
-        by_token = {row.tracking_token: row for row in store.emails_by_tokens_txn(session, tokens)}
+        by_token = {row.tracking_token: row for row in reads.by_tokens(session, tokens)}
         for token in tokens:
             if token in by_token:
                 return "token", by_token[token]
     return None, None
 
 
-def _store(session: Session, request: TrackRequest, parsed: ParsedMessage, owner: store.OwnerInfo,
-           activity_id: str, parties: tuple[store.NewParty, ...], method: str | None,
-           correlated: store.Correlated | None) -> None:
+def _rows(request: TrackRequest, parsed: ParsedMessage, plan: _Plan,
+          activity_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The activity and email rows of an accepted message."""
     outgoing = request.direction == "out"
     status = EmailStatus.sent if outgoing else EmailStatus.received
     when = parsed.date or datetime.now(timezone.utc)
     body = parsed.body_text if parsed.body_text is not None else parsed.body_html
-    store.insert_email_txn(
-        session,
-        activity={
-            "id": activity_id, "activitytypecode": "email", "owner_id": owner.activity_owner_id,
-            "owningbusinessunit_id": owner.business_unit_id, "subject": parsed.subject or None,
-            "description": body[:DESCRIPTION_LIMIT] if body else None, "statecode": 1, "statuscode": status,
-            "regarding_type": correlated.regarding_type if correlated else None,
-            "regarding_id": correlated.regarding_id if correlated else None,
-            "actualend": when,
-        },
-        email={
-            "activity_id": activity_id, "message_key": parsed.message_key, "message_id": parsed.message_id,
-            "in_reply_to": " ".join(f"<{m}>" for m in parsed.in_reply_to) or None,
-            "references": " ".join(f"<{m}>" for m in parsed.references) or None,
-            "directioncode": outgoing, "correlation_method": method, "accepting_type": owner.type,
-            "accepting_id": owner.id, "sender": parsed.sender[1] if parsed.sender else None,
-            "mimetype": parsed.mimetype, "body_text": parsed.body_text, "body_html": parsed.body_html,
-            "raw": request.raw, "statuscode_cache": status,
-            "received_at": None if outgoing else when, "sent_at": when if outgoing else None,
-        },
-        parties=parties,
-    )
+    correlated, owner = plan.correlated, plan.owner
+    activity = {
+        "id": activity_id, "activitytypecode": "email", "owner_id": owner.activity_owner_id,
+        "owningbusinessunit_id": owner.business_unit_id, "subject": parsed.subject or None,
+        "description": body[:DESCRIPTION_LIMIT] if body else None, "statecode": 1, "statuscode": status,
+        "regarding_type": correlated.regarding_type if correlated else None,
+        "regarding_id": correlated.regarding_id if correlated else None,
+        "actualend": when,
+    }
+    email = {
+        "activity_id": activity_id, "message_key": parsed.message_key, "message_id": parsed.message_id,
+        "in_reply_to": " ".join(f"<{m}>" for m in parsed.in_reply_to) or None,
+        "references": " ".join(f"<{m}>" for m in parsed.references) or None,
+        "directioncode": outgoing, "correlation_method": plan.method, "accepting_type": owner.type,
+        "accepting_id": owner.id, "sender": parsed.sender[1] if parsed.sender else None,
+        "mimetype": parsed.mimetype, "body_text": parsed.body_text, "body_html": parsed.body_html,
+        "raw": request.raw, "statuscode_cache": status,
+        "received_at": None if outgoing else when, "sent_at": when if outgoing else None,
+    }
+    return activity, email
+
+
+def _attachment(part: Part) -> dict[str, Any]:
+    return {"part": part.path, "filename": part.filename, "mimetype": part.mimetype,
+            "content_id": part.content_id, "body": part.body}
+
+
+def _store(session: Session, request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:
+    activity, email = _rows(request, parsed, plan, activity_id)
+    store.insert_email_txn(session, activity=activity, email=email, parties=plan.parties)
     for part in parsed.attachments:  # decoded one at a time
-        store.insert_attachment_txn(session, activity_id, part=part.path, filename=part.filename,
-                                    mimetype=part.mimetype, content_id=part.content_id, body=part.body)
+        store.insert_attachment_txn(session, activity_id, **_attachment(part))
     store.add_sighting_txn(session, activity_id, request.mailbox, request.external_id, request.arrival, new=True)
 
 
@@ -258,3 +333,136 @@ def token_for_email_txn(session: Session, activity_id: str, config: TrackingConf
 def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
     """SPEC 3.6 is the router's: once it has marked the message in ``mailbox``, it records it here."""
     return store.mark_sighting_txn(session, email_id, mailbox)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batches
+
+#: a message larger than this is tracked on its own (its attachments decoded one at a time), never pending
+BATCH_MESSAGE_BYTES = 1 << 20
+#: a batch writes its pending rows once they hold this much mail
+BATCH_PENDING_BYTES = 16 << 20
+
+
+@dataclass
+class _Pending:
+    index: int
+    request: TrackRequest
+    parsed: ParsedMessage
+    plan: _Plan
+    rows: store.NewEmail
+
+
+class _Batch(_Reads):
+    """The reads of a whole batch done at once, and the rows of its tracked messages written at once.
+
+    A message whose outcome depends on the batch's own writes (a copy of, or a reply to, a message tracked
+    earlier in the batch) is tracked on its own after the pending rows are written, so every message gets
+    the outcome and rows ``track_txn`` would give it, one after the other."""
+
+    def __init__(self, session: Session, config: TrackingConfig, parsed: list[tuple[TrackRequest, ParsedMessage]]):
+        self.session = session
+        self.config = config
+        self.pending: list[_Pending] = []
+        self.pending_bytes = 0
+        self.results: list[TrackResult] = []
+        #: message keys and Message-IDs tracked in this batch: the prefetched reads do not know them
+        self.keys: set[str] = set()
+        self.message_ids: set[str] = set()
+        self.index = 0
+        self._request: TrackRequest | None = None
+        self._parsed: ParsedMessage | None = None
+        keys, lookups, ids, tokens = [], [], [], []
+        for request, p in parsed:
+            keys.append(p.message_key)
+            lookups.extend(lookup_keys(p.addresses, request.direction == "out"))
+            ids.extend(p.in_reply_to + p.references)
+            tokens.extend(find_tokens(config, p.subject))
+        self.existing = store.emails_by_keys_txn(session, keys)
+        self.found = store.resolve_addresses_txn(session, lookups)
+        self.by_ids = store.emails_by_message_ids_txn(session, ids)
+        self.by_token_rows = store.emails_by_tokens_txn(session, tokens)
+
+    def depends_on_batch(self, parsed: ParsedMessage) -> bool:
+        return parsed.message_key in self.keys or any(
+            m in self.message_ids for m in parsed.in_reply_to + parsed.references)
+
+    # the prefetched reads (_Reads)
+    def email_by_key(self, session: Session, message_key: str) -> str | None:
+        return self.existing.get(message_key)
+
+    def resolve(self, session: Session, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
+        return self.found
+
+    def by_message_ids(self, session: Session, ids: list[str]) -> list[store.Correlated]:
+        wanted = set(ids)
+        return [row for row in self.by_ids if row.message_id in wanted]
+
+    def by_tokens(self, session: Session, tokens: list[str]) -> list[store.Correlated]:
+        wanted = set(tokens)
+        return [row for row in self.by_token_rows if row.tracking_token in wanted]
+
+    def tracked(self, parsed: ParsedMessage) -> None:
+        self.keys.add(parsed.message_key)
+        if parsed.message_id is not None:
+            self.message_ids.add(parsed.message_id)
+
+    def add(self, request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:
+        try:
+            activity, email = _rows(request, parsed, plan, activity_id)
+            rows = store.NewEmail(activity, email, plan.parties, [_attachment(part) for part in parsed.attachments],
+                                  {"mailbox": request.mailbox, "external_id": request.external_id,
+                                   "arrival": request.arrival})
+        except _REFUSED as e:
+            raise _Reject("parse_error", f"the store refused the message: {type(e).__name__}") from None
+        self.pending.append(_Pending(self.index, request, parsed, plan, rows))
+        self.pending_bytes += len(request.raw)
+        self.tracked(parsed)
+
+    def flush(self) -> None:
+        """Write the pending rows in one savepoint; when the store refuses any of them (or another daemon
+        tracked one meanwhile), track each on its own instead, as track_txn would."""
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        if not pending:
+            return
+        _ensure_transaction(self.session)
+        try:
+            with self.session.begin_nested():
+                store.insert_emails_txn(self.session, [p.rows for p in pending])
+        except (sa_exc.IntegrityError, *_REFUSED):
+            for p in pending:
+                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed)[0]
+            return
+        for p in pending:
+            _log_tracked(p.request, p.parsed, p.plan, p.rows.activity["id"])
+
+
+def track_many_txn(session: Session, requests: Iterable[TrackRequest], config: TrackingConfig) -> list[TrackResult]:
+    """``track_txn`` for each request in order, in the caller's transaction, with the results and rows it
+    would give one after the other, for less: one query for the batch's duplicates, one address
+    resolution, one correlation query, and the tracked messages' rows written with one INSERT per table."""
+    requests = list(requests)
+    parsed: list[ParsedMessage | None] = []
+    for request in requests:
+        p = None
+        if len(request.raw) <= min(BATCH_MESSAGE_BYTES, config.max_message_bytes):
+            try:
+                p = parse_message(request.raw)
+            except Exception:  # tracked on its own below, which records why not
+                p = None
+        parsed.append(p)
+    batch = _Batch(session, config, [(r, p) for r, p in zip(requests, parsed) if p is not None])
+    for index, (request, p) in enumerate(zip(requests, parsed)):
+        batch.index = index
+        if p is None or batch.depends_on_batch(p):
+            batch.flush()
+            result, p = _guarded(session, request, config, p)
+            if result.outcome == "tracked" and p is not None:
+                batch.tracked(p)
+        else:
+            result = _guarded(session, request, config, p, batch)[0]
+        batch.results.append(result)
+        if batch.pending_bytes >= BATCH_PENDING_BYTES:
+            batch.flush()
+    batch.flush()
+    return batch.results
