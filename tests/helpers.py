@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import uuid
 import threading
 import time
@@ -46,6 +47,16 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0, pro
         return port_answers(port, host)
 
     wait_until(check, timeout, f"{host}:{port} to accept connections")
+
+
+def stop_process(proc: Any, timeout: float = 20.0) -> None:
+    """Stop a server the test started, by its pid: SIGTERM, then SIGKILL if it has not exited in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def success_result_of(d: defer.Deferred) -> Any:
