@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-from abook.cli.common import config_of, open_store
+from abook.cli.common import config_of, in_store
 from abook.errors import NotFound
 from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
 from abook.routing.state import enable_mailbox_txn
 from abook.routing.status import router_status_txn
 from abook.store.models import EmailStatus
 
-T = TypeVar("T")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -37,16 +36,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         a.set_defaults(func=outgoing_resolve, action=action)
 
 
-def _in_store(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
-    """Run one ``_txn`` function against the configured store, from the command line."""
-    store = open_store(config_of(args))
-    try:
-        with store.transaction() as session:
-            return fn(session, *fn_args)
-    finally:
-        store.dispose()
-
-
 def _when(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
@@ -60,7 +49,7 @@ def status(args: argparse.Namespace) -> int:
     config = config_of(args)
     configured = tuple((m.name, "forward" if m.role == "forward" else m.type, m.owner or "-")
                        for m in config.mailboxes)
-    st = _in_store(args, router_status_txn, configured)
+    st = in_store(config_of(args), router_status_txn, configured)
     rows = [["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST POLL", "LAST SUCCESS", "TRACKED", "LAST ERROR"]]
     for m in st.mailboxes:
         enabled = "yes" if m.enabled else f"NO ({m.failures} failures)"
@@ -75,20 +64,20 @@ def status(args: argparse.Namespace) -> int:
 
 
 def mailbox_enable(args: argparse.Namespace) -> int:
-    if not _in_store(args, enable_mailbox_txn, args.name):
+    if not in_store(config_of(args), enable_mailbox_txn, args.name):
         raise NotFound(f"no mailbox named {args.name!r} has been polled")
     print(f"mailbox {args.name} enabled; the router polls it at its next interval")
     return 0
 
 
 def outgoing_stuck(args: argparse.Namespace) -> int:
-    for e in _in_store(args, emails_in_txn, EmailStatus.sending):
+    for e in in_store(config_of(args), emails_in_txn, EmailStatus.sending):
         print(f"{e.activity_id}  attempts={e.attempts}  {e.subject or ''}")
     return 0
 
 
 def outgoing_resolve(args: argparse.Namespace) -> int:
-    if not _in_store(args, resolve_stuck_txn, args.activity_id, args.action):
+    if not in_store(config_of(args), resolve_stuck_txn, args.activity_id, args.action):
         raise NotFound(f"no email {args.activity_id} in sending")
     print(f"email {args.activity_id}: " + ("back to pending send" if args.action == "retry" else "failed"))
     return 0

@@ -7,17 +7,15 @@ import argparse
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-from abook.cli.common import config_of, open_store
-from abook.config import AbookConfig
+from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
 from abook.store import tracking as store_tracking
 from abook.store import tracking_views
 from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
 
-T = TypeVar("T")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,16 +44,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = email_sub.add_parser("show", parents=[common], help="parties, regarding, correlation and mailboxes")
     p.add_argument("id", help="the email activity id")
     p.set_defaults(func=email_show)
-
-
-def _in_store(config: AbookConfig, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn(session, ...)`` in one transaction on the configured store, then close it."""
-    store = open_store(config)
-    try:
-        with store.transaction() as session:
-            return fn(session, *args, **kwargs)
-    finally:
-        store.dispose()
 
 
 def _user_id(session: Any, name: str) -> str:
@@ -91,7 +79,7 @@ def track(args: argparse.Namespace) -> int:
                                arrival="manual", direction=args.direction)
         return request, track_txn(session, request, config.tracking)
 
-    request, result = _in_store(config, track_manually_txn)
+    request, result = in_store(config, track_manually_txn)
     if result.outcome == "tracked":
         print(f"tracked as email {result.activity_id}")
         return 0
@@ -125,7 +113,7 @@ def _when(value: datetime | None) -> str:
 
 def untracked(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    rows = _in_store(config_of(args), tracking_views.untracked_txn, since=since, reason=args.reason,
+    rows = in_store(config_of(args), tracking_views.untracked_txn, since=since, reason=args.reason,
                      limit=args.limit)
     if not rows:
         print("no untracked messages")
@@ -139,7 +127,7 @@ def untracked(args: argparse.Namespace) -> int:
 
 
 def unresolved(args: argparse.Namespace) -> int:
-    rows = _in_store(config_of(args), lambda session: tracking_views.unresolved_txn(
+    rows = in_store(config_of(args), lambda session: tracking_views.unresolved_txn(
         session, _user_id(session, args.user), limit=args.limit))
     if not rows:
         print(f"no received email with an unresolved sender for {args.user}")
@@ -151,7 +139,7 @@ def unresolved(args: argparse.Namespace) -> int:
 
 
 def email_show(args: argparse.Namespace) -> int:
-    detail = _in_store(config_of(args), tracking_views.email_detail_txn, args.id)
+    detail = in_store(config_of(args), tracking_views.email_detail_txn, args.id)
     if detail is None:
         raise NotFound(f"no email activity {args.id}")
     print(f"email {detail.activity_id}")

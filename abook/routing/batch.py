@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from abook.config.model import TrackingConfig
 from abook.routing import forward
-from abook.routing.tracking_seam import track_txn
+from abook.tracking.api import track_txn
 from abook.store.models import MailArrival, MailboxState, UntrackedMessage
 from abook.tracking.api import Owner, TrackRequest
 

@@ -29,7 +29,8 @@ from abook.config.routing import RouterConfig, SmtpConfig
 from abook.mailbox.errors import MailboxError
 from abook.mailbox.smtp import Envelope, SmtpPermanent, send_blocking
 from abook.routing.poller import crash_point, settled
-from abook.routing.tracking_seam import message_key, token_for_email_txn
+from abook.tracking.api import token_for_email_txn
+from abook.tracking.parse import parse_message
 from abook.store import Store
 from abook.store.models import (
     EMAIL_FIELDS, ENTITY_MODELS, Activity, ActivityParty, Email, EmailStatus, ParticipationType, Queue, SystemUser,
@@ -152,7 +153,7 @@ def claim_txn(session: Session, now: datetime, limit: int, tracking: TrackingCon
             token = token_for_email_txn(session, activity_id, tracking)
             raw, message_id = _build(activity, email, sender, rcpt, token, now)
             email.raw, email.message_id, email.tracking_token, email.sender = raw, message_id, token, sender[1]
-            email.message_key = message_key(raw)
+            email.message_key = parse_message(raw).message_key
         if not rcpts:
             _fail(activity, email, "no recipient with an email address")
             continue

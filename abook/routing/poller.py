@@ -33,7 +33,7 @@ from abook.routing import health, state
 from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
 )
-from abook.routing.tracking_seam import mark_sighting_txn
+from abook.tracking.api import mark_sighting_txn
 from abook.store import Store
 from abook.threads import IBlockingRunner
 from abook.tracking.api import Owner

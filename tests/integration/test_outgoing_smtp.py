@@ -104,7 +104,7 @@ def test_starttls_auth_sends_exact_bytes_with_token_and_message_id(store, org, s
     ).encode()
     assert email.message_id.endswith("@example.com")
     # a copy of the sent mail read later from a mailbox is recognised as this email, not a new one
-    from abook.routing.tracking_seam import track_txn
+    from abook.tracking.api import track_txn
     from abook.tracking.api import Owner, TrackRequest
 
     with store.transaction() as s:

@@ -36,7 +36,6 @@ from abook.store.models import (
     SystemUser,
 )
 from abook.store.records import Principal
-from tests.helpers import new_store
 from abook.store.security import (
     listed,
     load_principal_txn,
@@ -45,6 +44,7 @@ from abook.store.security import (
     principal_for_name_txn,
     readable,
 )
+from tests.helpers import new_store
 
 BUS = {"org": None, "sales": "org", "east": "sales", "west": "sales", "support": "org", "t1": "support"}
 USERS = {  # name -> (business unit, roles, active, has email)
