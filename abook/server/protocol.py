@@ -101,6 +101,12 @@ class AbookLDAPServer(LDAPServer):
         self.tls = self.factory.tls_listener
         self.framer = Framer(self.factory.frame_limits, self._max_size)
         self.transport.registerProducer(self, True)
+        # Nagle's algorithm would hold a small SearchResultDone back until the client ACKs the entries
+        # before it, and clients delay that ACK (40 ms on Linux): a paged download of 184 pages took 10 s
+        # instead of 3. Every response is written whole, so there is nothing for Nagle to coalesce.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         self._idle = self.factory.clock.callLater(self._limits.idle_timeout, self._idle_timeout)
         self.factory.connection_made(self)
 
