@@ -464,8 +464,11 @@ class AbookLDAPServer(LDAPServer):
     def _send_entry(self, msg_id: int, entry: Entry, cached: bool = True) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
             return None
-        encoder = self.factory.encoder
-        self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
+        if entry.ber is not None:  # encoded by the directory on its worker thread
+            self.write_message(msg_id, entry.ber)
+        else:
+            encoder = self.factory.encoder
+            self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
         if self._paused:
             d: defer.Deferred = defer.Deferred()
             self._drained.append(d)
