@@ -231,10 +231,10 @@ class RowEncoder:
         self.view, self.plan, self.dn_tail, self.types_only = view, plan, dn_tail, types_only
         self.fast = not types_only and not plan.operational
         self.head = ber.attribute(ber.octets("objectClass"), _RECORD_CLASSES_B) if plan.object_class else b""
-        self.mapped = tuple((i, ber.SingleValued(a)) for a, i in plan.mapped)
+        self.mapped = tuple((i, _single_valued(a)) for a, i in plan.mapped)
         entity = view.entity.encode()
         self.identity = tuple((None, ber.attribute(ber.octets(a), (entity,))) if a == "crmEntity"
-                              else (ber.SingleValued(a), b"") for a in plan.identity)
+                              else (_single_valued(a), b"") for a in plan.identity)
         self._names: dict[str, bytes] = {}
 
     def __call__(self, row: Sequence[Any]) -> bytes:
@@ -268,6 +268,18 @@ class RowEncoder:
                 enc = names[name] = ber.octets(name)
             parts.append(ber.attribute(enc, values))
         return ber.entry_op(entry.dn, b"".join(parts))
+
+
+@lru_cache(maxsize=None)
+def _single_valued(name: str) -> ber.SingleValued:
+    """One encoder per attribute name (a fixed schema): its header table is about 10 kB."""
+    return ber.SingleValued(name)
+
+
+@lru_cache(maxsize=1024)
+def row_encoder(entity: str, plan: "_Plan", dn_tail: str, types_only: bool) -> RowEncoder:
+    """The RowEncoder of a kind of entry, shared by every search that returns it."""
+    return RowEncoder(view(entity), plan, dn_tail, types_only)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from zope.interface import implementer
 
 from abook.directory import filters
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
-from abook.directory.entries import EntityView, RowEncoder, Selection, canonical, container_entry, selection, view
+from abook.directory.entries import EntityView, Selection, canonical, container_entry, row_encoder, selection, view
 from abook.directory.tree import BOOKS, BadDN, Tree
 from abook.store import Store, search_index, security
 from abook.store.directory import Interrupt, Position, RecordQuery, walk_txn
@@ -195,7 +195,7 @@ class _Converter:
         self.plan = view.plan(sel)
         self.width = len(view.columns)
         self.nkeys = nkeys
-        self.encoder = RowEncoder(view, self.plan, dn_tail, types_only) if encode else None
+        self.encoder = row_encoder(view.entity, self.plan, dn_tail, types_only) if encode else None
 
     def __call__(self, row: Sequence[Any]) -> tuple[Entry, tuple]:
         cursor = tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
