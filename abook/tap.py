@@ -16,7 +16,7 @@ from twisted.python import usage
 from abook.config import AbookConfig, load_config
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
-from abook.threads import ThreadPoolRunner, ThreadPoolService
+from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu
 
 
 class Options(usage.Options):
@@ -41,6 +41,11 @@ class AbookService(MultiService):
         self._reactor = reactor
 
     def startService(self) -> None:
+        if self.config.process.cpu_affinity == "one":
+            # before the thread pools start, so they inherit it (config/abook.example.toml says why)
+            cpu = pin_to_one_cpu(0)
+            if cpu is not None:
+                self.log.info("running on CPU {cpu}", cpu=cpu)
         super().startService()
         # Logged once the reactor runs (and so handles SIGTERM): the line to wait for.
         self._reactor.callWhenRunning(

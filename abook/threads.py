@@ -7,6 +7,7 @@ shared one, which also serves name resolution); ``SyncRunner`` runs them inline 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, TypeVar
 
 from twisted.application.service import Service
@@ -55,3 +56,26 @@ class ThreadPoolService(Service):
         super().stopService()
         self.pool.stop()
         return None
+
+
+def pin_to_one_cpu(index: int = 0) -> int | None:
+    """Run every thread of this process, and those it starts later, on one of the CPUs it may use.
+
+    ``index`` picks the CPU, round robin over the allowed ones (the parent daemon 0, LDAP worker
+    process i on the i-th), so processes that each hold one interpreter lock get a CPU each. Returns the
+    CPU, or None where the platform has no affinity calls.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[index % len(cpus)]
+    try:
+        tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tasks = [0]
+    for tid in tasks:
+        try:
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return cpu

@@ -110,11 +110,18 @@ class LoggingConfig(Section):
     file: str = "-"
 
 
+class ProcessConfig(Section):
+    #: "one": every thread of the daemon runs on one CPU (each LDAP worker process on its own);
+    #: "all": threads may run on any CPU the process may use.
+    cpu_affinity: Literal["one", "all"] = "one"
+
+
 class AbookConfig(Section):
     store: StoreConfig = StoreConfig()
     ldap: LdapConfig = LdapConfig()
     tracking: TrackingConfig = TrackingConfig()
     logging: LoggingConfig = LoggingConfig()
+    process: ProcessConfig = ProcessConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
     smtp: Optional[SmtpConfig] = None

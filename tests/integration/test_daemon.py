@@ -72,3 +72,32 @@ def test_check_config_cli(tmp_path: Path) -> None:
     r = subprocess.run([str(VENV_BIN / "abook"), "check-config", str(tmp_path / "missing.toml")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "missing.toml: cannot read the config file" in r.stderr
+
+
+def _cpus_of_threads(pid: int) -> set[str]:
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        out.add(next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                     if line.startswith("Cpus_allowed_list")))
+    return out
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to tell one from all")
+@pytest.mark.parametrize("affinity", ["one", "all"])
+def test_daemon_threads_run_on_one_cpu_unless_told_otherwise(tmp_path: Path, affinity: str) -> None:
+    cfg = _config(tmp_path)
+    if affinity == "all":
+        cfg.write_text(cfg.read_text() + '[process]\ncpu_affinity = "all"\n')
+    proc = _run_until_started([str(VENV_BIN / "abook"), "serve", "-c", str(cfg)], tmp_path)
+    try:
+        threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+        cpus = _cpus_of_threads(proc.pid)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert threads > 1  # the db pool's threads have started: they are covered too
+    if affinity == "one":
+        assert len(cpus) == 1 and cpus.pop().isdigit()
+    else:
+        assert len(cpus) == 1 and not cpus.pop().isdigit()  # e.g. "0-1": every CPU this test may use
