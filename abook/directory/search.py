@@ -40,7 +40,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ldaptor import ldapfilter
 from ldaptor.protocols.ldap import ldaperrors
@@ -69,8 +69,12 @@ _COOKIE_VERSION = b"1"
 _PREPARED_REQUESTS = 2048  # about 7 kB each (six RecordQuery values, seven containers)
 
 
-@dataclass(frozen=True)
-class _Segment:
+_UNSET: Any = object()
+
+
+class _Segment(NamedTuple):
+    """A part of the tree a search walks (a tuple: it is a cache key, hashed on every search)."""
+
     kind: str  # "root", "ou" or "records"
     book: str | None = None
     record_id: str | None = None  # records: only this record (a base DN naming an entry)
@@ -97,18 +101,25 @@ class StoreDirectory:
 
     def prepared(self, request: tuple | None, key: tuple, build: Callable[[], Any]) -> Any:
         """``build()``, cached under ``(request, key)`` (request None: not cacheable). Values are immutable."""
-        if request is None:
-            return build()
-        per = self._prepared.get(request)
+        per = self.per_request(request)
         if per is None:
-            if len(self._prepared) >= _PREPARED_REQUESTS:
-                self._prepared.clear()
-            per = self._prepared[request] = {}
+            return build()
         try:
             return per[key]
         except KeyError:
             value = per[key] = build()
             return value
+
+    def per_request(self, request: tuple | None) -> dict[tuple, Any] | None:
+        """The prepared segments of one request (None: the request is not cacheable)."""
+        if request is None:
+            return None
+        per = self._prepared.get(request)
+        if per is None:
+            if len(self._prepared) >= _PREPARED_REQUESTS:
+                self._prepared.clear()
+            per = self._prepared[request] = {}
+        return per
 
     def search(self, spec: SearchSpec, send_entry: Callable[[Entry], Any]) -> defer.Deferred:
         return _Search(self, spec, send_entry).start()
@@ -257,6 +268,7 @@ class _Search:
         self.cap, self.cap_reason = self._cap()
         self._wire = spec.filter_wire if spec.filter_wire is not None else _wire(spec.filter)
         self._pkey: tuple | None = None
+        self._per: Any = _UNSET  # this request's prepared segments (StoreDirectory.per_request)
         self._outer: defer.Deferred | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
@@ -380,7 +392,7 @@ class _Search:
             return _Lazy(self._query, seg, ordered)
         if self.spec.principal is None and not self._open_to_anonymous(seg):
             return None
-        return self.d.prepared(self._request_key(), (seg,), lambda: self._container(seg))
+        return self._prepared((seg,), lambda: self._container(seg))
 
     def _container(self, seg: _Segment) -> Entry | None:
         if seg.kind == "root":
@@ -406,8 +418,22 @@ class _Search:
     # -- records ----------------------------------------------------------------------------------------
 
     def _query(self, seg: _Segment, ordered: bool, with_filter: bool = True) -> RecordQuery | None:
-        return self.d.prepared(self._request_key(), (seg, ordered, with_filter),
+        return self._prepared((seg, ordered, with_filter),
                                lambda: self._build_query(seg, ordered, with_filter))
+
+    def _prepared(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()`` cached for this request: the request's cache is looked up once per search (its key
+        hashes the principal's whole read scope), then each segment by its own small key."""
+        if self._per is _UNSET:
+            self._per = self.d.per_request(self._request_key())
+        per = self._per
+        if per is None:
+            return build()
+        try:
+            return per[key]
+        except KeyError:
+            value = per[key] = build()
+            return value
 
     def _request_key(self) -> tuple | None:
         """What a prepared segment depends on besides the segment (None: the filter has no wire form)."""
@@ -478,6 +504,7 @@ class _Search:
     def _check_sort(self, segments: list[_Segment]) -> None:
         if self.spec.sort is None:
             return
+        self._per = _UNSET  # the request key includes sort_result, which this decides
         for key in self.spec.sort:
             if canonical(key.attribute) is None:
                 self.sort_result = NO_SUCH_ATTRIBUTE
