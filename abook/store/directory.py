@@ -4,8 +4,8 @@ The SQL comes ready-made from ``abook/directory`` (columns, filter and visibilit
 parameters); this module adds the keyset and LIMIT, runs it on the raw DB-API cursor of the session's
 connection (the cheapest path: a search is a few hundred microseconds) and converts the rows in the
 worker, so only frozen values reach the reactor thread.
-``Interrupt`` lets the reactor thread stop a running statement: SQLite's progress handler aborts it at
-the next check, PostgreSQL gets a cancel request (and a ``statement_timeout`` when a time limit is set).
+``Interrupt`` lets the reactor thread stop a running statement: SQLite's ``interrupt()`` aborts it (its
+progress handler enforces a time limit's deadline), PostgreSQL gets a cancel request (and a ``statement_timeout`` when a time limit is set).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from sqlalchemy.orm import Session
 
-#: SQLite virtual-machine instructions between two looks at the cancel flag
-_PROGRESS_STEPS = 20000
+#: SQLite virtual-machine instructions between two looks at the deadline (a few milliseconds of work).
+#: Each look is a call into Python that must take the interpreter lock from whichever thread holds it,
+#: so it is kept rare; cancelling does not wait for it (``Interrupt.cancel`` interrupts the connection).
+_PROGRESS_STEPS = 1_000_000
 
 
 class Interrupt:
@@ -52,7 +54,9 @@ class Interrupt:
         self.cancelled = True
         with self._lock:
             conn = self._conn
-        if conn is not None and hasattr(conn, "cancel"):  # psycopg: a cancel request to the server
+        if conn is not None and hasattr(conn, "interrupt"):  # sqlite3: thread-safe, stops the statement
+            conn.interrupt()
+        elif conn is not None and hasattr(conn, "cancel"):  # psycopg: a cancel request to the server
             threading.Thread(target=self._cancel_until_detached, args=(conn,), name="abook-db-cancel",
                              daemon=True).start()
 
