@@ -28,7 +28,7 @@ def test_example_documents_every_option() -> None:
     def walk(model: type, prefix: str) -> list[str]:
         keys = []
         for name, field in model.model_fields.items():
-            if name == "config_dir":
+            if name in ("config_dir", "config_file"):
                 continue
             ann = field.annotation
             sub = getattr(ann, "model_fields", None)
