@@ -123,16 +123,31 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 1000)
 
 
-def run(root: IService, reactor: Any) -> None:
-    """Start ``root`` with the reactor, stop it on shutdown (SIGTERM, SIGINT), run until then."""
+def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
+    """Start ``root`` with the reactor, stop it on shutdown (SIGTERM, SIGINT), run until then. With
+    ``fatal_start``, a service that fails to start stops the reactor; False is returned then."""
+    failed: list[bool] = []
+
+    def start() -> None:
+        try:
+            root.startService()
+        except Exception:
+            if not fatal_start:
+                raise
+            Logger().failure("could not start; stopping")
+            failed.append(True)
+            reactor.stop()
+
     root.privilegedStartService()
-    reactor.callWhenRunning(root.startService)
+    reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run(installSignalHandlers=True)
+    return not failed
 
 
-def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> None:
-    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py)."""
+def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
+    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
+    Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
     from twisted.internet import reactor
 
     from abook.server.workers import begin_worker_logging, watch_parent
@@ -141,7 +156,7 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> None:
     tune_gc()
     root = build_worker_service(config, inherited, reactor, index)
     watch_parent(reactor, 0)
-    run(root, reactor)
+    return 0 if run(root, reactor, fatal_start=True) else 1
 
 
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:

@@ -66,8 +66,7 @@ def ldap_worker(args: argparse.Namespace) -> int:
     from abook.tap import run_worker
 
     inherited = [InheritedListener.decode(text) for text in args.listener]
-    run_worker(config_of(args), inherited, args.index)
-    return 0
+    return run_worker(config_of(args), inherited, args.index)
 
 
 
