@@ -51,9 +51,10 @@ def _message(err: dict[str, Any]) -> str:
     return f"{msg}, got {got!r}"
 
 
-def parse_config(data: dict[str, Any], file: str = "<config>", config_dir: str = ".") -> AbookConfig:
+def parse_config(data: dict[str, Any], file: str = "<config>", config_dir: str = ".",
+                 config_file: str = "") -> AbookConfig:
     try:
-        return AbookConfig.model_validate({**data, "config_dir": config_dir})
+        return AbookConfig.model_validate({**data, "config_dir": config_dir, "config_file": config_file})
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -72,4 +73,4 @@ def load_config(path: str | Path) -> AbookConfig:
         raise ConfigError("expected UTF-8 text", file=str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", file=str(p)) from None
-    return parse_config(data, file=p.name, config_dir=str(p.resolve().parent))
+    return parse_config(data, file=p.name, config_dir=str(p.resolve().parent), config_file=str(p.resolve()))

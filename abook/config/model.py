@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
@@ -81,6 +81,8 @@ class LdapConfig(Section):
     bind_cache_seconds: float = Field(default=60.0, ge=0)
     #: Threads verifying passwords (argon2) and running upstream binds.
     auth_threads: int = Field(default=2, ge=1, le=64)
+    #: LDAP processes sharing the listening sockets (1: the daemon alone). See server/workers.py.
+    workers: int = Field(default=1, ge=1, le=64)
     limits: LdapLimits = LdapLimits()
 
     @field_validator("suffix")
@@ -89,6 +91,15 @@ class LdapConfig(Section):
         if "=" not in v:
             raise ValueError(f"expected a DN such as \"o=crm\", got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _workers_tls(self) -> "LdapConfig":
+        # Worker processes build their TLS context from tls_certificate and tls_key; an ssl: endpoint
+        # carrying its own privateKey= would serve a different certificate there.
+        if self.workers > 1 and any("privateKey=" in e for e in self.listen_tls):
+            raise ValueError("with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
+                             "not as privateKey= in listen_tls")
+        return self
 
 
 class TrackingConfig(Section):
@@ -128,6 +139,8 @@ class AbookConfig(Section):
     import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
+    #: The config file itself, absolute (set by the loader; LDAP worker processes read it again).
+    config_file: str = ""
 
     @property
     def store_url(self) -> str:

@@ -148,19 +148,34 @@ def _with_tls_files(endpoint: str, config: LdapConfig, config_dir: str) -> str:
     return f"{endpoint}:privateKey={esc(config.tls_key)}:certKey={esc(config.tls_certificate)}"
 
 
+def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
+                   config_dir: str = ".") -> tuple[Any, LDAPServerFactory, LDAPServerFactory]:
+    """The TLS context (or None) and the factories of plain (StartTLS) and LDAPS connections."""
+    context = tls_context(config, config_dir)
+    plain = LDAPServerFactory(config, directory, authenticator, reactor, context)
+    secure = LDAPServerFactory(config, directory, authenticator, reactor, context, tls_listener=True)
+    return context, plain, secure
+
+
 def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
                   config_dir: str = ".") -> list[IService]:
     """One listening service per configured endpoint."""
-    context = tls_context(config, config_dir)
-    plain = LDAPServerFactory(config, directory, authenticator, reactor, context)
+    _, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
     services: list[IService] = []
     for endpoint in config.listen:
         services.append(strports.service(endpoint, plain, reactor=reactor))
-    if config.listen_tls:
-        secure = LDAPServerFactory(config, directory, authenticator, reactor, context, tls_listener=True)
-        for endpoint in config.listen_tls:
-            services.append(strports.service(_with_tls_files(endpoint, config, config_dir), secure, reactor=reactor))
+    for endpoint in config.listen_tls:
+        services.append(strports.service(_with_tls_files(endpoint, config, config_dir), secure, reactor=reactor))
     return services
+
+
+def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
+                     inherited: list[Any], config_dir: str = ".") -> list[IService]:
+    """An LDAP worker's listeners: one per listening socket inherited from the daemon."""
+    from abook.server.workers import AdoptedListener
+
+    context, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
+    return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]
 
 
 @implementer(IDirectory)
@@ -182,12 +197,23 @@ def store_directory(config: AbookConfig, store: Any) -> IDirectory:
     return StoreDirectory(store, Tree(config.ldap.suffix), encode=True)
 
 
-def ldap_components(config: AbookConfig, store: Any, reactor: Any) -> list[IService]:
-    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last) and the listeners."""
+def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: list[Any] | None = None
+                    ) -> list[IService]:
+    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last), the listeners and,
+    with ``ldap.workers`` > 1, the worker processes sharing them. ``inherited`` (in a worker process): the
+    daemon's listening sockets to serve instead of listening on the configured endpoints."""
     from abook.directory.auth import Authenticator
     from abook.threads import ThreadPoolRunner, ThreadPoolService
 
     pool = ThreadPoolService("auth", 1, config.ldap.auth_threads)
     authenticator = Authenticator(store, ThreadPoolRunner(reactor, pool.pool), reactor, config.ldap)
     directory = store_directory(config, store)
-    return [pool, *ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir)]
+    if inherited is not None:
+        return [pool, *adopted_services(config.ldap, directory, authenticator, reactor, inherited, config.config_dir)]
+    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir)
+    if config.ldap.workers == 1:
+        return [pool, *listeners]
+    from abook.server.workers import WorkerPool
+
+    # Started after the listeners (their sockets are passed on) and stopped before them.
+    return [pool, *listeners, WorkerPool(config, listeners, reactor)]

@@ -28,7 +28,7 @@ def test_example_documents_every_option() -> None:
     def walk(model: type, prefix: str) -> list[str]:
         keys = []
         for name, field in model.model_fields.items():
-            if name == "config_dir":
+            if name in ("config_dir", "config_file"):
                 continue
             ann = field.annotation
             sub = getattr(ann, "model_fields", None)
@@ -58,6 +58,10 @@ def test_example_documents_every_option() -> None:
         ({"ldap": {"limits": {"idle_timeout": 0}}},
          "abook.toml: ldap.limits.idle_timeout: expected a number greater than 0, got 0"),
         ({"ldap": {"upstream": {}}}, "abook.toml: ldap.upstream.url: required key is missing"),
+        ({"ldap": {"workers": 0}}, "abook.toml: ldap.workers: expected a number greater than or equal to 1, got 0"),
+        ({"ldap": {"workers": 2, "listen_tls": ["ssl:636:privateKey=k.pem:certKey=c.pem"]}},
+         "abook.toml: ldap: with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
+         "not as privateKey= in listen_tls"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(data: dict, message: str) -> None:
