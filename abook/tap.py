@@ -33,6 +33,9 @@ class AbookService(MultiService):
     """The root service; it logs when the daemon is up and when it has stopped."""
 
     log = Logger()
+    #: which of the allowed CPUs this process runs on (process.cpu_affinity = "one"): the daemon the
+    #: first, LDAP worker i the i-th, so each interpreter lock gets a CPU of its own
+    cpu_index = 0
 
     def __init__(self, config: AbookConfig, store: Store, reactor: Any) -> None:
         super().__init__()
@@ -43,7 +46,7 @@ class AbookService(MultiService):
     def startService(self) -> None:
         if self.config.process.cpu_affinity == "one":
             # before the thread pools start, so they inherit it (config/abook.example.toml says why)
-            cpu = pin_to_one_cpu(0)
+            cpu = pin_to_one_cpu(self.cpu_index)
             if cpu is not None:
                 self.log.info("running on CPU {cpu}", cpu=cpu)
         super().startService()
@@ -78,6 +81,7 @@ class WorkerService(AbookService):
     def __init__(self, config: AbookConfig, store: Store, reactor: Any, index: int) -> None:
         super().__init__(config, store, reactor)
         self.index = index
+        self.cpu_index = index
 
     def log_started(self) -> None:
         from abook.server.workers import READY_KEY

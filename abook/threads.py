@@ -58,6 +58,9 @@ class ThreadPoolService(Service):
         return None
 
 
+_CPUS_VARIABLE = "ABOOK_CPUS"
+
+
 def pin_to_one_cpu(index: int = 0) -> int | None:
     """Run every thread of this process, and those it starts later, on one of the CPUs it may use.
 
@@ -67,7 +70,10 @@ def pin_to_one_cpu(index: int = 0) -> int | None:
     """
     if not hasattr(os, "sched_getaffinity"):
         return None
-    cpus = sorted(os.sched_getaffinity(0))
+    # the CPUs the daemon was given, before it pinned itself; its workers inherit the variable
+    given = os.environ.get(_CPUS_VARIABLE)
+    cpus = sorted(int(c) for c in given.split(",")) if given else sorted(os.sched_getaffinity(0))
+    os.environ[_CPUS_VARIABLE] = ",".join(map(str, cpus))
     cpu = cpus[index % len(cpus)]
     try:
         tasks = [int(t) for t in os.listdir("/proc/self/task")]

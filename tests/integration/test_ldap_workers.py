@@ -361,3 +361,23 @@ def test_one_worker_is_the_daemon_alone(tmp_path: Path, demo_store: Path, daemon
     r = ldapsearch(f"ldap://127.0.0.1:{d.port}")
     assert r.returncode == 0 and NANCY in r.stdout, r.stderr
     assert d.workers() == [] and "LDAP worker" not in d.log
+
+
+def _allowed_cpus(pid: int) -> set[str]:
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list"):
+                out.add(line.split(":", 1)[1].strip())
+    return out
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_daemon_and_its_worker_each_run_on_a_cpu_of_their_own(tmp_path: Path, demo_store: Path,
+                                                                   daemons: list[Daemon]) -> None:
+    d = _start(tmp_path, demo_store)
+    daemons.append(d)
+    (worker,) = d.workers()
+    parent_cpus, worker_cpus = _allowed_cpus(d.proc.pid), _allowed_cpus(worker)
+    assert len(parent_cpus) == 1 and len(worker_cpus) == 1, (parent_cpus, worker_cpus)
+    assert parent_cpus != worker_cpus and all(c.isdigit() for c in parent_cpus | worker_cpus)
