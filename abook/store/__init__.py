@@ -46,6 +46,19 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
+def ensure_transaction(session: Session) -> None:
+    """Begin the session's database transaction now if the driver has not yet.
+
+    pysqlite defers BEGIN until the first write, so a SAVEPOINT issued before any write would open (and its
+    RELEASE commit) a transaction of its own, cutting the caller's transaction in two."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
+
+
 class Store:
     def __init__(self, engine: Engine, runner: IBlockingRunner | None = None) -> None:
         self.engine = engine

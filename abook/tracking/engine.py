@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
+from abook.store import ensure_transaction
 from abook.store import tracking as store
 from abook.store.models import EmailStatus, new_id
 from abook.tracking.api import TrackRequest, TrackResult
@@ -136,7 +137,7 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
         return TrackResult("tracked", activity_id=activity_id)
 
     # 5. Store, in a savepoint: a refused message or a lost race undoes only its own rows.
-    _ensure_transaction(session)
+    ensure_transaction(session)
     try:
         with session.begin_nested():
             _store(session, request, parsed, plan, activity_id)
@@ -228,17 +229,6 @@ def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig)
     if key not in cached[1]:
         cached[1][key] = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
     return cached[1][key]
-
-
-def _ensure_transaction(session: Session) -> None:
-    """pysqlite defers BEGIN until the first write, so a SAVEPOINT issued before any write would open (and
-    its RELEASE commit) a transaction of its own, cutting the caller's transaction in two. Begin it now."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    dbapi = connection.connection.dbapi_connection
-    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
 
 
 def _sighting(session: Session, request: TrackRequest, email_id: str) -> TrackResult:
@@ -425,7 +415,7 @@ class _Batch(_Reads):
         pending, self.pending, self.pending_bytes = self.pending, [], 0
         if not pending:
             return
-        _ensure_transaction(self.session)
+        ensure_transaction(self.session)
         try:
             with self.session.begin_nested():
                 store.insert_emails_txn(self.session, [p.rows for p in pending])
