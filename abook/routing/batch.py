@@ -251,7 +251,7 @@ def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
 
 def _untracked(session: Session, spec: BatchSpec, external_id: str, owner: Owner | None, reason: str, detail: str,
                raw: bytes) -> None:
-    headers = forward.parse_headers(raw)
+    headers = forward.parse_head(raw)
     session.add(UntrackedMessage(
         mailbox=spec.mailbox, external_id=external_id, owner_type=owner.type if owner else None,
         owner_id=owner.id if owner else None, reason=reason, detail=detail,

@@ -74,13 +74,13 @@ def _parse_request(request: TrackRequest, config: TrackingConfig) -> ParsedMessa
 
 
 def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage | None = None,
-             batch: "_Batch | None" = None) -> tuple[TrackResult, ParsedMessage | None]:
+             batch: "_Batch | None" = None, reads: "_Reads | None" = None) -> tuple[TrackResult, ParsedMessage | None]:
     """track_txn's work: ``parsed`` when already parsed; with ``batch``, reads from the batch's prefetched
-    values and leaves a tracked message's rows pending in the batch."""
+    values and leaves a tracked message's rows pending in the batch; ``reads``: where else to read."""
     try:
         if parsed is None:
             parsed = _parse_request(request, config)
-        return _track(session, request, config, parsed, batch), parsed
+        return _track(session, request, config, parsed, batch, reads), parsed
     except _Reject as r:
         return _untracked(session, request, parsed, r.reason, r.detail), parsed
     except sa_exc.SQLAlchemyError:
@@ -127,8 +127,8 @@ class _Plan:
 
 
 def _track(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
-           batch: "_Batch | None" = None) -> TrackResult:
-    plan = _accept(session, request, config, parsed, batch or _DIRECT)
+           batch: "_Batch | None" = None, reads: "_Reads | None" = None) -> TrackResult:
+    plan = _accept(session, request, config, parsed, batch or reads or _DIRECT)
     if isinstance(plan, TrackResult):
         return plan
     activity_id = new_id()
@@ -179,6 +179,17 @@ class _Reads:
 
 
 _DIRECT = _Reads()
+
+
+class _Resolved(_Reads):
+    """One query per read, except the addresses: those come from a batch's one resolution (CRM records,
+    which tracking never writes, so it stays true after the batch's own rows are written)."""
+
+    def __init__(self, found: dict[str, list[tuple[str, str]]]) -> None:
+        self.found = found
+
+    def resolve(self, session: Session, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
+        return self.found
 
 
 def _accept(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
@@ -372,6 +383,8 @@ class _Batch(_Reads):
         self.found = store.resolve_addresses_txn(session, lookups)
         self.by_ids = store.emails_by_message_ids_txn(session, ids)
         self.by_token_rows = store.emails_by_tokens_txn(session, tokens)
+        #: for a message tracked on its own after the pending rows: its addresses are resolved already
+        self.resolved = _Resolved(self.found)
 
     def depends_on_batch(self, parsed: ParsedMessage) -> bool:
         return parsed.message_key in self.keys or any(
@@ -421,7 +434,8 @@ class _Batch(_Reads):
                 store.insert_emails_txn(self.session, [p.rows for p in pending])
         except (sa_exc.IntegrityError, *_REFUSED):
             for p in pending:
-                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed)[0]
+                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed,
+                                                 reads=self.resolved)[0]
             return
         for p in pending:
             _log_tracked(p.request, p.parsed, p.plan, p.rows.activity["id"])
@@ -446,7 +460,8 @@ def track_many_txn(session: Session, requests: Iterable[TrackRequest], config: T
         batch.index = index
         if p is None or batch.depends_on_batch(p):
             batch.flush()
-            result, p = _guarded(session, request, config, p)
+            # a message the batch could not parse was not in its address resolution
+            result, p = _guarded(session, request, config, p, reads=None if p is None else batch.resolved)
             if result.outcome == "tracked" and p is not None:
                 batch.tracked(p)
         else:
