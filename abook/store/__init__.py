@@ -39,6 +39,10 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Temporary b-trees (an IN (SELECT ...) list, a sort) in memory: on file-backed temp storage
+            # each one gets a pager of its own whose page cache is malloc'ed and freed per statement, and
+            # address resolution's 12 IN lists cost 0.45 ms instead of 0.04 (heap grown and trimmed each time)
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
             search_index.register_sqlite_functions(dbapi_conn)
 
