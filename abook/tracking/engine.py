@@ -10,7 +10,8 @@ mailbox cursor, rolls back and the message is read again.
 ``track_many_txn(session, requests, config)`` tracks a batch with the same outcomes and rows as
 ``track_txn`` one after the other, for less: one query each for the batch's duplicates, addresses,
 In-Reply-To/References and tokens, and the tracked messages' rows written with one INSERT per table in
-one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them).
+one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them, its
+addresses still taken from the batch's one resolution).
 
 Decisions where the SPEC is silent:
 
