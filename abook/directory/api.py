@@ -2,7 +2,7 @@
 
 The server (``abook/server``) parses requests, enforces limits and controls, and encodes responses; the
 directory turns a ``SearchSpec`` into one SQL query per batch (visibility applied in SQL, LIMIT in the
-database) and hands entries back. Nothing here knows about BER.
+database) and hands entries back, as values or (``Entry.ber``) already encoded on its worker thread.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class Entry:
     dn: str
     #: (attribute name as served, values) in output order; values empty when types_only
     attributes: tuple[tuple[str, tuple[bytes, ...]], ...]
+    #: the entry already encoded as a SearchResultEntry op (BER), by a directory asked to encode on its
+    #: worker thread (``StoreDirectory(encode=True)``, as the daemon runs it); ``attributes`` is then empty
+    ber: bytes | None = None
 
 
 @dataclass(frozen=True)

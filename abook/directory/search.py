@@ -53,7 +53,7 @@ from zope.interface import implementer
 
 from abook.directory import filters
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
-from abook.directory.entries import EntityView, Selection, canonical, container_entry, selection, view
+from abook.directory.entries import EntityView, RowEncoder, Selection, canonical, container_entry, selection, view
 from abook.directory.tree import BOOKS, BadDN, Tree
 from abook.store import Store, search_index, security
 from abook.store.directory import Interrupt, Position, RecordQuery, walk_txn
@@ -82,10 +82,13 @@ class StoreDirectory:
 
     log = Logger()
 
-    def __init__(self, store: Store, tree: Tree | None = None, batch_size: int = 500) -> None:
+    def __init__(self, store: Store, tree: Tree | None = None, batch_size: int = 500, encode: bool = False) -> None:
         self.store = store
         self.tree = tree or Tree()
         self.batch_size = batch_size
+        #: records come as ``Entry.ber``, encoded on the pool thread (the daemon's setting: the reactor
+        #: thread then only frames and writes them); False: as attribute values (tests, tools)
+        self.encode = encode
         self._root_attrs = _root_attributes(self.tree)
         #: prepared segments (container entries, RecordQuery values) of recent requests, by request (the
         #: filter's wire form, who asks, which attributes) and then by segment: a repeated request (the
@@ -184,17 +187,21 @@ class _Keyed:
 
 
 class _Converter:
-    """Row -> (Entry, keyset cursor), run on the pool thread."""
+    """Row -> (Entry, keyset cursor), run on the pool thread; ``encode``: the Entry carries only its BER."""
 
-    def __init__(self, view: EntityView, dn_tail: str, sel: Selection, types_only: bool, nkeys: int) -> None:
+    def __init__(self, view: EntityView, dn_tail: str, sel: Selection, types_only: bool, nkeys: int,
+                 encode: bool = False) -> None:
         self.view, self.dn_tail, self.types_only = view, dn_tail, types_only
         self.plan = view.plan(sel)
         self.width = len(view.columns)
         self.nkeys = nkeys
+        self.encoder = RowEncoder(view, self.plan, dn_tail, types_only) if encode else None
 
     def __call__(self, row: Sequence[Any]) -> tuple[Entry, tuple]:
-        entry = self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.plan, self.types_only)
-        return entry, tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
+        cursor = tuple(row[self.width:self.width + self.nkeys]) + (row[0],)
+        if self.encoder is not None:
+            return Entry("uid=" + row[0] + self.dn_tail, (), self.encoder(row)), cursor
+        return self.view.make_entry("uid=" + row[0] + self.dn_tail, row, self.plan, self.types_only), cursor
 
 
 class _Lazy:
@@ -441,7 +448,7 @@ class _Search:
         dn_tail = "," + self.d.tree.book_dn(book)  # type: ignore[arg-type]
         return RecordQuery(
             select=select_text, where=where_sql.text, params=where_sql.params, id_column=f"{v.table.name}.id",
-            convert=_Converter(v, dn_tail, self.sel, self.spec.types_only, len(keys)),
+            convert=_Converter(v, dn_tail, self.sel, self.spec.types_only, len(keys), self.d.encode),
             keys=tuple(k for k, _ in keys), reverse=tuple(r for _, r in keys), ordered=ordered,
             placeholder=compiler.ph,
         )

@@ -2,7 +2,8 @@
 
 ldaptor's pureber builds an object per element and encodes recursively (about 10x slower than this for
 an entry of 20 attributes). The output here is byte-identical to ldaptor's
-(``tests/unit/server/test_encode.py`` proves it), so either may be used for any message.
+(``tests/unit/server/test_encode.py`` proves it), so either may be used for any message. The primitives
+live in ``abook/ber.py``, which the directory uses to encode record entries on its worker thread.
 """
 
 from __future__ import annotations
@@ -10,25 +11,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any, Iterable, Sequence
 
-#: length octets for every short length, precomputed
-_SHORT = [bytes((n,)) for n in range(128)]
-#: tag + short length headers of the three element kinds an entry is made of
-_OCTETS = [b"\x04" + bytes((n,)) for n in range(128)]
-_SET = [b"\x31" + bytes((n,)) for n in range(128)]
-_SEQUENCE = [b"\x30" + bytes((n,)) for n in range(128)]
-
-
-def ber_length(n: int) -> bytes:
-    """Definite, minimal length octets (ldaptor's ``int2berlen``)."""
-    if n < 128:
-        return _SHORT[n]
-    if n < 0x100:
-        return b"\x81" + bytes((n,))
-    if n < 0x10000:
-        return b"\x82" + n.to_bytes(2, "big")
-    if n < 0x1000000:
-        return b"\x83" + n.to_bytes(3, "big")
-    return b"\x84" + n.to_bytes(4, "big")
+from abook.ber import attribute, ber_length, entry_op, octets
 
 
 def ber_int(n: int, tag: int = 0x02) -> bytes:
@@ -39,12 +22,6 @@ def ber_int(n: int, tag: int = 0x02) -> bytes:
 
 def tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag,)) + ber_length(len(content)) + content
-
-
-def octets(value: bytes | str, tag: int = 0x04) -> bytes:
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return bytes((tag,)) + ber_length(len(value)) + value
 
 
 def message(msg_id: int, op: bytes, controls: bytes = b"") -> bytes:
@@ -118,32 +95,11 @@ class EntryEncoder:
     def entry(self, dn: bytes | str, attributes: Sequence[tuple[str, Sequence[bytes | str]]]) -> bytes:
         names = self._names
         parts = []
-        append = parts.append
         for name, values in attributes:
             enc_name = names.get(name)
             if enc_name is None:
                 enc_name = octets(name)
                 if len(names) < self.MAX_NAMES:
                     names[name] = enc_name
-            if len(values) == 1:
-                v = values[0]
-                if v.__class__ is not bytes:
-                    v = _as_bytes(v)
-                n = len(v)
-                vset = (_OCTETS[n] if n < 128 else b"\x04" + ber_length(n)) + v
-            else:
-                vset = b"".join([(_OCTETS[len(v)] if len(v) < 128 else b"\x04" + ber_length(len(v))) + v
-                                 for v in map(_as_bytes, values)])
-            n = len(vset)
-            attr = enc_name + (_SET[n] if n < 128 else b"\x31" + ber_length(n)) + vset
-            n = len(attr)
-            append((_SEQUENCE[n] if n < 128 else b"\x30" + ber_length(n)) + attr)
-        attrs = b"".join(parts)
-        body = octets(dn) + b"\x30" + ber_length(len(attrs)) + attrs
-        return b"\x64" + ber_length(len(body)) + body
-
-
-def _as_bytes(v: bytes | str) -> bytes:
-    if v.__class__ is bytes:
-        return v  # type: ignore[return-value]
-    return v.encode("utf-8") if isinstance(v, str) else bytes(v)
+            parts.append(attribute(enc_name, values))
+        return entry_op(dn, b"".join(parts))

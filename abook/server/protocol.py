@@ -101,6 +101,12 @@ class AbookLDAPServer(LDAPServer):
         self.tls = self.factory.tls_listener
         self.framer = Framer(self.factory.frame_limits, self._max_size)
         self.transport.registerProducer(self, True)
+        # Nagle's algorithm would hold a small SearchResultDone back until the client ACKs the entries
+        # before it, and clients delay that ACK (40 ms on Linux): a paged download of 184 pages took 10 s
+        # instead of 3. Every response is written whole, so there is nothing for Nagle to coalesce.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         self._idle = self.factory.clock.callLater(self._limits.idle_timeout, self._idle_timeout)
         self.factory.connection_made(self)
 
@@ -458,8 +464,11 @@ class AbookLDAPServer(LDAPServer):
     def _send_entry(self, msg_id: int, entry: Entry, cached: bool = True) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
             return None
-        encoder = self.factory.encoder
-        self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
+        if entry.ber is not None:  # encoded by the directory on its worker thread
+            self.write_message(msg_id, entry.ber)
+        else:
+            encoder = self.factory.encoder
+            self.write_message(msg_id, encoder.encoded(entry) if cached else encoder.entry(entry.dn, entry.attributes))
         if self._paused:
             d: defer.Deferred = defer.Deferred()
             self._drained.append(d)

@@ -179,7 +179,7 @@ def store_directory(config: AbookConfig, store: Any) -> IDirectory:
         from abook.directory.search import StoreDirectory  # type: ignore[attr-defined]
     except ImportError:
         return UnavailableDirectory()
-    return StoreDirectory(store, Tree(config.ldap.suffix))
+    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True)
 
 
 def ldap_components(config: AbookConfig, store: Any, reactor: Any) -> list[IService]:
