@@ -3,6 +3,8 @@
     .venv/bin/python bench/track_bench.py                      # 1,000,000 addresses, 10,000 messages
     .venv/bin/python bench/track_bench.py --addresses 10000    # the same messages, a 100x smaller store
     .venv/bin/python bench/track_bench.py --batch 1            # one message per transaction only
+    .venv/bin/python bench/track_bench.py --router --engine-too --store-cache /tmp/trackcache
+                                   # the router's commit_batch_txn too; the populated store kept for next time
 
 The store gets contacts, leads and accounts (bulk Core executemany) holding ``--addresses`` addresses, 50
 users and 1,000 CRM emails with tracking tokens. Messages are generated deterministically (``--seed``):
@@ -12,8 +14,13 @@ names an earlier message. Generation is outside the timings. Each message runs `
 transaction (batch 1, as a router saving its cursor per message), then ``track_many_txn`` with 100
 messages per transaction (one address resolution query per batch).
 
-Printed: messages/s (wall clock and CPU time; and the best 1,000-message window), the time per message of address resolution alone (the UNION ALL query, one per batch), and the
-outcome counts. Address resolution cost independent of store size shows as equal resolution times for
+With ``--router`` each transaction is the router's ``commit_batch_txn`` for one mailbox (one owner per
+batch), as the daemon runs it. The freshly loaded store is written back to disk (``os.sync``) before
+timing, so the first checkpoints do not write back the whole load.
+
+Printed: messages/s (wall clock and CPU time; and the best 1,000-message window), the time per message
+of parsing, address resolution (the UNION ALL query, one per batch), the batched INSERTs and the commit,
+the outcome counts and the load average. Address resolution cost independent of store size shows as equal resolution times for
 ``--addresses 1000000`` and ``--addresses 10000``.
 """
 
@@ -22,6 +29,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
+import pickle
 import random
 import shutil
 import sys
@@ -29,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,9 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, func, insert, select  # noqa: E402
 
 from abook.config.model import TrackingConfig  # noqa: E402
+from abook.config.routing import RouterConfig  # noqa: E402
+from abook.routing import state as router_state  # noqa: E402
+from abook.routing.batch import BatchSpec, Fetched, commit_batch_txn  # noqa: E402
 from abook.store import Store, make_engine, schema  # noqa: E402
 from abook.store import tracking as store_tracking  # noqa: E402
 from abook.store.models import Account, Activity, BusinessUnit, Contact, Email, Lead, SystemUser  # noqa: E402
+from abook.tracking import engine as tracking_engine  # noqa: E402
 from abook.tracking.api import Owner, TrackRequest  # noqa: E402
 from abook.tracking.engine import token_for_email_txn, track_many_txn, track_txn  # noqa: E402
 
@@ -159,45 +173,91 @@ def generate(rng: random.Random, i: int, customers: list[str], users: list[str],
     return ("\r\n".join(headers) + "\r\n\r\n" + body).encode("utf-8")
 
 
+class Timed:
+    """Wraps module-level functions to add up their wall time (the wrapped function is the real one)."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._undo: list[tuple[object, str, object]] = []
+
+    def wrap(self, module: object, name: str, label: str) -> None:
+        original = getattr(module, name)
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - t
+                self.calls[label] += 1
+
+        setattr(module, name, timed)
+        self._undo.append((module, name, original))
+
+    def undo(self) -> None:
+        for module, name, original in reversed(self._undo):
+            setattr(module, name, original)
+        self._undo.clear()
+
+
 def run(store: Store, config: TrackingConfig, rng: random.Random, messages: int, batch: int, offset: int,
         customers: list[str], user_ids: list[str], user_addresses: list[str], sent: list[tuple[str, str]],
-        earlier: list[str]) -> dict[str, object]:
-    """Track ``messages`` generated messages, ``batch`` per transaction; only tracking is timed."""
+        earlier: list[str], router: bool = False) -> dict[str, object]:
+    """Track ``messages`` generated messages, ``batch`` per transaction; only tracking is timed.
+
+    ``router``: each transaction is the router's ``commit_batch_txn`` for one mailbox (loop damping, the
+    batch's cursor and lease saved with it), as the daemon runs it after fetching a batch."""
     outcomes: Counter[str] = Counter()
     total_bytes = 0
-    wall = cpu = resolve_time = 0.0
+    wall = cpu = commit_time = 0.0
     window: list[float] = []  # wall seconds of each run of WINDOW messages
     window_wall, window_count = 0.0, 0
-    resolve_calls = 0
-    original = store_tracking.resolve_addresses_txn
-
-    def timed_resolve(session, addresses):  # type: ignore[no-untyped-def]
-        nonlocal resolve_time, resolve_calls
-        t = time.perf_counter()
-        try:
-            return original(session, addresses)
-        finally:
-            resolve_time += time.perf_counter() - t
-            resolve_calls += 1
-
-    store_tracking.resolve_addresses_txn = timed_resolve  # wraps the real function to time it
+    timed = Timed()
+    timed.wrap(store_tracking, "resolve_addresses_txn", "resolve")  # the engine calls it through the module
+    timed.wrap(tracking_engine, "parse_message", "parse")
+    timed.wrap(store_tracking, "insert_emails_txn", "insert")
+    router_config = RouterConfig()
+    now = datetime.now(timezone.utc)
+    if router:
+        with store.transaction() as s:
+            for owner in user_ids:
+                router_state.ensure_state_txn(s, f"mb-{owner}", "imap", Owner("systemuser", owner))
+                router_state.claim_lease_txn(s, f"mb-{owner}", "bench", now, 3600)
     try:
         i = 0
+        n_batch = offset // max(batch, 1)
         while i < messages:
             chunk = []
+            owner = user_ids[n_batch % 50]  # one mailbox (one owner) per batch, as the router reads them
+            n_batch += 1
             for _ in range(min(batch, messages - i)):
                 raw = generate(rng, offset + i, customers, user_addresses, sent, earlier)
                 earlier.append(raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode())
-                chunk.append((raw, user_ids[i % 50]))
+                chunk.append(raw)
                 total_bytes += len(raw)
                 i += 1
             w0, c0 = time.perf_counter(), time.process_time()
-            requests = [TrackRequest(raw, f"mb-{owner}", Owner("systemuser", owner), "router") for raw, owner in chunk]
             with store.transaction() as s:
-                if batch == 1:
-                    outcomes[track_txn(s, requests[0], config).outcome] += 1
+                if router:
+                    spec = BatchSpec(mailbox=f"mb-{owner}", holder="bench", role="router",
+                                     owner=Owner("systemuser", owner), tracking=config,
+                                     lease_seconds=router_config.lease_seconds,
+                                     loop_max=router_config.loop_max_messages,
+                                     loop_window=timedelta(minutes=router_config.loop_window_minutes))
+                    items = tuple(Fetched(str(offset + i - len(chunk) + n), raw) for n, raw in enumerate(chunk))
+                    result = commit_batch_txn(s, spec, items, str(offset + i), now)
+                    outcomes.update(tracked=result.tracked, untracked=result.untracked)
+                    outcomes["sighting"] += len(chunk) - result.tracked - result.untracked
                 else:
-                    outcomes.update(r.outcome for r in track_many_txn(s, requests, config))
+                    requests = [TrackRequest(raw, f"mb-{owner}", Owner("systemuser", owner), "router")
+                                for raw in chunk]
+                    if batch == 1:
+                        outcomes[track_txn(s, requests[0], config).outcome] += 1
+                    else:
+                        outcomes.update(r.outcome for r in track_many_txn(s, requests, config))
+                c1 = time.perf_counter()
+            commit_time += time.perf_counter() - c1
             elapsed = time.perf_counter() - w0
             wall += elapsed
             cpu += time.process_time() - c0
@@ -207,19 +267,23 @@ def run(store: Store, config: TrackingConfig, rng: random.Random, messages: int,
                 window.append(window_count / window_wall)
                 window_wall, window_count = 0.0, 0
     finally:
-        store_tracking.resolve_addresses_txn = original
+        timed.undo()
     methods: Counter[str] = Counter()
     with store.transaction() as s:
         q = select(Email.correlation_method, func.count()).group_by(Email.correlation_method)
         for method, n in s.execute(q):
             methods[str(method)] += n
+    per_message = {f"{label}_ms_per_message": round(timed.seconds[label] / messages * 1000, 3)
+                   for label in ("parse", "resolve", "insert")}
     return {
-        "messages": messages, "batch": batch, "mean_kb": round(total_bytes / messages / 1024, 1),
+        "path": "router" if router else "engine", "messages": messages, "batch": batch,
+        "mean_kb": round(total_bytes / messages / 1024, 1),
         "messages_per_s": round(messages / wall, 1), "messages_per_cpu_s": round(messages / cpu, 1),
         "ms_per_message": round(wall / messages * 1000, 2),
         "best_window_per_s": round(max(window), 1) if window else None,
-        "resolve_ms_per_message": round(resolve_time / messages * 1000, 3), "resolve_queries": resolve_calls,
-        "outcomes": dict(outcomes), "correlation_so_far": dict(methods),
+        **per_message, "commit_ms_per_message": round(commit_time / messages * 1000, 3),
+        "resolve_queries": timed.calls["resolve"],
+        "outcomes": {k: v for k, v in outcomes.items() if v}, "correlation_so_far": dict(methods),
     }
 
 
@@ -233,35 +297,72 @@ def main() -> int:
     ap.add_argument("--dir", help="where the SQLite file goes (default: a fresh temporary directory)")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ap.add_argument("--cache-mb", type=int, default=0,
-                    help="SQLite page cache per connection in MB (default 0: the store's default, 2 MB)")
+                    help="SQLite page cache per connection in MB (default 0: the store's default)")
+    ap.add_argument("--router", action="store_true",
+                    help="drive the messages through the router's commit_batch_txn (one mailbox per batch)")
+    ap.add_argument("--engine-too", action="store_true", help="with --router: also run the engine path")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="do not write the freshly loaded store back to disk before timing (the old behaviour)")
+    ap.add_argument("--store-cache", metavar="DIR",
+                    help="keep the populated store in DIR and copy it for the next run with the same "
+                         "--addresses and --seed (populating 1,000,000 addresses takes minutes)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
     directory = Path(args.dir or tempfile.mkdtemp(prefix="abook-trackbench-"))
-    engine = make_engine(f"sqlite:///{directory / 'bench.sqlite3'}")
+    db = directory / "bench.sqlite3"
+    cached = Path(args.store_cache) / f"track-{args.addresses}-{args.seed}" if args.store_cache else None
+    if cached is not None and (cached / "state.pickle").exists():
+        shutil.copyfile(cached / "bench.sqlite3", db)
+        customers, user_ids, user_addresses, sent, rng_state = pickle.loads((cached / "state.pickle").read_bytes())
+        rng.setstate(rng_state)
+        print(f"copied the store of {args.addresses:,} addresses from {cached}", file=sys.stderr)
+    engine = make_engine(f"sqlite:///{db}")
     if args.cache_mb:
         @event.listens_for(engine, "connect")
         def _cache(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.execute(f"PRAGMA cache_size=-{args.cache_mb * 1024}")
 
     store = Store(engine)
-    schema.upgrade(store.engine)
     config = TrackingConfig()
-    customers, user_ids, user_addresses = populate(store, args.addresses, rng)
-    sent = crm_emails(store, user_ids, config)
+    if cached is None or not (cached / "state.pickle").exists():
+        schema.upgrade(store.engine)
+        customers, user_ids, user_addresses = populate(store, args.addresses, rng)
+        sent = crm_emails(store, user_ids, config)
+        if cached is not None:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            cached.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(db, cached / "bench.sqlite3")
+            (cached / "state.pickle").write_bytes(pickle.dumps((customers, user_ids, user_addresses, sent,
+                                                                rng.getstate())))
+    with engine.connect() as conn:
+        page_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        db_mb = os.path.getsize(db) / 2**20
+    if not args.no_sync:
+        # The store just written (populated or copied) is still dirty in the OS page cache: the first WAL
+        # checkpoint's fsync would write all of it back inside the timed commits (800 MB at 1,000,000
+        # addresses), measuring the load rather than the tracking. Write it back before timing.
+        started = time.perf_counter()
+        os.sync()
+        print(f"synced the store in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     earlier: list[str] = []
     offset = 0
-    for batch in (int(b) for b in args.batch.split(",")):
-        result = run(store, config, rng, args.messages, batch, offset, customers, user_ids, user_addresses, sent,
-                     earlier)
-        result["addresses"] = args.addresses
-        result["cache_mb"] = args.cache_mb or 2
-        offset += args.messages
-        if args.json:
-            print(json.dumps(result), flush=True)
-        else:
-            print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    paths = [False, True] if args.router and args.engine_too else [args.router]
+    for router in paths:
+        for batch in (int(b) for b in args.batch.split(",")):
+            result = run(store, config, rng, args.messages, batch, offset, customers, user_ids, user_addresses,
+                         sent, earlier, router=router)
+            result["addresses"] = args.addresses
+            result["page_cache"] = page_cache
+            result["store_mb"] = round(db_mb)
+            result["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            offset += args.messages
+            if args.json:
+                print(json.dumps(result), flush=True)
+            else:
+                print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     store.dispose()
     if not args.dir:
         shutil.rmtree(directory, ignore_errors=True)

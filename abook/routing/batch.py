@@ -8,19 +8,23 @@ the sightings still unmarked (``state.unmarked_sightings_txn``).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Iterator, Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
 from abook.routing import forward
-from abook.tracking.api import track_txn
+from abook.store import ensure_transaction
 from abook.store.models import MailArrival, MailboxState, UntrackedMessage
-from abook.tracking.api import Owner, TrackRequest
+from abook.tracking.api import Owner, TrackRequest, TrackResult, track_many_txn, track_txn
+
+_log = Logger(namespace="abook.routing.batch")
 
 
 class LeaseLost(Exception):
@@ -75,27 +79,54 @@ class BatchResult:
 
 def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ...], cursor: str,
                      now: datetime) -> BatchResult:
+    """Track the batch's messages and save ``cursor``, in the caller's transaction.
+
+    Three passes keep each message's outcome what tracking them one after the other gave: the router's own
+    decisions in message order (skip list, the forward mailbox's owner and unwrapping, loop damping), then
+    one ``track_many_txn`` for every message still to track (one address resolution for the batch), then
+    each mailbox item's action from its messages' results."""
     skip = dict(spec.skip)
-    actions: list[PostAction] = []
-    tracked = untracked = 0
+    planned: list[_Item] = []
     for item in items:
         if item.external_id in skip:
             _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id], item.raw)
-            untracked += 1
+            planned.append(_Item(item, untracked=1))
             continue
-        try:
+        with _culprit(item):
             if spec.role == "forward":
-                action, t, u = _forwarded(session, spec, item, now)
+                planned.append(_unwrapped(session, spec, item))
             else:
                 assert spec.owner is not None
-                action, t, u, _held = _routed(session, spec, spec.owner, item, item.raw, item.external_id, now)
-        except (SQLAlchemyError, LeaseLost):
-            raise  # the database's trouble (a race with another daemon, ...): the whole batch is retried
-        except Exception as e:  # a bug or a message the engine cannot digest: retried without it
-            raise MessageFailed(item.external_id, f"{type(e).__name__}: {e}") from e
-        tracked, untracked = tracked + t, untracked + u
-        if action is not None:
-            actions.append(action)
+                planned.append(_Item(item, [_Message(spec.owner, item.raw, item.external_id)]))
+    _damp_loops(session, spec, planned, now)
+    arrival = "forward" if spec.role == "forward" else "router"
+    queued = [(p.item, m) for p in planned for m in p.messages if not m.held]
+    results = iter(_track_isolated(session, spec, [
+        (item, TrackRequest(raw=m.raw, mailbox=spec.mailbox, owner=m.owner, arrival=arrival,
+                            external_id=m.external_id)) for item, m in queued]))
+    actions: list[PostAction] = []
+    tracked = untracked = 0
+    for p in planned:
+        activity_ids: list[str] = []
+        untracked += p.untracked
+        for m in p.messages:
+            if m.held:
+                untracked += 1
+                continue
+            result = next(results)
+            if result.outcome in ("tracked", "sighting") and result.activity_id:
+                activity_ids.append(result.activity_id)
+                tracked += int(result.outcome == "tracked")
+            else:
+                untracked += 1
+        if not p.messages:
+            continue  # decided by the router itself: the message stays in its mailbox
+        if spec.role != "forward":
+            if activity_ids:
+                actions.append(PostAction(p.item.external_id, "mark", tuple(activity_ids)))
+        elif not any(m.held for m in p.messages):  # held by loop damping is not rejected: the wrapper stays
+            actions.append(PostAction(p.item.external_id, "remove" if spec.forward_remove else "mark",
+                                      tuple(activity_ids)))
     _prune_arrivals(session, spec, now)
     saved = session.execute(
         update(MailboxState).where(MailboxState.name == spec.mailbox, MailboxState.lease_holder == spec.holder)
@@ -107,60 +138,109 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     return BatchResult(tuple(actions), tracked, untracked)
 
 
-def _routed(session: Session, spec: BatchSpec, owner: Owner, item: Fetched, raw: bytes, external_id: str,
-            now: datetime) -> tuple[PostAction | None, int, int, bool]:
-    """Track one message of a user's or queue's own mailbox (or one inner message of a wrapper).
+@dataclass
+class _Message:
+    """One message to track: a mailbox's own message, or one inner message of a forward wrapper."""
 
-    Returns the action after the commit, tracked and untracked counts, and whether loop damping held it.
-    """
-    if _looping(session, spec, raw, now):
-        _untracked(session, spec, external_id, owner, "loop",
-                   f"more than {spec.loop_max} messages from this sender within the loop window", raw)
-        return None, 0, 1, True
-    arrival = "forward" if spec.role == "forward" else "router"
-    result = track_txn(session, TrackRequest(raw=raw, mailbox=spec.mailbox, owner=owner, arrival=arrival,
-                                             external_id=external_id), spec.tracking)
-    if result.outcome in ("tracked", "sighting") and result.activity_id:
-        action = PostAction(item.external_id, "mark", (result.activity_id,))
-        return action, int(result.outcome == "tracked"), 0, False
-    return None, 0, 1, False
+    owner: Owner
+    raw: bytes
+    external_id: str
+    #: held by loop damping: recorded as untracked ``loop``, not tracked
+    held: bool = False
 
 
-def _forwarded(session: Session, spec: BatchSpec, item: Fetched, now: datetime) -> tuple[PostAction | None, int, int]:
-    """A wrapper: track each inner message for its owner; the wrapper goes only if all were handled."""
+@dataclass
+class _Item:
+    """A mailbox item and what the router made of it before tracking."""
+
+    item: Fetched
+    #: its messages to track, in order; empty when the router itself decided (skipped, no owner, ...)
+    messages: list[_Message] = field(default_factory=list)
+    untracked: int = 0
+
+
+@contextmanager
+def _culprit(item: Fetched) -> Iterator[None]:
+    """A failure is the database's (the whole batch is retried) or this item's (retried without it)."""
+    try:
+        yield
+    except (SQLAlchemyError, LeaseLost):
+        raise  # the database's trouble (a race with another daemon, ...): the whole batch is retried
+    except Exception as e:  # a bug or a message the engine cannot digest: retried without it
+        raise MessageFailed(item.external_id, f"{type(e).__name__}: {e}") from e
+
+
+def _unwrapped(session: Session, spec: BatchSpec, item: Fetched) -> _Item:
+    """A wrapper: each inner message is tracked for the wrapper's owner; the wrapper goes only if all were
+    handled."""
     owner = forward.resolve_forward_owner_txn(session, forward.candidate_addresses(item.raw))
     if owner is None:
         _untracked(session, spec, item.external_id, None, "no_owner",
                    "no user or queue address in the wrapper's From, To, Cc or Delivered-To", item.raw)
-        return None, 0, 1
+        return _Item(item, untracked=1)
     inner = forward.unwrap(item.raw)
     if not inner:
         _untracked(session, spec, item.external_id, owner, "parse_error", "no message/rfc822 attachment", item.raw)
-        return None, 0, 1
-    activity_ids: list[str] = []
-    handled = True
-    tracked = untracked = 0
-    for n, raw in enumerate(inner, 1):
-        action, t, u, held = _routed(session, spec, owner, item, raw, f"{item.external_id}#{n}", now)
-        tracked, untracked = tracked + t, untracked + u
-        if action is not None:
-            activity_ids.extend(action.activity_ids)
-        handled = handled and not held  # held by loop damping is not rejected: the wrapper stays
-    if not handled:
-        return None, tracked, untracked
-    return PostAction(item.external_id, "remove" if spec.forward_remove else "mark", tuple(activity_ids)), tracked, untracked
+        return _Item(item, untracked=1)
+    return _Item(item, [_Message(owner, raw, f"{item.external_id}#{n}") for n, raw in enumerate(inner, 1)])
 
 
-def _looping(session: Session, spec: BatchSpec, raw: bytes, now: datetime) -> bool:
-    sender = forward.sender_of(raw)
-    if not sender:
-        return False
-    session.add(MailArrival(mailbox=spec.mailbox, sender=sender, arrived_at=now))
-    session.flush()
-    count = session.scalar(select(func.count()).select_from(MailArrival).where(
-        MailArrival.mailbox == spec.mailbox, MailArrival.sender == sender,
-        MailArrival.arrived_at > now - spec.loop_window))
-    return (count or 0) > spec.loop_max
+def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: datetime) -> None:
+    """Loop damping, in message order: each message from a sender counts as one arrival, and a message that
+    makes its sender's arrivals within the window more than ``loop_max`` is held (untracked ``loop``).
+
+    One query reads the senders' arrivals already in the window and one INSERT records the batch's; counting
+    the batch's own arrivals in memory gives each message the count the one-by-one INSERT-then-COUNT gave."""
+    senders: list[tuple[_Item, _Message, str]] = []
+    for p in planned:
+        for m in p.messages:
+            with _culprit(p.item):
+                sender = forward.sender_of(m.raw)
+            if sender:
+                senders.append((p, m, sender))
+    if not senders:
+        return
+    since = now - spec.loop_window
+    distinct = sorted({sender for _, _, sender in senders})
+    counts: dict[str, int] = {}
+    for start in range(0, len(distinct), 500):
+        rows = session.execute(select(MailArrival.sender, func.count()).where(
+            MailArrival.mailbox == spec.mailbox, MailArrival.sender.in_(distinct[start:start + 500]),
+            MailArrival.arrived_at > since).group_by(MailArrival.sender))
+        counts.update((sender, n) for sender, n in rows)
+    session.execute(insert(MailArrival), [{"mailbox": spec.mailbox, "sender": sender, "arrived_at": now}
+                                          for _, _, sender in senders])
+    in_window = now > since  # whether the batch's own arrivals (at ``now``) count in the window
+    for p, m, sender in senders:
+        counts[sender] = counts.get(sender, 0) + int(in_window)
+        if counts[sender] > spec.loop_max:
+            m.held = True
+            with _culprit(p.item):
+                _untracked(session, spec, m.external_id, m.owner, "loop",
+                           f"more than {spec.loop_max} messages from this sender within the loop window", m.raw)
+
+
+def _track_isolated(session: Session, spec: BatchSpec,
+                    queued: list[tuple[Fetched, TrackRequest]]) -> list[TrackResult]:
+    """``track_many_txn`` over the batch in a savepoint; when it raises something other than the database's
+    trouble, the savepoint is rolled back and the messages tracked one by one, so the one that raises is named
+    (``MessageFailed`` for its mailbox item) and the batch is retried without it."""
+    if not queued:
+        return []
+    ensure_transaction(session)
+    try:
+        with session.begin_nested():
+            return track_many_txn(session, [request for _, request in queued], spec.tracking)
+    except (SQLAlchemyError, LeaseLost):
+        raise
+    except Exception:
+        _log.failure("tracking a batch of {count} from {mailbox} failed; tracking its messages one by one",
+                     count=len(queued), mailbox=spec.mailbox)
+    results = []
+    for item, request in queued:
+        with _culprit(item):
+            results.append(track_txn(session, request, spec.tracking))
+    return results
 
 
 def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
@@ -171,7 +251,7 @@ def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
 
 def _untracked(session: Session, spec: BatchSpec, external_id: str, owner: Owner | None, reason: str, detail: str,
                raw: bytes) -> None:
-    headers = forward.parse_headers(raw)
+    headers = forward.parse_head(raw)
     session.add(UntrackedMessage(
         mailbox=spec.mailbox, external_id=external_id, owner_type=owner.type if owner else None,
         owner_id=owner.id if owner else None, reason=reason, detail=detail,

@@ -39,11 +39,28 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Temporary b-trees (an IN (SELECT ...) list, a sort) in memory: on file-backed temp storage
+            # each one gets a pager of its own whose page cache is malloc'ed and freed per statement, and
+            # address resolution's 12 IN lists cost 0.45 ms instead of 0.04 (heap grown and trimmed each time)
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
             search_index.register_sqlite_functions(dbapi_conn)
 
         return engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+def ensure_transaction(session: Session) -> None:
+    """Begin the session's database transaction now if the driver has not yet.
+
+    pysqlite defers BEGIN until the first write, so a SAVEPOINT issued before any write would open (and its
+    RELEASE commit) a transaction of its own, cutting the caller's transaction in two."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN")
 
 
 class Store:

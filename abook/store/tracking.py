@@ -149,7 +149,7 @@ def resolution_query(addresses: Any) -> Select[Any]:
             col = func.lower(table.c[name])
             branches.append(
                 select(literal_column(f"'{entity}'").label("entity"), table.c.id.label("id"), col.label("address"))
-                .where(_in_addresses(col, addresses), table.c.statecode == State.active)
+                .where(_in_addresses(col, addresses), table.c.statecode == int(State.active))
             )
     return union_all(*branches)  # type: ignore[return-value]
 

@@ -10,7 +10,8 @@ mailbox cursor, rolls back and the message is read again.
 ``track_many_txn(session, requests, config)`` tracks a batch with the same outcomes and rows as
 ``track_txn`` one after the other, for less: one query each for the batch's duplicates, addresses,
 In-Reply-To/References and tokens, and the tracked messages' rows written with one INSERT per table in
-one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them).
+one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them, its
+addresses still taken from the batch's one resolution).
 
 Decisions where the SPEC is silent:
 
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
+from abook.store import ensure_transaction
 from abook.store import tracking as store
 from abook.store.models import EmailStatus, new_id
 from abook.tracking.api import TrackRequest, TrackResult
@@ -73,13 +75,13 @@ def _parse_request(request: TrackRequest, config: TrackingConfig) -> ParsedMessa
 
 
 def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage | None = None,
-             batch: "_Batch | None" = None) -> tuple[TrackResult, ParsedMessage | None]:
+             batch: "_Batch | None" = None, reads: "_Reads | None" = None) -> tuple[TrackResult, ParsedMessage | None]:
     """track_txn's work: ``parsed`` when already parsed; with ``batch``, reads from the batch's prefetched
-    values and leaves a tracked message's rows pending in the batch."""
+    values and leaves a tracked message's rows pending in the batch; ``reads``: where else to read."""
     try:
         if parsed is None:
             parsed = _parse_request(request, config)
-        return _track(session, request, config, parsed, batch), parsed
+        return _track(session, request, config, parsed, batch, reads), parsed
     except _Reject as r:
         return _untracked(session, request, parsed, r.reason, r.detail), parsed
     except sa_exc.SQLAlchemyError:
@@ -126,8 +128,8 @@ class _Plan:
 
 
 def _track(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
-           batch: "_Batch | None" = None) -> TrackResult:
-    plan = _accept(session, request, config, parsed, batch or _DIRECT)
+           batch: "_Batch | None" = None, reads: "_Reads | None" = None) -> TrackResult:
+    plan = _accept(session, request, config, parsed, batch or reads or _DIRECT)
     if isinstance(plan, TrackResult):
         return plan
     activity_id = new_id()
@@ -136,7 +138,7 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
         return TrackResult("tracked", activity_id=activity_id)
 
     # 5. Store, in a savepoint: a refused message or a lost race undoes only its own rows.
-    _ensure_transaction(session)
+    ensure_transaction(session)
     try:
         with session.begin_nested():
             _store(session, request, parsed, plan, activity_id)
@@ -178,6 +180,17 @@ class _Reads:
 
 
 _DIRECT = _Reads()
+
+
+class _Resolved(_Reads):
+    """One query per read, except the addresses: those come from a batch's one resolution (CRM records,
+    which tracking never writes, so it stays true after the batch's own rows are written)."""
+
+    def __init__(self, found: dict[str, list[tuple[str, str]]]) -> None:
+        self.found = found
+
+    def resolve(self, session: Session, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
+        return self.found
 
 
 def _accept(session: Session, request: TrackRequest, config: TrackingConfig, parsed: ParsedMessage,
@@ -228,17 +241,6 @@ def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig)
     if key not in cached[1]:
         cached[1][key] = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
     return cached[1][key]
-
-
-def _ensure_transaction(session: Session) -> None:
-    """pysqlite defers BEGIN until the first write, so a SAVEPOINT issued before any write would open (and
-    its RELEASE commit) a transaction of its own, cutting the caller's transaction in two. Begin it now."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    dbapi = connection.connection.dbapi_connection
-    if dbapi is not None and not getattr(dbapi, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
 
 
 def _sighting(session: Session, request: TrackRequest, email_id: str) -> TrackResult:
@@ -382,6 +384,8 @@ class _Batch(_Reads):
         self.found = store.resolve_addresses_txn(session, lookups)
         self.by_ids = store.emails_by_message_ids_txn(session, ids)
         self.by_token_rows = store.emails_by_tokens_txn(session, tokens)
+        #: for a message tracked on its own after the pending rows: its addresses are resolved already
+        self.resolved = _Resolved(self.found)
 
     def depends_on_batch(self, parsed: ParsedMessage) -> bool:
         return parsed.message_key in self.keys or any(
@@ -425,13 +429,14 @@ class _Batch(_Reads):
         pending, self.pending, self.pending_bytes = self.pending, [], 0
         if not pending:
             return
-        _ensure_transaction(self.session)
+        ensure_transaction(self.session)
         try:
             with self.session.begin_nested():
                 store.insert_emails_txn(self.session, [p.rows for p in pending])
         except (sa_exc.IntegrityError, *_REFUSED):
             for p in pending:
-                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed)[0]
+                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed,
+                                                 reads=self.resolved)[0]
             return
         for p in pending:
             _log_tracked(p.request, p.parsed, p.plan, p.rows.activity["id"])
@@ -456,7 +461,8 @@ def track_many_txn(session: Session, requests: Iterable[TrackRequest], config: T
         batch.index = index
         if p is None or batch.depends_on_batch(p):
             batch.flush()
-            result, p = _guarded(session, request, config, p)
+            # a message the batch could not parse was not in its address resolution
+            result, p = _guarded(session, request, config, p, reads=None if p is None else batch.resolved)
             if result.outcome == "tracked" and p is not None:
                 batch.tracked(p)
         else:

@@ -113,3 +113,24 @@ def test_crash_before_removal_is_finished_at_the_next_start(store, org, make_rou
     with store.transaction() as s:
         assert s.scalars(select(EmailSighting.marked)).all() == [True, True]
     again.stop()
+
+
+def test_header_fields_read_without_the_body_are_the_full_parse_s() -> None:
+    """parse_head (loop damping's sender, the untracked list's fields) reads exactly the header fields the
+    full parse reads, over the tracking corpus and every line-break oddity around the empty line."""
+    from tests.unit.tracking.conftest import MAIL
+
+    samples = [p.read_bytes() for p in sorted(MAIL.glob("*.eml"))]
+    head = b"From: Carl <carl@customer.test>\r\nSubject: a\r\n  folded\r\n"
+    for eol in (b"\r\n", b"\n", b"\r"):
+        for blank in (b"\r\n", b"\n", b"\r"):
+            samples.append(head.replace(b"\r\n", eol) + blank + b"Body: not a header\r\n\r\nmore\r\n")
+    samples += [b"", b"\r\nFrom: body@x\r\n", b"\nFrom: body@x\n", b"From: only@x", b"From: a@x\r\nnot a header\r\n"
+                b"To: b@x\r\n\r\n", b"From: a@x\r\n\tcontinued\r\n\r\n\r\nTo: b@x\r\n", wrapper("bob@example.com",
+                message(1))]
+    assert len(samples) > 40
+    for raw in samples:
+        assert [(k, str(v)) for k, v in forward.parse_head(raw).items()] == [
+            (k, str(v)) for k, v in forward.parse_headers(raw).items()], raw[:200]
+        pairs = forward.getaddresses([str(v) for v in forward.parse_headers(raw).get_all("From", [])])
+        assert forward.sender_of(raw) == (pairs[0][1].strip().lower()[:320] if pairs else "")

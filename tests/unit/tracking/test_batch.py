@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from abook.config.model import TrackingConfig
@@ -110,3 +110,22 @@ def test_a_batch_tracks_as_one_by_one(store: Store, crm: Crm) -> None:
     with store.transaction() as s:
         batched = track_many_txn(s, requests, CONFIG)
         assert _snapshot(s, batched) == expected
+
+
+def test_a_batch_resolves_addresses_once_replies_to_its_own_messages_included(store: Store, crm: Crm) -> None:
+    """Replies to messages of the same batch are tracked after its pending rows, with the batch's one
+    address resolution; only a message the batch did not parse (here the one over 1 MiB) resolves its own."""
+    requests = _requests(store, crm)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        with store.transaction() as s:
+            results = track_many_txn(s, requests, CONFIG)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert [r.outcome for r in results].count("tracked") == 8
+    assert len([s for s in seen if "FROM contact" in s and "UNION ALL" in s]) == 2
