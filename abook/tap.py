@@ -6,6 +6,7 @@ start first and stop last, after every poller and listener that uses them.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
@@ -118,8 +119,15 @@ def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any
     db_pool, store = _store(config, reactor)
     root = WorkerService(config, store, reactor, index)
     db_pool.setServiceParent(root)
-    for component in ldap_components(config, store, reactor, inherited=inherited):
+    components = ldap_components(config, store, reactor, inherited=inherited)
+    for component in components:
         component.setServiceParent(root)
+    from abook.server.workers import AdoptedListener, Balancer
+
+    path = os.environ.get(Balancer.ENV)
+    if path:  # after the listeners: it needs their ports
+        listeners = [c for c in components if isinstance(c, AdoptedListener)]
+        Balancer(reactor, listeners, index, config.ldap.workers, path=path).setServiceParent(root)
     return root
 
 

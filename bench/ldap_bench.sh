@@ -2,14 +2,16 @@
 # ldap_bench.sh - abook's LDAP server against OpenLDAP's slapd, back to back in one run, on the same
 # generated directory, measured by ../shared/bench/ldapload.py.
 #
-#   bash bench/ldap_bench.sh [-n 100000] [-c 8] [-d 20] [--json FILE]
+#   bash bench/ldap_bench.sh [-n 100000] [-c 8] [-d 20] [--workers N] [--json FILE]
 #
 #   1. generates N contacts with gen_directory.py (one LDIF for both servers);
 #   2. runs slapd_baseline.sh on it (tuned substring index, anonymous read);
 #   3. imports the same LDIF into a fresh SQLite abook store, creates a user "bench" with
 #      organisation-wide read on every book (the visibility predicate is part of abook's cost),
-#      starts `abook serve` on a free port, verifies ldapload against ldapsearch, then measures the
-#      same workloads bound as that user, and reports abook's RSS;
+#      starts `abook serve` on a free port with ldap.workers = N (default: one per CPU, as slapd's threads
+#      use every CPU; each process runs on a CPU of its own), verifies ldapload against ldapsearch, then
+#      measures the same workloads bound as that user (CPU time summed over all abook processes), and
+#      reports abook's RSS per process and in all;
 #   4. prints the Markdown tables (report.py) and the abook/slapd ratios.
 # Everything runs on 127.0.0.1 in a temporary directory that is removed at the end.
 set -euo pipefail
@@ -19,7 +21,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 KIT=${ABOOK_SHARED:-$ROOT/../shared}/bench
 PY=$ROOT/.venv/bin/python
 ABOOK=$ROOT/.venv/bin/abook
-N=100000; CONNS=8; DURATION=20; WARMUP=3; JSON=""; SKIP_SLAPD=0
+N=100000; CONNS=8; DURATION=20; WARMUP=3; JSON=""; SKIP_SLAPD=0; WORKERS=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N=$2; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     -d) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --json) JSON=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
     --skip-slapd) SKIP_SLAPD=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -59,10 +62,12 @@ cat > "$CFG" <<TOML
 data_dir = "$WORK/var"
 [ldap]
 listen = ["tcp:$PORT:interface=127.0.0.1"]
+workers = $WORKERS
 [ldap.limits]
 failed_binds_per_minute = 1000
 [logging]
-level = "warn"
+# info: the line each LDAP worker logs once it serves is the cue to start measuring
+level = "info"
 TOML
 "$ABOOK" init -c "$CFG" >/dev/null
 "$ABOOK" bu add -c "$CFG" Bench >/dev/null
@@ -84,12 +89,20 @@ for _ in $(seq 1 300); do
   kill -0 "$ABOOK_PID" 2>/dev/null || { echo "abook exited:"; cat "$WORK/abook.log"; exit 1; }
   sleep 0.1
 done
+# the workers (children of the daemon) serve once they log that they do; wait until all are there
+for _ in $(seq 1 300); do
+  [ "$(grep -c 'LDAP worker [0-9]* serving' "$WORK/abook.log" || true)" -ge $((WORKERS - 1)) ] && break
+  sleep 0.1
+done
+PIDS=("$ABOOK_PID" $(pgrep -P "$ABOOK_PID" || true))
+echo "abook processes: ${PIDS[*]} (ldap.workers = $WORKERS)"
+PID_ARGS=(); for p in "${PIDS[@]}"; do PID_ARGS+=(--server-pid "$p"); done
 ENTRIES=$(ldapsearch -x -H "ldap://127.0.0.1:$PORT" -D bench -w bench-password -b o=crm -LLL -E pr=1000/noprompt \
   '(objectClass=*)' 1.1 | grep -c '^dn:')
 LABEL="abook n=$ENTRIES"
 echo "load before abook: $(uptime)"
 LOAD=("$PY" "$KIT/ldapload.py" -H "ldap://127.0.0.1:$PORT" -b o=crm -D bench -w bench-password --ldif "$LDIF"
-      --server-pid "$ABOOK_PID")
+      "${PID_ARGS[@]}")
 for wl in typeahead contains mail; do
   "${LOAD[@]}" --workload "$wl" --verify 20 -c 4 --pipeline 2 | grep -E '^verify' || { echo "verify $wl failed"; exit 1; }
 done
@@ -98,9 +111,12 @@ for wl in typeahead contains mail; do
   "${LOAD[@]}" --workload "$wl" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --label "$LABEL" --json "$JSON"
 done
 "${LOAD[@]}" --workload dump --repeat 3 --label "$LABEL" --json "$JSON"
-RSS=$(awk '/VmRSS/ {print $2}' "/proc/$ABOOK_PID/status")
-HWM=$(awk '/VmHWM/ {print $2}' "/proc/$ABOOK_PID/status")
-echo "abook RSS after the run: $((RSS / 1024)) MB (peak $((HWM / 1024)) MB), $N contacts"
+RSS=0; HWM=0; EACH=""
+for p in "${PIDS[@]}"; do
+  r=$(awk '/VmRSS/ {print $2}' "/proc/$p/status"); h=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")
+  RSS=$((RSS + r)); HWM=$((HWM + h)); EACH="$EACH $((r / 1024))"
+done
+echo "abook RSS after the run: $((RSS / 1024)) MB in all (peaks $((HWM / 1024)) MB), per process:$EACH MB, $N contacts"
 echo "load after abook: $(uptime)"
 python3 "$KIT/report.py" "$JSON"
 "$PY" "$HERE/ratios.py" "$JSON"

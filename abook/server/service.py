@@ -92,6 +92,8 @@ class LDAPServerFactory(protocol.ServerFactory):
         self.connections: set[AbookLDAPServer] = set()
         self.per_address: Counter[str] = Counter()
         self._watchers: list[tuple[Any, Any]] = []
+        #: called whenever a connection is made or lost (the workers' Balancer)
+        self.on_change: list[Any] = []
 
     def when_connections(self, predicate: Any) -> Any:
         """A Deferred that fires once ``predicate(number of open connections)`` holds."""
@@ -103,6 +105,8 @@ class LDAPServerFactory(protocol.ServerFactory):
         return d
 
     def _notify(self) -> None:
+        for callback in list(self.on_change):
+            callback()
         for item in list(self._watchers):
             if item[0](len(self.connections)):
                 self._watchers.remove(item)
@@ -213,7 +217,9 @@ def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: li
     listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir)
     if config.ldap.workers == 1:
         return [pool, *listeners]
-    from abook.server.workers import WorkerPool
+    from abook.server.workers import Balancer, WorkerPool
 
-    # Started after the listeners (their sockets are passed on) and stopped before them.
-    return [pool, *listeners, WorkerPool(config, listeners, reactor)]
+    # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
+    # first, so the workers inherit the path of its shared file.
+    balancer = Balancer(reactor, listeners, 0, config.ldap.workers)
+    return [pool, *listeners, balancer, WorkerPool(config, listeners, reactor)]

@@ -381,3 +381,28 @@ def test_the_daemon_and_its_worker_each_run_on_a_cpu_of_their_own(tmp_path: Path
     parent_cpus, worker_cpus = _allowed_cpus(d.proc.pid), _allowed_cpus(worker)
     assert len(parent_cpus) == 1 and len(worker_cpus) == 1, (parent_cpus, worker_cpus)
     assert parent_cpus != worker_cpus and all(c.isdigit() for c in parent_cpus | worker_cpus)
+
+
+def test_connections_are_spread_evenly_over_the_processes(tmp_path: Path, demo_store: Path,
+                                                          daemons: list[Daemon]) -> None:
+    """A client opening connections back to back (as a load test, or a mail client's pool, does): without
+    balancing, the process that won the first accept won them all, and the other stayed idle."""
+    import socket
+
+    d = _start(tmp_path, demo_store)
+    daemons.append(d)
+    (worker,) = d.workers()
+    for _round in range(3):
+        socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(8)]
+        try:
+            wait_until(lambda: established(d.proc.pid, d.port) + established(worker, d.port) == 8)
+            by_parent, by_worker = established(d.proc.pid, d.port), established(worker, d.port)
+            assert abs(by_parent - by_worker) <= 2, (by_parent, by_worker)
+        finally:
+            for s in socks:
+                s.close()
+        wait_until(lambda: established(d.proc.pid, d.port) + established(worker, d.port) == 0)
+    conn = _ldap3(d.port)  # and they are served
+    conn.bind()
+    assert _nancy(conn) == ["Nancy Davolio"]
+    conn.unbind()
