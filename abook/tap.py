@@ -17,7 +17,7 @@ from twisted.python import usage
 from abook.config import AbookConfig, load_config
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
-from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu
+from abook.threads import ThreadPoolRunner, ThreadPoolService, limit_malloc_arenas, pin_to_one_cpu
 
 
 class Options(usage.Options):
@@ -45,6 +45,7 @@ class AbookService(MultiService):
         self._reactor = reactor
 
     def startService(self) -> None:
+        limit_malloc_arenas()
         if self.config.process.cpu_affinity == "one":
             # before the thread pools start, so they inherit it (config/abook.example.toml says why)
             cpu = pin_to_one_cpu(self.cpu_index)

@@ -85,3 +85,20 @@ def pin_to_one_cpu(index: int = 0) -> int | None:
         except OSError:  # a thread that ended meanwhile
             pass
     return cpu
+
+
+def limit_malloc_arenas(arenas: int = 1) -> bool:
+    """Ask glibc for at most ``arenas`` malloc arenas (``M_ARENA_MAX``), before the thread pools start.
+
+    glibc gives threads arenas of their own, and memory a pool thread frees (query rows, encoded entries)
+    stays in its arena: one arena kept a loaded LDAP process at 143 MB instead of 163 MB, at no cost in
+    throughput that we could measure (every thread of a process runs on one CPU, holding the GIL).
+    Returns whether it was applied (False off glibc)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except (OSError, AttributeError):
+        return False
+    M_ARENA_MAX = -8
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
