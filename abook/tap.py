@@ -38,22 +38,29 @@ class AbookService(MultiService):
     #: first, LDAP worker i the i-th, so each interpreter lock gets a CPU of its own
     cpu_index = 0
 
-    def __init__(self, config: AbookConfig, store: Store, reactor: Any) -> None:
+    def __init__(self, config: AbookConfig, store: Store, reactor: Any, tune_process: bool = False) -> None:
         super().__init__()
         self.config = config
         self.store = store
         self._reactor = reactor
+        #: pin the process to a CPU and limit malloc arenas at start (a daemon's own process; never a
+        #: test's, which builds services in-process)
+        self.tune_process = tune_process
 
     def startService(self) -> None:
+        if self.tune_process:
+            self._tune()
+        super().startService()
+        # Logged once the reactor runs (and so handles SIGTERM): the line to wait for.
+        self._reactor.callWhenRunning(self.log_started)
+
+    def _tune(self) -> None:
         limit_malloc_arenas()
         if self.config.process.cpu_affinity == "one":
             # before the thread pools start, so they inherit it (config/abook.example.toml says why)
             cpu = pin_to_one_cpu(self.cpu_index)
             if cpu is not None:
                 self.log.info("running on CPU {cpu}", cpu=cpu)
-        super().startService()
-        # Logged once the reactor runs (and so handles SIGTERM): the line to wait for.
-        self._reactor.callWhenRunning(self.log_started)
 
     def log_started(self) -> None:
         self.log.info("abook started with store {dialect}", dialect=self.store.dialect)
@@ -81,7 +88,7 @@ class WorkerService(AbookService):
     """The root service of an LDAP worker process (``ldap.workers`` > 1): its own store, LDAP only."""
 
     def __init__(self, config: AbookConfig, store: Store, reactor: Any, index: int) -> None:
-        super().__init__(config, store, reactor)
+        super().__init__(config, store, reactor, tune_process=True)
         self.index = index
         self.cpu_index = index
 
@@ -106,7 +113,7 @@ def _store(config: AbookConfig, reactor: Any) -> tuple[ThreadPoolService, Store]
 def build_service(config: AbookConfig, reactor: Any) -> AbookService:
     """Build the whole daemon from a loaded config. Every component takes ``reactor`` from here."""
     db_pool, store = _store(config, reactor)
-    root = AbookService(config, store, reactor)
+    root = AbookService(config, store, reactor, tune_process=True)
     db_pool.setServiceParent(root)
     for component in _components(config, store, reactor):
         component.setServiceParent(root)
