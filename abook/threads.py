@@ -91,8 +91,9 @@ def limit_malloc_arenas(arenas: int = 1) -> bool:
     """Ask glibc for at most ``arenas`` malloc arenas (``M_ARENA_MAX``), before the thread pools start.
 
     glibc gives threads arenas of their own, and memory a pool thread frees (query rows, encoded entries)
-    stays in its arena: in a short load run one arena kept an LDAP process at 143 MB instead of 163 MB (after
-    the full benchmark, 159 MB with it and 161 MB without), at no cost in throughput that we could measure (every thread of a process runs on one CPU, holding the GIL).
+    stays in its arena: in a short load run one arena kept an LDAP process at 143 MB instead of 163 MB
+    (after the full benchmark, 159 MB with it and 161 MB without), at no cost in throughput that we could
+    measure (every thread of a process runs on one CPU, holding the GIL).
     Returns whether it was applied (False off glibc)."""
     try:
         import ctypes
