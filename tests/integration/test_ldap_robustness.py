@@ -33,8 +33,8 @@ def _sockets() -> int:
     for fd in os.listdir("/proc/self/fd"):
         try:
             out += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:  # closed meanwhile
-            pass
+        except FileNotFoundError:  # closed meanwhile
+            continue
     return out
 
 

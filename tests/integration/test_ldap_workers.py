@@ -158,7 +158,7 @@ def children(pid: int) -> list[int]:
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):  # the process or descriptor went meanwhile
             continue
         if b"ldap-worker" in cmdline:
             out.append(int(entry))
@@ -171,7 +171,7 @@ def established(pid: int, port: int) -> int:
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):  # the process or descriptor went meanwhile
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])

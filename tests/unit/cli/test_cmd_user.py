@@ -6,6 +6,7 @@ come back out: not the password, not its hash.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import select
@@ -210,8 +211,9 @@ def _on_terminal(config: Path, argv: list[str], answers: list[tuple[bytes, bytes
                 if not chunk:
                     break
                 seen += chunk
-        except OSError:
-            pass  # the terminal is gone once the child has exited and its output was read
+        except OSError as e:  # EIO: the terminal is gone once the child has exited and its output was read
+            if e.errno != errno.EIO:
+                raise
     finally:
         os.close(master)
     return rc, bytes(seen)
