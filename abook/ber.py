@@ -60,6 +60,20 @@ def attribute(enc_name: bytes, values: Sequence[bytes | str]) -> bytes:
     return (SEQUENCE[n] if n < 128 else b"\x30" + ber_length(n)) + attr
 
 
+def entry(dn: bytes | str, attributes: Sequence[tuple[str, Sequence[bytes | str]]], names: dict[str, bytes],
+          max_names: int = 1024) -> bytes:
+    """SearchResultEntry of (name, values) pairs; ``names`` caches the names' encodings (up to ``max_names``)."""
+    parts = []
+    for name, values in attributes:
+        enc_name = names.get(name)
+        if enc_name is None:
+            enc_name = octets(name)
+            if len(names) < max_names:
+                names[name] = enc_name
+        parts.append(attribute(enc_name, values))
+    return entry_op(dn, b"".join(parts))
+
+
 def entry_op(dn: bytes | str, attrs: bytes) -> bytes:
     """SearchResultEntry [APPLICATION 4] { objectName, attributes } around encoded attributes."""
     body = octets(dn) + b"\x30" + ber_length(len(attrs)) + attrs

@@ -260,14 +260,7 @@ class RowEncoder:
         return ber.entry_op(dn, b"".join(parts))
 
     def _generic(self, entry: Entry) -> bytes:
-        names = self._names
-        parts = []
-        for name, values in entry.attributes:
-            enc = names.get(name)
-            if enc is None:
-                enc = names[name] = ber.octets(name)
-            parts.append(ber.attribute(enc, values))
-        return ber.entry_op(entry.dn, b"".join(parts))
+        return ber.entry(entry.dn, entry.attributes, self._names)
 
 
 @lru_cache(maxsize=None)

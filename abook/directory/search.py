@@ -99,19 +99,9 @@ class StoreDirectory:
         #: same mail lookup, the same type-ahead prefix) skips evaluating and compiling its filter
         self._prepared: dict[tuple, dict[tuple, Any]] = {}
 
-    def prepared(self, request: tuple | None, key: tuple, build: Callable[[], Any]) -> Any:
-        """``build()``, cached under ``(request, key)`` (request None: not cacheable). Values are immutable."""
-        per = self.per_request(request)
-        if per is None:
-            return build()
-        try:
-            return per[key]
-        except KeyError:
-            value = per[key] = build()
-            return value
-
     def per_request(self, request: tuple | None) -> dict[tuple, Any] | None:
-        """The prepared segments of one request (None: the request is not cacheable)."""
+        """The prepared segments of one request, by segment key (None: the request is not cacheable).
+        Values are immutable; ``_Search._prepared`` fills it."""
         if request is None:
             return None
         per = self._prepared.get(request)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any, Iterable, Sequence
 
-from abook.ber import attribute, ber_length, entry_op, octets
+from abook import ber
+from abook.ber import ber_length, octets
 
 
 def ber_int(n: int, tag: int = 0x02) -> bytes:
@@ -93,13 +94,4 @@ class EntryEncoder:
         return op
 
     def entry(self, dn: bytes | str, attributes: Sequence[tuple[str, Sequence[bytes | str]]]) -> bytes:
-        names = self._names
-        parts = []
-        for name, values in attributes:
-            enc_name = names.get(name)
-            if enc_name is None:
-                enc_name = octets(name)
-                if len(names) < self.MAX_NAMES:
-                    names[name] = enc_name
-            parts.append(attribute(enc_name, values))
-        return entry_op(dn, b"".join(parts))
+        return ber.entry(dn, attributes, self._names, self.MAX_NAMES)

@@ -424,8 +424,8 @@ class AbookLDAPServer(LDAPServer):
             sort_critical=sc.sort_critical,
             filter_wire=getattr(request, "abook_filter_wire", None),
         )
-        # a paged download passes every entry once: caching its encodings would only cost (hashing,
-        # evicting) and push the entries that repeated type-ahead searches return out of the cache
+        # entries that come as values (not pre-encoded by the directory: containers, other directories)
+        # go through the encoder's cache, except in a paged download, which passes every entry once
         cached = spec.page_size is None
         sent = [0]
 

@@ -87,7 +87,8 @@ class LDAPServerFactory(protocol.ServerFactory):
         self.anonymous_books = frozenset(config.anonymous_books)
         limits = config.limits
         self.frame_limits = FrameLimits(limits.max_filter_depth, limits.max_filter_elements, limits.max_dn_length)
-        #: shared by every connection: Thunderbird opens one per keystroke
+        #: shared by every connection (Thunderbird opens one per keystroke); it encodes the entries that
+        #: come as values: record entries from StoreDirectory(encode=True) arrive encoded (Entry.ber)
         self.encoder = encode.EntryEncoder(cache_size=20_000)
         self.connections: set[AbookLDAPServer] = set()
         self.per_address: Counter[str] = Counter()

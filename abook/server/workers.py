@@ -26,16 +26,20 @@ line by line as warnings. Secrets are never on a child's command line: it gets t
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import socket
 import struct
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import abstract, defer, error, fdesc, protocol
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -154,9 +158,6 @@ class Balancer(Service):
 
     def startService(self) -> None:
         super().startService()
-        import mmap
-        import tempfile
-
         if self._owner:
             fd, self.path = tempfile.mkstemp(prefix="abook-ldap-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
             os.ftruncate(fd, self.SLOT.size * self.slots)
@@ -173,8 +174,6 @@ class Balancer(Service):
                 self._ports.append(service.port)
             elif hasattr(service, "_waitingForPort"):  # the daemon's strports listener
                 listening_port(service).addCallback(self._got_port)
-        from twisted.internet.task import LoopingCall
-
         self._loop = LoopingCall(self.check)
         self._loop.clock = self._reactor
         self._loop.start(self.interval, now=True)
@@ -188,8 +187,6 @@ class Balancer(Service):
     def check(self) -> None:
         if self._map is None:
             return
-        import time
-
         now = time.monotonic()
         mine = sum(len(s.factory.connections) for s in self.listeners)
         self.SLOT.pack_into(self._map, self.SLOT.size * self.index, mine, now)
