@@ -17,7 +17,7 @@ from twisted.python import usage
 from abook.config import AbookConfig, load_config
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
-from abook.threads import ThreadPoolRunner, ThreadPoolService, limit_malloc_arenas, pin_to_one_cpu
+from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
 
 
 class Options(usage.Options):
@@ -43,7 +43,7 @@ class AbookService(MultiService):
         self.config = config
         self.store = store
         self._reactor = reactor
-        #: pin the process to a CPU and limit malloc arenas at start (a daemon's own process; never a
+        #: pin the process to a CPU and tune malloc at start (a daemon's own process; never a
         #: test's, which builds services in-process)
         self.tune_process = tune_process
 
@@ -55,7 +55,7 @@ class AbookService(MultiService):
         self._reactor.callWhenRunning(self.log_started)
 
     def _tune(self) -> None:
-        limit_malloc_arenas()
+        tune_malloc()
         if self.config.process.cpu_affinity == "one":
             # before the thread pools start, so they inherit it (config/abook.example.toml says why)
             cpu = pin_to_one_cpu(self.cpu_index)
