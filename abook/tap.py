@@ -7,6 +7,7 @@ start first and stop last, after every poller and listener that uses them.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
@@ -148,6 +149,20 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 1000)
 
 
+def leave_out_tls_stack(config: AbookConfig) -> bool:
+    """Before the reactor is imported: when LDAP serves no TLS (no ``listen_tls``, no certificate for
+    StartTLS), keep pyOpenSSL and cryptography out of the process. Twisted's TCP transport imports them
+    only to offer ``startTLS`` and runs without them when they cannot be imported (about 12 MB of RSS
+    per process, counted again in every LDAP worker). Nothing else here needs them: mailboxes, SMTP and
+    upstream binds use the standard library's ``ssl``, exchangelib does without pyOpenSSL. Returns
+    whether it was left out; too late (``twisted.internet.tcp`` already imported, as under twistd),
+    nothing changes."""
+    if config.ldap.listen_tls or config.ldap.tls_certificate or "twisted.internet.tcp" in sys.modules:
+        return False
+    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import OpenSSL now raises ImportError
+    return sys.modules["OpenSSL"] is None
+
+
 def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
     """Start ``root`` with the reactor, stop it on shutdown (SIGTERM, SIGINT), run until then. With
     ``fatal_start``, a service that fails to start stops the reactor; False is returned then."""
@@ -173,6 +188,7 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
 def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
     """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
     Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
+    leave_out_tls_stack(config)
     from twisted.internet import reactor
 
     from abook.server.workers import begin_worker_logging, watch_parent

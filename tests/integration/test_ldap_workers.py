@@ -288,6 +288,28 @@ def test_ldaps_and_starttls_through_the_worker(tmp_path: Path, demo_store: Path,
         assert r.returncode == 13, (r.returncode, r.stderr)
 
 
+def _maps_tls_stack(pid: int) -> bool:
+    """Whether the process has cryptography's compiled bindings mapped (pyOpenSSL loads them)."""
+    return "/cryptography/" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_without_tls_neither_process_loads_the_tls_stack(tmp_path: Path, demo_store: Path,
+                                                         daemons: list[Daemon]) -> None:
+    # No listen_tls and no certificate: nothing can use TLS, so neither process pays for pyOpenSSL and
+    # cryptography (about 12 MB of RSS each); both still answer. The TLS test above shows the other case.
+    d = _start(tmp_path, demo_store)
+    daemons.append(d)
+    (worker,) = d.workers()
+    assert not _maps_tls_stack(d.proc.pid) and not _maps_tls_stack(worker)
+    with stopped(d):  # only the worker can answer
+        r = ldapsearch(f"ldap://127.0.0.1:{d.port}")
+        assert r.returncode == 0 and NANCY in r.stdout, r.stderr
+        r = ldapsearch(f"ldap://127.0.0.1:{d.port}", "-ZZ")  # StartTLS demanded: refused, not a crash
+        assert r.returncode != 0 and "Nancy" not in r.stdout and "StartTLS" in r.stderr, r.stderr
+        r = ldapsearch(f"ldap://127.0.0.1:{d.port}")
+        assert r.returncode == 0 and NANCY in r.stdout, r.stderr
+
+
 def test_a_killed_worker_is_restarted(tmp_path: Path, demo_store: Path, daemons: list[Daemon]) -> None:
     d = _start(tmp_path, demo_store)
     daemons.append(d)
