@@ -149,18 +149,15 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 1000)
 
 
-def leave_out_tls_stack(config: AbookConfig) -> bool:
-    """Before the reactor is imported: when LDAP serves no TLS (no ``listen_tls``, no certificate for
-    StartTLS), keep pyOpenSSL and cryptography out of the process. Twisted's TCP transport imports them
-    only to offer ``startTLS`` and runs without them when they cannot be imported (about 12 MB of RSS
-    per process, counted again in every LDAP worker). Nothing else here needs them: mailboxes, SMTP and
-    upstream binds use the standard library's ``ssl``, exchangelib does without pyOpenSSL. Returns
-    whether it was left out; too late (``twisted.internet.tcp`` already imported, as under twistd),
-    nothing changes."""
-    if config.ldap.listen_tls or config.ldap.tls_certificate or "twisted.internet.tcp" in sys.modules:
-        return False
-    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import OpenSSL now raises ImportError
-    return sys.modules["OpenSSL"] is None
+def leave_out_tls_stack(config: AbookConfig) -> None:
+    """Before the reactor is imported: when LDAP serves no TLS (``LdapConfig.serves_tls``), keep pyOpenSSL
+    and cryptography out of the process. Twisted's TCP transport imports them only to offer ``startTLS``
+    and runs without them when they cannot be imported (about 12 MB of RSS per process, counted again in
+    every LDAP worker). Nothing else here needs them: mailboxes, SMTP and upstream binds use the standard
+    library's ``ssl``, exchangelib does without pyOpenSSL. Too late (``twisted.internet.tcp`` already
+    imported, as under twistd), it changes nothing."""
+    if not config.ldap.serves_tls and "twisted.internet.tcp" not in sys.modules:
+        sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import OpenSSL now raises ImportError
 
 
 def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
@@ -183,6 +180,19 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run(installSignalHandlers=True)
     return not failed
+
+
+def run_daemon(config: AbookConfig) -> int:
+    """The body of ``abook serve``: the whole daemon in the foreground until SIGTERM or SIGINT."""
+    leave_out_tls_stack(config)
+    from twisted.internet import reactor
+
+    from abook.logs import begin_logging
+
+    begin_logging(config.logging.level, config.logging.file)
+    tune_gc()
+    run(build_service(config, reactor), reactor)
+    return 0
 
 
 def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:

@@ -49,28 +49,17 @@ def init(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from abook.tap import leave_out_tls_stack
+    from abook.tap import run_daemon
 
-    config = config_of(args)
-    leave_out_tls_stack(config)  # before the reactor's import
-    from twisted.internet import reactor
-
-    from abook.logs import begin_logging
-    from abook.tap import build_service, run, tune_gc
-
-    begin_logging(config.logging.level, config.logging.file)
-    tune_gc()
-    run(build_service(config, reactor), reactor)
-    return 0
+    return run_daemon(config_of(args))
 
 
 def ldap_worker(args: argparse.Namespace) -> int:
     from abook.server.workers import InheritedListener
     from abook.tap import run_worker
 
-    config = config_of(args)
     inherited = [InheritedListener.decode(text) for text in args.listener]
-    return run_worker(config, inherited, args.index)
+    return run_worker(config_of(args), inherited, args.index)
 
 
 

@@ -92,6 +92,11 @@ class LdapConfig(Section):
             raise ValueError(f"expected a DN such as \"o=crm\", got {v!r}")
         return v
 
+    @property
+    def serves_tls(self) -> bool:
+        """Whether any connection can use TLS: an LDAPS listener, or StartTLS (a certificate and key)."""
+        return bool(self.listen_tls) or bool(self.tls_certificate and self.tls_key)
+
     @model_validator(mode="after")
     def _workers_tls(self) -> "LdapConfig":
         # Worker processes build their TLS context from tls_certificate and tls_key; an ssl: endpoint
