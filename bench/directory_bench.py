@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/directory_bench.py -n 100000 [--db sqlite:///tmp/x.db | --pg] [-d 5]
 
-The data is the shared benchmark's synthetic directory (``../shared/bench/gen_directory.py``), loaded as
+The data is the LDAP benchmark's synthetic directory (``bench/gen_directory.py``), loaded as
 contacts (cn -> fullname, givenName, sn, mail -> emailaddress1/2, telephoneNumber, title, o -> a parent
 account) owned by one user with organisation-wide read access. Workloads follow ``ldapload.py``:
 contains (Thunderbird, sizeLimit 100, all attributes), typeahead (prefix, sizeLimit 50, cn mail), mail
@@ -46,7 +46,7 @@ from abook.store.models import (  # noqa: E402
     new_id,
 )
 
-SHARED = REPO.parent / "shared"
+BENCH = REPO / "bench"
 
 
 def ldif_entries(text: str) -> Iterator[dict[str, list[str]]]:
@@ -72,7 +72,7 @@ def ldif_entries(text: str) -> Iterator[dict[str, list[str]]]:
 
 
 def generate(n: int) -> str:
-    spec = importlib.util.spec_from_file_location("gen_directory", SHARED / "bench" / "gen_directory.py")
+    spec = importlib.util.spec_from_file_location("gen_directory", BENCH / "gen_directory.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measure `abook import` of N plain inetOrgPerson contacts from ../shared/bench/gen_directory.py.
+"""Measure `abook import` of N plain inetOrgPerson contacts from bench/gen_directory.py.
 
 Generates the LDIF into a temporary directory, creates a fresh SQLite store there (`abook init`), imports
 ldif/demo.ldif (for the default owner), then times `abook import` of the generated file through the CLI's
@@ -11,7 +11,6 @@ own code path, and a second, idempotent import of the same file. Prints seconds 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ABOOK_SHARED", REPO.parent / "shared"))
 sys.path.insert(0, str(REPO))
 
 from abook.cli import main  # noqa: E402
@@ -42,7 +40,7 @@ def bench() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="abook-import-bench-"))
     try:
         ldif = tmp / f"contacts-{args.n}.ldif"
-        subprocess.run([sys.executable, str(SHARED / "bench" / "gen_directory.py"), "-n", str(args.n), "-o", str(ldif)],
+        subprocess.run([sys.executable, str(REPO / "bench" / "gen_directory.py"), "-n", str(args.n), "-o", str(ldif)],
                        check=True, stderr=subprocess.DEVNULL)
         config = tmp / "abook.toml"
         config.write_text('[store]\ndata_dir = "var"\n')

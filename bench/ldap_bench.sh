@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ldap_bench.sh - abook's LDAP server against OpenLDAP's slapd, back to back in one run, on the same
-# generated directory, measured by ../shared/bench/ldapload.py.
+# generated directory, measured by bench/ldapload.py.
 #
 #   bash bench/ldap_bench.sh [-n 100000] [-c 8] [-d 20] [--workers N] [--json FILE]
 #
@@ -18,7 +18,6 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-KIT=${ABOOK_SHARED:-$ROOT/../shared}/bench
 PY=$ROOT/.venv/bin/python
 ABOOK=$ROOT/.venv/bin/abook
 N=100000; CONNS=8; DURATION=20; WARMUP=3; JSON=""; SKIP_SLAPD=0; WORKERS=$(nproc)
@@ -47,11 +46,11 @@ cleanup() {
 trap cleanup EXIT
 
 LDIF=$WORK/crm.ldif
-python3 "$KIT/gen_directory.py" -n "$N" -o "$LDIF"
+python3 "$HERE/gen_directory.py" -n "$N" -o "$LDIF"
 
 if [ "$SKIP_SLAPD" = 0 ]; then
   echo "load before slapd: $(uptime)"
-  bash "$KIT/slapd_baseline.sh" --ldif "$LDIF" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --json "$JSON" \
+  bash "$HERE/slapd_baseline.sh" --ldif "$LDIF" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --json "$JSON" \
     --workloads typeahead,contains,mail,dump --verify 20
 fi
 
@@ -101,7 +100,7 @@ ENTRIES=$(ldapsearch -x -H "ldap://127.0.0.1:$PORT" -D bench -w bench-password -
   '(objectClass=*)' 1.1 | grep -c '^dn:')
 LABEL="abook n=$ENTRIES"
 echo "load before abook: $(uptime)"
-LOAD=("$PY" "$KIT/ldapload.py" -H "ldap://127.0.0.1:$PORT" -b o=crm -D bench -w bench-password --ldif "$LDIF"
+LOAD=("$PY" "$HERE/ldapload.py" -H "ldap://127.0.0.1:$PORT" -b o=crm -D bench -w bench-password --ldif "$LDIF"
       "${PID_ARGS[@]}")
 for wl in typeahead contains mail; do
   "${LOAD[@]}" --workload "$wl" --verify 20 -c 4 --pipeline 2 | grep -E '^verify' || { echo "verify $wl failed"; exit 1; }
@@ -118,5 +117,5 @@ for p in "${PIDS[@]}"; do
 done
 echo "abook RSS after the run: $((RSS / 1024)) MB in all (peaks $((HWM / 1024)) MB), per process:$EACH MB, $N contacts"
 echo "load after abook: $(uptime)"
-python3 "$KIT/report.py" "$JSON"
+python3 "$HERE/report.py" "$JSON"
 "$PY" "$HERE/ratios.py" "$JSON"

@@ -1,11 +1,11 @@
 """The LDAP protocol side alone: abook's server answering every search with 100 canned entries.
 
 Measures what framing, decoding, controls and encoding cost per search, without SQL, so it is the
-ceiling the store-backed directory can reach. Run it with the shared load generator::
+ceiling the store-backed directory can reach. Run it with the benchmark's load generator::
 
     .venv/bin/python bench/ldap_protocol.py --port 10390 &      # prints its pid
-    python3 ../shared/bench/gen_directory.py -n 2000 -o /tmp/crm.ldif
-    python3 ../shared/bench/ldapload.py -H ldap://127.0.0.1:10390 -b o=crm --ldif /tmp/crm.ldif \\
+    python3 bench/gen_directory.py -n 2000 -o /tmp/crm.ldif
+    python3 bench/ldapload.py -H ldap://127.0.0.1:10390 -b o=crm --ldif /tmp/crm.ldif \\
         --workload contains -c 8 -d 10 --server-pid PID
 """
 

@@ -9,11 +9,21 @@ from typing import Iterator
 import pytest
 
 from abook.store import Store, make_engine, schema
+from tests import confine
 from tests.helpers import new_database
+
+confine.install()
 
 pytest_plugins = [
     f"tests.fixtures.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).with_name("fixtures"))])
 ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any test reached outside the repository, even where the error was swallowed."""
+    if confine.violations:
+        print("\ntests reached outside the repository:\n  " + "\n  ".join(sorted(set(confine.violations))))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

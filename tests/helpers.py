@@ -77,12 +77,11 @@ def failure_result_of(d: defer.Deferred, *errors: type[BaseException]) -> Failur
     return results[0]
 
 
-#: the project's shared material (SPEC, corpora, bench kit), laid beside the repository's clone
+#: the repository's top directory: tests read only below it (tests/test_standalone.py checks)
 from pathlib import Path as _Path  # noqa: E402
-import os as _os  # noqa: E402
 
 REPO = _Path(__file__).resolve().parents[1]
-SHARED = _Path(_os.environ.get("ABOOK_SHARED", REPO.parent / "shared"))
+CORPORA = REPO / "tests" / "data" / "ldap-corpora"
 
 
 def new_database(kind: str, request: pytest.FixtureRequest, directory: _Path) -> str:

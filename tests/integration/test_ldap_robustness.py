@@ -17,10 +17,10 @@ from abook.server import encode
 from abook.transfer import import_file
 from tests.fakes.directory import MemoryDirectory, containers, person
 from tests.fixtures.ldap_server import decode_messages, raw_connect, request
-from tests.helpers import REPO, SHARED
+from tests.helpers import CORPORA, REPO
 
 NOTICE = b"1.3.6.1.4.1.1466.20036"
-CORPUS = SHARED / "corpora" / "ldap"
+CORPUS = CORPORA
 
 
 def _fds() -> int:

@@ -1,4 +1,4 @@
-"""The searches real mail clients send (../shared/CLIENTS.md), answered as slapd would."""
+"""The searches real mail clients send (docs/clients.md), answered as slapd would."""
 
 from __future__ import annotations
 

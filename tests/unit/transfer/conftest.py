@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from abook.store import Store, models
 from abook.transfer.fields import MODELS, TABLES, as_utc
-from tests.helpers import REPO, SHARED
+from tests.helpers import REPO
 from tests.helpers import new_store
 
 DEMO = REPO / "ldif" / "demo.ldif"
@@ -40,6 +40,6 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 def directory_2000(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2,000 plain inetOrgPerson contacts from the shared generator (about a quarter non-ASCII)."""
     out = tmp_path_factory.mktemp("gen") / "contacts-2000.ldif"
-    subprocess.run([sys.executable, str(SHARED / "bench" / "gen_directory.py"), "-n", "2000", "-o", str(out)],
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_directory.py"), "-n", "2000", "-o", str(out)],
                    check=True, capture_output=True)
     return out
