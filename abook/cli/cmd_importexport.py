@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from abook.cli.common import config_of, open_store
+from abook.errors import UserError
 from abook.transfer import PLAIN_ENTITIES, TABLES, export_to, import_file
 from abook.transfer.progress import Progress
 
@@ -22,8 +24,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--owner", help="user name owning records that name no owner (default [import] default_owner)")
     p.set_defaults(func=import_command)
 
-    p = sub.add_parser("export", parents=[common], help="write the store as LDIF")
-    p.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+    p = sub.add_parser("export", parents=[common], help="write the store as LDIF",
+                       description="Write the store as CRM-shaped LDIF. The export holds the users' argon2 password "
+                                   "hashes (so that importing it rebuilds the store, logins included) unless "
+                                   "--without-passwords is given; a file written with -o is created with mode 0600 "
+                                   "(readable by its owner only), whatever the umask.")
+    p.add_argument("-o", "--output", default="-", metavar="FILE",
+                   help="file to write, mode 0600 (default: standard output)")
+    p.add_argument("--without-passwords", action="store_true",
+                   help="leave the users' password hashes out (they then cannot bind after a re-import until "
+                        "`abook user passwd`)")
     p.add_argument("--entity", action="append", choices=TABLES,
                    help="export only these (repeat the option); default: everything")
     p.set_defaults(func=export_command)
@@ -56,14 +66,34 @@ def export_command(args: argparse.Namespace) -> int:
     config = config_of(args)
     store = open_store(config)
     tables = args.entity or TABLES
+    passwords = not args.without_passwords
     try:
         if args.output == "-":
-            counts = export_to(store, sys.stdout, suffix=config.ldap.suffix, tables=tables)
+            result = export_to(store, sys.stdout, suffix=config.ldap.suffix, tables=tables, passwords=passwords)
         else:
-            with open(args.output, "w", encoding="utf-8", newline="\n") as out:
-                counts = export_to(store, out, suffix=config.ldap.suffix, tables=tables)
+            with open_private(args.output) as out:
+                result = export_to(store, out, suffix=config.ldap.suffix, tables=tables, passwords=passwords)
     finally:
         store.dispose()
-    summary = ", ".join(f"{n} {t}" for t, n in counts.items())
-    print(f"exported {sum(counts.values())} records ({summary})", file=sys.stderr)
+    summary = ", ".join(f"{n} {t}" for t, n in result.counts.items())
+    print(f"exported {sum(result.counts.values())} records ({summary})", file=sys.stderr)
+    if result.password_hashes:
+        where = "keep it private" if args.output == "-" else f"{args.output} is readable by its owner only (mode 0600)"
+        print(f"the export holds {result.password_hashes} password hashes: {where}, "
+              "or export --without-passwords", file=sys.stderr)
     return 0
+
+
+def open_private(path: str) -> TextIO:
+    """``path`` opened for writing text with mode 0600: created so, or an existing file truncated and made so
+    before anything is written to it (the umask only ever narrows a new file's mode, never an old one's)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write: {e.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError as e:
+        os.close(fd)
+        raise UserError(f"{path}: cannot make it private (mode 0600): {e.strerror}") from None
+    return os.fdopen(fd, "w", encoding="utf-8", newline="\n")

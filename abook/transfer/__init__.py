@@ -67,11 +67,14 @@ def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entit
     return ImportResult(added, changed, unchanged, skipped, tuple(sorted(ignored)))
 
 
-def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES) -> dict[str, int]:
-    """Write the store (or the given tables) as LDIF; returns records written per table."""
+def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES,
+              passwords: bool = True) -> Exporter:
+    """Write the store (or the given tables) as LDIF, users' password hashes included unless ``passwords``
+    is false; returns the exporter, whose ``counts`` are the records written per table and
+    ``password_hashes`` the hashes written."""
     options = {"isolation_level": "REPEATABLE READ"} if store.dialect == "postgresql" else {}
     with store.engine.connect().execution_options(**options) as conn:  # one snapshot for every table
-        exporter = Exporter(conn, suffix, tables)
+        exporter = Exporter(conn, suffix, tables, passwords)
         for chunk in exporter.chunks():
             out.write(chunk)
-    return exporter.counts
+    return exporter

@@ -5,7 +5,8 @@ Every record is written as ``uid=<id>,ou=<Book>,<suffix>`` with ``objectClass: c
 under its CRM name. Business units and roles, which LDAP does not publish, sit under ``ou=BusinessUnits``
 and ``ou=Roles``. Records are written in id order, attributes in table order, so exporting the same
 store twice gives the same bytes, and importing an export into an empty store rebuilds it exactly.
-Password hashes are written as ``{ARGON2}`` values, never anything else.
+Password hashes are written as ``{ARGON2}`` values, never anything else, and only when asked
+(``passwords=True``); ``password_hashes`` counts those written, so the caller can say what the file holds.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ def _book(table: str) -> str:
 
 
 class Exporter:
-    def __init__(self, conn: Connection, suffix: str = "o=crm", tables: Sequence[str] = TABLES) -> None:
+    def __init__(self, conn: Connection, suffix: str = "o=crm", tables: Sequence[str] = TABLES,
+                 passwords: bool = True) -> None:
         self.conn = conn
         self.suffix = suffix
         self.tables = [t for t in TABLES if t in tables]
+        self.passwords = passwords
         self.counts: dict[str, int] = {}
+        self.password_hashes = 0
 
     def chunks(self) -> Iterator[str]:
         """The LDIF text, one record at a time."""
@@ -69,8 +73,13 @@ class Exporter:
                         attrs.append((attr, str(value)))
                 for spec in SPECS[table]:
                     value = row[spec.column]
-                    if value is not None and value != "":
-                        attrs.append((spec.name, fields.format_value(spec, value)))
+                    if value is None or value == "":
+                        continue
+                    if spec.column == "password_hash":
+                        if not self.passwords:
+                            continue
+                        self.password_hashes += 1
+                    attrs.append((spec.name, fields.format_value(spec, value)))
                 if table == "role":
                     depths = privileges.get(row["id"], {})
                     attrs += [("readdepth", fields.format_depth(e, depths[e])) for e in models.ENTITIES if e in depths]

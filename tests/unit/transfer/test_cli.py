@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,34 @@ def test_progress_bar_draws_on_a_terminal_only() -> None:
     quiet.advance(10)
     quiet.finish()
     assert pipe.getvalue() == ""
+
+
+def test_an_export_holding_password_hashes_is_private(config: Path, store: Store, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's users have argon2 hashes: the file is 0600 whatever the umask, even if it existed as 0644,
+    and the summary says what it holds; --without-passwords leaves the hashes out."""
+    assert main(["import", "-c", str(config), str(DEMO)]) == 0
+    capsys.readouterr()
+    exported = tmp_path / "crm.ldif"
+    exported.write_text("old, world-readable")
+    exported.chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        assert main(["export", "-c", str(config), "-o", str(exported)]) == 0
+        fresh = tmp_path / "fresh.ldif"
+        assert main(["export", "-c", str(config), "-o", str(fresh), "--entity", "systemuser"]) == 0
+    finally:
+        os.umask(old_umask)
+    err = capsys.readouterr().err
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600 and stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    text = exported.read_text()
+    assert text.count("userPassword: {ARGON2}$argon2id$") == 8 and "old, world-readable" not in text
+    assert f"the export holds 8 password hashes: {exported} is readable by its owner only (mode 0600)" in err
+
+    assert main(["export", "-c", str(config), "--without-passwords"]) == 0
+    out, err = capsys.readouterr()
+    assert "userPassword" not in out and out.count("crmEntity: systemuser") == 8
+    assert "password hashes" not in err
+
+    assert main(["export", "-c", str(config), "-o", str(tmp_path / "no" / "such" / "dir.ldif")]) == 2
+    assert capsys.readouterr().err == f"abook: {tmp_path / 'no' / 'such' / 'dir.ldif'}: cannot write: No such file or directory\n"
