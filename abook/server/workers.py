@@ -14,8 +14,8 @@ the encoded-entry and bind caches.
 Lifecycle. A child's stdin is a pipe from the parent that carries nothing: when it closes (the parent
 exited, however it died) the child stops, as it does on SIGTERM. ``WorkerPool.stopService`` sends SIGTERM
 to every child and waits for it (``grace`` seconds, then SIGKILL). A child that exits while the daemon
-runs is logged and restarted after a back-off that doubles with every child that dies within
-``STABLE_SECONDS`` of its start (0.5 s, 1 s, 2 s ... up to 30 s), so one that cannot start does not spin.
+runs is logged and restarted after a back-off that doubles with every child that dies before it served or
+within ``STABLE_SECONDS`` of its start (0.5 s, 1 s, 2 s ... up to 30 s), so one that cannot start does not spin.
 
 Logs. A child writes its twisted.logger events as JSON text sequences on fd 1; the parent re-publishes
 them into its own log (so ``abook serve``'s and twistd's log options cover the children too), marked
@@ -317,7 +317,9 @@ class WorkerPool(Service):
                           pid=worker.pid, status=status)
             return
         ran = self._reactor.seconds() - worker.started
-        delay = self._schedule_restart(worker.index, ran)
+        # a child that never served failed to start, however long that took (a loaded machine can take
+        # longer than STABLE_SECONDS to import and fail): its back-off keeps growing
+        delay = self._schedule_restart(worker.index, ran if worker.ready else 0.0)
         self.log.error("LDAP worker {index} (pid {pid}) exited unexpectedly ({status}) after {ran:.1f} s; "
                        "restarting it in {delay:.1f} s", index=worker.index, pid=worker.pid, status=status,
                        ran=ran, delay=delay)
