@@ -19,6 +19,10 @@ SIBLING_REFERENCES = re.compile("|".join((
 )))
 
 
+#: the guard itself: it names the ways out in order to refuse them
+GUARDS = {"tests/confine.py", "tests/test_standalone.py"}
+
+
 def tracked_files() -> list[str]:
     out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     return [p for p in out.decode().split("\0") if p]
@@ -27,6 +31,8 @@ def tracked_files() -> list[str]:
 def test_no_tracked_file_points_outside_the_repository() -> None:
     offenders = []
     for rel in tracked_files():
+        if rel in GUARDS:
+            continue
         try:
             text = (REPO / rel).read_text("utf-8")
         except (UnicodeDecodeError, IsADirectoryError):
