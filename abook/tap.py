@@ -16,15 +16,18 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from abook.config import AbookConfig, load_config
+from abook.config.location import config_file
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
 from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
 
 
 class Options(usage.Options):
-    optParameters = [["config", "c", "abook.toml", "Path to the abook TOML config file."]]
+    optParameters = [["config", "c", None, "Path to the abook TOML config file "
+                      "(default: $ABOOK_CONFIG, else abook.toml in the current directory)."]]
 
     def postOptions(self) -> None:
+        self["config"] = config_file(self["config"])
         try:
             self["parsed"] = load_config(self["config"])
         except UserError as e:

@@ -20,8 +20,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the daemon in the foreground")
     p.set_defaults(func=serve)
 
+    # internal, so no help= (that keeps it out of `abook --help`): the daemon starts these when ldap.workers > 1
     p = sub.add_parser("ldap-worker", parents=[common],
-                       help="(internal) an LDAP worker process; the daemon starts these when ldap.workers > 1")
+                       description="(internal) an LDAP worker process; the daemon starts these when ldap.workers > 1")
     p.add_argument("--index", type=int, required=True, help="the worker's number, 1 to workers - 1")
     p.add_argument("--listener", action="append", default=[], metavar="FD:FAMILY:KIND",
                    help="an inherited listening socket, e.g. 3:INET:plain or 4:INET:tls")

@@ -15,7 +15,7 @@ _DEPTHS = ", ".join(d.name for d in ReadDepth)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("bu", help="business units: the tree users and records belong to")
+    p = sub.add_parser("bu", parents=[common], help="business units: the tree users and records belong to")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = actions.add_parser("add", parents=[common], help="add a business unit")
     a.add_argument("name")
@@ -24,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a = actions.add_parser("list", parents=[common], help="show the business unit tree")
     a.set_defaults(func=bu_list)
 
-    p = sub.add_parser("role", help="security roles: a read depth per entity")
+    p = sub.add_parser("role", parents=[common], help="security roles: a read depth per entity")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     read_help = f"entity=depth; entity one of all, {', '.join(ENTITIES)}; depth one of {_DEPTHS}"
     a = actions.add_parser("add", parents=[common], help="add a role (entities not named get none)")
@@ -38,7 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a = actions.add_parser("list", parents=[common], help="list roles and their read depths")
     a.set_defaults(func=role_list)
 
-    p = sub.add_parser("queue", help="queues: shared mailboxes owned by a business unit")
+    p = sub.add_parser("queue", parents=[common], help="queues: shared mailboxes owned by a business unit")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = actions.add_parser("add", parents=[common], help="add a queue")
     a.add_argument("name")

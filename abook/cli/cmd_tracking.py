@@ -39,7 +39,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=unresolved)
 
-    p = sub.add_parser("email", help="tracked email activities")
+    p = sub.add_parser("email", parents=[common], help="tracked email activities")
     email_sub = p.add_subparsers(dest="email_command", metavar="COMMAND", required=True)
     p = email_sub.add_parser("show", parents=[common], help="parties, regarding, correlation and mailboxes")
     p.add_argument("id", help="the email activity id")

@@ -31,7 +31,7 @@ def in_store(args: argparse.Namespace, fn: Callable[..., T], *a: Any, **kw: Any)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("user", help="CRM users: add them, set passwords, settings and roles")
+    p = sub.add_parser("user", parents=[common], help="CRM users: add them, set passwords, settings and roles")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("add", parents=[common], help="add a user to a business unit")
