@@ -71,7 +71,10 @@ def mailbox_enable(args: argparse.Namespace) -> int:
 
 
 def outgoing_stuck(args: argparse.Namespace) -> int:
-    for e in in_store(config_of(args), emails_in_txn, EmailStatus.sending):
+    stuck = in_store(config_of(args), emails_in_txn, EmailStatus.sending)
+    if not stuck:
+        print("no emails in sending")
+    for e in stuck:
         print(f"{e.activity_id}  attempts={e.attempts}  {e.subject or ''}")
     return 0
 
