@@ -27,7 +27,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="(internal) an LDAP worker process; the daemon starts these when ldap.workers > 1")
     p.add_argument("--index", type=int, required=True, help="the worker's number, 1 to workers - 1")
     p.add_argument("--listener", action="append", default=[], metavar="FD:FAMILY:KIND",
-                   help="an inherited listening socket, e.g. 3:INET:plain or 4:INET:tls")
+                   help="an inherited listening socket, e.g. 3:INET:plain or 4:INET:tls (repeatable)")
     p.set_defaults(func=ldap_worker)
 
 

@@ -49,7 +49,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help=f"only this state, one of {', '.join(STATES)} (repeatable; default: all of them)")
     a.add_argument("--user", metavar="USER", help="only email this user owns (user name or email)")
     a.add_argument("--queue", metavar="QUEUE", help="only email this queue sends (name or email)")
-    a.add_argument("--limit", type=int, default=50, metavar="N", help="at most this many, newest first (default: 50)")
+    a.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default: 50)")
     a.set_defaults(func=email_list)
 
     a = actions.add_parser("show", parents=[common], help="one email: parties, regarding, correlation, mailboxes")

@@ -22,7 +22,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
     msub = p.add_subparsers(dest="mailbox_command", metavar="ACTION", required=True)
     e = msub.add_parser("enable", parents=[common], help="re-enable a mailbox disabled after failures")
-    e.add_argument("name")
+    e.add_argument("name", help="the mailbox's name as `abook status` shows it ([[mailboxes]] name, or auto:USER "
+                                "for a mailbox derived from [router.user_mailbox_template])")
     e.set_defaults(func=mailbox_enable)
 
     p = sub.add_parser("outgoing", parents=[common], help="CRM email the router sends")
@@ -32,7 +33,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     for action, text in (("retry", "send it again (same Message-ID): it had not left"),
                          ("fail", "set it to Failed: it may have left, or should not be sent")):
         a = osub.add_parser(action, parents=[common], help=f"an email stuck in Sending: {text}")
-        a.add_argument("activity_id")
+        a.add_argument("activity_id", help="the email's id, as `abook outgoing stuck` lists it")
         a.set_defaults(func=outgoing_resolve, action=action)
 
 
