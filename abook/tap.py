@@ -217,12 +217,15 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
     """The listeners, pollers and schedulers; each package adds its own services here."""
     from abook.server.service import ldap_components
 
+    from abook.routing.unpolled import UnpolledReport
+
     services: list[IService] = []
     services += ldap_components(config, store, reactor)
     if config.router.enabled and (config.mailboxes or config.smtp or config.router.user_mailbox_template):
         from abook.routing.service import RouterService
 
         services.append(RouterService(config, store, reactor))
+    services.append(UnpolledReport(config, store))
     return services
 
 

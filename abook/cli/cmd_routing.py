@@ -11,6 +11,7 @@ from abook.errors import NotFound
 from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
 from abook.routing.state import enable_mailbox_txn
 from abook.routing.status import router_status_txn
+from abook.routing.unpolled import Polling, unpolled_txn
 from abook.store.models import EmailStatus
 
 
@@ -50,13 +51,18 @@ def status(args: argparse.Namespace) -> int:
     config = config_of(args)
     configured = tuple((m.name, "forward" if m.role == "forward" else m.type, m.owner or "-")
                        for m in config.mailboxes)
-    st = in_store(config_of(args), router_status_txn, configured)
+    st = in_store(config, router_status_txn, configured)
     rows = [["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST POLL", "LAST SUCCESS", "TRACKED", "LAST ERROR"]]
     for m in st.mailboxes:
         enabled = "yes" if m.enabled else f"NO ({m.failures} failures)"
         rows.append([m.name, m.kind, m.owner, enabled, _when(m.last_poll), _when(m.last_success), str(m.tracked),
                      (m.last_error or "-").splitlines()[0][:120]])
     print(_table(rows) if st.mailboxes else "no mailboxes")
+    unpolled = in_store(config, unpolled_txn, Polling.of(config))
+    if unpolled:
+        print("\nincoming method router, but nothing polls their mailbox (their mail is not tracked):")
+        for u in unpolled:
+            print(f"  {u.owner}: {u.reason}")
     q = st.queue
     print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
     for e in st.stuck:
