@@ -28,7 +28,8 @@ from abook.transfer.fields import BY_NAME, BadValue
 from abook.transfer.ldif import LdifError
 from abook.transfer.parse import PUBLISHED, NameRef, Row, derived_id
 
-ID_COLUMNS = {f"{t}id": t for t in fields.TABLES}
+#: id column -> entity, referenced tables last: a user's or queue's file has a businessunitid column too
+ID_COLUMNS = {f"{t}id": t for t in reversed(fields.TABLES)}
 DELIMITERS = ",;\t"
 
 

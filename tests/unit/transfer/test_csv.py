@@ -168,3 +168,21 @@ def test_the_example_file_imports(demo: Store) -> None:
     joanna = contact(demo, "joanna.mueller@fabrikam.example")
     assert (joanna.fullname, joanna.mobilephone, joanna.address1_country) == ("Joanna M\u00fcller",
                                                                               "+49 151 2345678", "Germany")
+
+
+def test_the_readme_column_table_is_what_import_reads() -> None:
+    """Every column the README lists for an entity is one `abook import` takes for it."""
+    from abook.transfer.csv_rows import CsvReport, read_csv
+
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| entity (`--entity`) | id column | other columns |"):].split("\n\n")[0]
+    rows = [line.split("|")[1:4] for line in table.splitlines()[2:]]
+    assert {r[0].strip() for r in rows} == {"contact", "account", "lead", "systemuser", "queue", "equipment",
+                                             "businessunit", "role"}
+    for entity, id_column, others in rows:
+        columns = [id_column.strip()] + [c.split("(")[0].strip() for c in others.split(",")]
+        header = ",".join(c for c in columns if c)
+        assert list(read_csv(io.StringIO(header + "\n"), "readme.csv", entity.strip(), CsvReport())) == []
+        detected = CsvReport()
+        list(read_csv(io.StringIO(header + "\n"), "readme.csv", None, detected))
+        assert detected.entity == entity.strip()  # the id column names the entity
