@@ -24,9 +24,13 @@ def tracked_files() -> list[str]:
     return [p for p in out.decode().split("\0") if p]
 
 
+#: the two files that name the ways out in order to refuse them
+GUARDS = frozenset({"tests/confine.py", "tests/test_standalone.py"})
+
+
 def test_no_tracked_file_points_outside_the_repository() -> None:
     offenders = []
-    for rel in tracked_files():
+    for rel in sorted(set(tracked_files()) - GUARDS):
         try:
             text = (REPO / rel).read_text("utf-8")
         except (UnicodeDecodeError, IsADirectoryError):
