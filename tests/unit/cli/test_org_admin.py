@@ -161,3 +161,12 @@ def test_empty_listings_say_so(abook) -> None:  # type: ignore[no-untyped-def]
     assert abook("queue", "list").out == "no queues\n"
     assert abook("role", "list").out.startswith("no roles yet")
     assert abook("outgoing", "stuck").out == "no emails in sending\n"
+
+
+def test_the_crm_spelling_organization_is_understood(org) -> None:  # type: ignore[no-untyped-def]
+    """The CRM's UI says "Organization"; abook used to refuse it with "unknown read depth"."""
+    r = org("role", "add", "Org Reader", "--read", "all=Organization")
+    assert r.rc == 0 and "contact=organisation" in r.out, r.err
+    org("user", "add", "olga", "--bu", "East", "--role", "Org Reader")
+    assert org("user", "set", "olga", "local_filter_scope=organization").rc == 0
+    assert "only the active contacts anyone owns" in org("user", "show", "olga").out
