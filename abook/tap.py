@@ -16,15 +16,18 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from abook.config import AbookConfig, load_config
+from abook.config.location import config_file
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
 from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
 
 
 class Options(usage.Options):
-    optParameters = [["config", "c", "abook.toml", "Path to the abook TOML config file."]]
+    optParameters = [["config", "c", None, "Path to the abook TOML config file "
+                      "(default: $ABOOK_CONFIG, else abook.toml in the current directory)."]]
 
     def postOptions(self) -> None:
+        self["config"] = config_file(self["config"])
         try:
             self["parsed"] = load_config(self["config"])
         except UserError as e:
@@ -214,12 +217,15 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
     """The listeners, pollers and schedulers; each package adds its own services here."""
     from abook.server.service import ldap_components
 
+    from abook.routing.unpolled import UnpolledReport
+
     services: list[IService] = []
     services += ldap_components(config, store, reactor)
     if config.router.enabled and (config.mailboxes or config.smtp or config.router.user_mailbox_template):
         from abook.routing.service import RouterService
 
         services.append(RouterService(config, store, reactor))
+    services.append(UnpolledReport(config, store))
     return services
 
 

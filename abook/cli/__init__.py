@@ -1,7 +1,10 @@
 """The ``abook`` command. Each module of this package named ``cmd_*`` adds its subcommands.
 
 A module defines ``register(subparsers, common)``: it adds parsers whose ``func(args) -> int`` runs the
-command. ``common`` is a parent parser carrying ``-c/--config``. UserErrors print one line, exit 2.
+command. ``common`` is a parent parser carrying ``-c/--config``; every parser has it (the top level, each
+command group and each action), so ``-c`` works before or after the action. It has no argparse default
+(an action's default would replace a value given before it): ``main`` fills it in from ``ABOOK_CONFIG``,
+else ``./abook.toml``. UserErrors print one line, exit 2.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ import pkgutil
 import sys
 from typing import Sequence
 
+from abook import __version__
+from abook.config.location import CONFIG_ENV, DEFAULT_CONFIG, config_file
 from abook.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default="abook.toml", help="the TOML config file (default: %(default)s)")
-    parser = argparse.ArgumentParser(prog="abook", description="CRM address books, mail tracking and sync")
+    common.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help=f"the TOML config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG} in the "
+                             "current directory)")
+    parser = argparse.ArgumentParser(prog="abook", parents=[common],
+                                     description="CRM address books over LDAP, email tracking and routing")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("cmd_"):
@@ -28,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.config = config_file(getattr(args, "config", None))
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -15,16 +15,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=check_config)
 
     p = sub.add_parser("init", parents=[common], help="create or migrate the store")
+    p.add_argument("--standard-roles", action="store_true",
+                   help="also add the CRM's standard security roles the store lacks (as `abook role add-standard`)")
     p.set_defaults(func=init)
 
     p = sub.add_parser("serve", parents=[common], help="run the daemon in the foreground")
     p.set_defaults(func=serve)
 
+    # internal, so no help= (that keeps it out of `abook --help`): the daemon starts these when ldap.workers > 1
     p = sub.add_parser("ldap-worker", parents=[common],
-                       help="(internal) an LDAP worker process; the daemon starts these when ldap.workers > 1")
+                       description="(internal) an LDAP worker process; the daemon starts these when ldap.workers > 1")
     p.add_argument("--index", type=int, required=True, help="the worker's number, 1 to workers - 1")
     p.add_argument("--listener", action="append", default=[], metavar="FD:FAMILY:KIND",
-                   help="an inherited listening socket, e.g. 3:INET:plain or 4:INET:tls")
+                   help="an inherited listening socket, e.g. 3:INET:plain or 4:INET:tls (repeatable)")
     p.set_defaults(func=ldap_worker)
 
 
@@ -44,7 +47,15 @@ def init(args: argparse.Namespace) -> int:
     schema.upgrade(store.engine)
     after = schema.current_revision(store.engine)
     print(f"store at revision {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"))
-    store.dispose()
+    try:
+        if args.standard_roles:
+            from abook.cli.cmd_org import print_added_standard_roles
+            from abook.store.standard_roles import add_standard_roles_txn
+
+            with store.transaction() as session:
+                print_added_standard_roles(*add_standard_roles_txn(session))
+    finally:
+        store.dispose()
     return 0
 
 

@@ -21,7 +21,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--entity", choices=TABLES,
                    help="CSV: the entity of the rows (default: detected from the columns); plain LDIF: the entity "
                         f"entries become ({', '.join(PLAIN_ENTITIES)}; default [import] plain_ldif_entity)")
-    p.add_argument("--owner", help="user name owning records that name no owner (default [import] default_owner)")
+    p.add_argument("--owner", metavar="USER",
+                   help="user name owning records that name no owner (default: [import] default_owner)")
+    p.add_argument("--ignore-unknown-columns", action="store_true",
+                   help="CSV: import the columns abook knows and list the others (default: an unknown column "
+                        "is an error, so a typo loses nothing)")
     p.set_defaults(func=import_command)
 
     p = sub.add_parser("export", parents=[common], help="write the store as LDIF",
@@ -51,14 +55,17 @@ def import_command(args: argparse.Namespace) -> int:
     try:
         result = import_file(store, args.file, fmt=args.format, entity=args.entity,
                              plain_entity=options.plain_ldif_entity,
-                             default_owner=args.owner or options.default_owner, progress=Progress())
+                             default_owner=args.owner or options.default_owner, progress=Progress(),
+                             ignore_unknown_columns=args.ignore_unknown_columns)
     finally:
         store.dispose()
     seconds = time.monotonic() - started
     print(f"imported {args.file}: {result.total} records ({result.added} added, {result.changed} changed, "
           f"{result.unchanged} unchanged; {result.skipped} other entries skipped) in {seconds:.1f} s")
+    if result.export:
+        print(f"read as {'an' if result.export.startswith('O') else 'a'} {result.export} contacts export")
     if result.ignored_columns:
-        print(f"ignored columns: {', '.join(result.ignored_columns)}")
+        print(f"columns not imported (no field in abook): {', '.join(result.ignored_columns)}")
     return 0
 
 

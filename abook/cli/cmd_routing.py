@@ -11,6 +11,7 @@ from abook.errors import NotFound
 from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
 from abook.routing.state import enable_mailbox_txn
 from abook.routing.status import router_status_txn
+from abook.routing.unpolled import Polling, unpolled_txn
 from abook.store.models import EmailStatus
 
 
@@ -22,7 +23,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
     msub = p.add_subparsers(dest="mailbox_command", metavar="ACTION", required=True)
     e = msub.add_parser("enable", parents=[common], help="re-enable a mailbox disabled after failures")
-    e.add_argument("name")
+    e.add_argument("name", help="the mailbox's name as `abook status` shows it ([[mailboxes]] name, or auto:USER "
+                                "for a mailbox derived from [router.user_mailbox_template])")
     e.set_defaults(func=mailbox_enable)
 
     p = sub.add_parser("outgoing", parents=[common], help="CRM email the router sends")
@@ -32,7 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     for action, text in (("retry", "send it again (same Message-ID): it had not left"),
                          ("fail", "set it to Failed: it may have left, or should not be sent")):
         a = osub.add_parser(action, parents=[common], help=f"an email stuck in Sending: {text}")
-        a.add_argument("activity_id")
+        a.add_argument("activity_id", help="the email's id, as `abook outgoing stuck` lists it")
         a.set_defaults(func=outgoing_resolve, action=action)
 
 
@@ -49,13 +51,18 @@ def status(args: argparse.Namespace) -> int:
     config = config_of(args)
     configured = tuple((m.name, "forward" if m.role == "forward" else m.type, m.owner or "-")
                        for m in config.mailboxes)
-    st = in_store(config_of(args), router_status_txn, configured)
+    st = in_store(config, router_status_txn, configured)
     rows = [["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST POLL", "LAST SUCCESS", "TRACKED", "LAST ERROR"]]
     for m in st.mailboxes:
         enabled = "yes" if m.enabled else f"NO ({m.failures} failures)"
         rows.append([m.name, m.kind, m.owner, enabled, _when(m.last_poll), _when(m.last_success), str(m.tracked),
                      (m.last_error or "-").splitlines()[0][:120]])
     print(_table(rows) if st.mailboxes else "no mailboxes")
+    unpolled = in_store(config, unpolled_txn, Polling.of(config))
+    if unpolled:
+        print("\nincoming method router, but nothing polls their mailbox (their mail is not tracked):")
+        for u in unpolled:
+            print(f"  {u.owner}: {u.reason}")
     q = st.queue
     print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
     for e in st.stuck:
@@ -71,7 +78,10 @@ def mailbox_enable(args: argparse.Namespace) -> int:
 
 
 def outgoing_stuck(args: argparse.Namespace) -> int:
-    for e in in_store(config_of(args), emails_in_txn, EmailStatus.sending):
+    stuck = in_store(config_of(args), emails_in_txn, EmailStatus.sending)
+    if not stuck:
+        print("no emails in sending")
+    for e in stuck:
         print(f"{e.activity_id}  attempts={e.attempts}  {e.subject or ''}")
     return 0
 

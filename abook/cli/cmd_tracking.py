@@ -1,5 +1,6 @@
-"""``abook track``, ``abook untracked``, ``abook unresolved`` and ``abook email show``: tracking by hand and
-what an admin or a user wants to know about tracked and untracked mail."""
+"""``abook track``, ``abook untracked``, ``abook unresolved`` and the body of ``abook email show``
+(``cmd_email.py`` registers it): tracking by hand and what an admin or a user wants to know about tracked
+and untracked mail."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
 
 
-
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("track", parents=[common], help="track one message by hand (manual tracking)")
     p.add_argument("file", nargs="?", default="-", help="an RFC 5322 message (.eml); '-' or none: standard input")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the CRM user tracking it: user name or email address")
     who.add_argument("--queue", help="the queue tracking it: email address or name")
-    p.add_argument("--direction", choices=("in", "out"), default="in", help="received (in) or sent (out) mail")
+    p.add_argument("--direction", choices=("in", "out"), default="in",
+                   help="received (in) or sent (out) mail (default: in)")
     p.add_argument("--mailbox", help="where the message was seen (default: manual:<user or queue>)")
     p.set_defaults(func=track)
 
@@ -36,14 +37,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("unresolved", parents=[common], help="a user's received emails whose sender is unresolved")
     p.add_argument("--user", required=True, help="user name or email address")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default: 100)")
     p.set_defaults(func=unresolved)
-
-    p = sub.add_parser("email", help="tracked email activities")
-    email_sub = p.add_subparsers(dest="email_command", metavar="COMMAND", required=True)
-    p = email_sub.add_parser("show", parents=[common], help="parties, regarding, correlation and mailboxes")
-    p.add_argument("id", help="the email activity id")
-    p.set_defaults(func=email_show)
 
 
 def _user_id(session: Any, name: str) -> str:

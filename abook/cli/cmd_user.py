@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable, Iterable, TypeVar
 
 from abook.cli.common import config_of, open_store
+from abook.cli.settings_help import contacts_book_note, describe
 from abook.errors import UserError
 from abook.passwords import hash_password
 from abook.store import settings, users
@@ -31,15 +32,18 @@ def in_store(args: argparse.Namespace, fn: Callable[..., T], *a: Any, **kw: Any)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("user", help="CRM users: add them, set passwords, settings and roles")
+    p = sub.add_parser("user", parents=[common], help="CRM users: add them, set passwords, settings and roles")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    a = actions.add_parser("add", parents=[common], help="add a user to a business unit")
+    a = actions.add_parser("add", parents=[common], help="add a user to a business unit",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, description=ADD_DESCRIPTION)
     a.add_argument("name", help="the user name people bind with (the CRM domainname)")
-    a.add_argument("--bu", required=True, metavar="BUNAME", help="the user's business unit (name or id)")
-    a.add_argument("--first", metavar="F", help="first name")
-    a.add_argument("--last", metavar="L", help="last name")
-    a.add_argument("--email", metavar="E", help="internal email address (primary email of the Users book)")
+    a.add_argument("--bu", required=True, metavar="UNIT", help="the user's business unit (name or id)")
+    a.add_argument("--first", metavar="NAME", help="first name")
+    a.add_argument("--last", metavar="NAME", help="last name")
+    a.add_argument("--email", metavar="ADDRESS", help="internal email address (primary email of the Users book)")
+    a.add_argument("--role", action="append", default=[], metavar="ROLE",
+                   help="a security role to grant (repeatable); without one the user sees empty address books")
     a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     a.set_defaults(func=user_add)
 
@@ -52,25 +56,40 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     a = actions.add_parser("roles", parents=[common], help="grant or revoke security roles")
     a.add_argument("name", help="user name, id or email")
-    a.add_argument("--grant", action="append", default=[], metavar="ROLE")
-    a.add_argument("--revoke", action="append", default=[], metavar="ROLE")
+    a.add_argument("--grant", action="append", default=[], metavar="ROLE", help="a role to grant (repeatable)")
+    a.add_argument("--revoke", action="append", default=[], metavar="ROLE", help="a role to revoke (repeatable)")
     a.set_defaults(func=user_roles)
 
-    a = actions.add_parser("show", parents=[common], help="show a user and their settings")
+    a = actions.add_parser("show", parents=[common], help="show a user, their settings and what their Contacts "
+                                                          "book shows")
     a.add_argument("name", help="user name, id or email")
     a.set_defaults(func=user_show)
 
-    a = actions.add_parser("list", parents=[common], help="list users")
+    a = actions.add_parser("list", parents=[common], help="list users (and warn about users without a role)")
     a.set_defaults(func=user_list)
+
+
+ADD_DESCRIPTION = f"""Add an active user to a business unit, with the next tracking number.
+
+Security roles decide what each address book shows. A user without a role can bind but sees every
+book empty: grant one with --role (or later with `abook user roles NAME --grant ROLE`); `abook role
+list` shows the roles, `abook role add-standard` adds the CRM's standard ones.
+
+The Contacts book also depends on two per-user settings (`abook user set`, shown by `abook user show`):
+{describe(("address_book_matching", "local_filter_scope", "local_filter_ldap", "local_filter_include_inactive"))}
+So a new user's Contacts book shows only the active contacts they own, even with an organisation-wide
+role, until `abook user set NAME address_book_matching=all` (or a wider local_filter_scope)."""
 
 
 def add_settings_parser(actions: Any, common: argparse.ArgumentParser, noun: str, keys: Iterable[str],
                         func: Callable[[argparse.Namespace], int]) -> None:
-    """``abook NOUN set NAME key=value ...``, its help listing the keys."""
+    """``abook NOUN set NAME key=value ...``, its help listing the keys, their values and defaults."""
+    keys = tuple(keys)
     a = actions.add_parser("set", parents=[common], help=f"change a {noun}'s settings: key=value ...",
-                           description="settings: " + ", ".join(keys))
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description=f"Change a {noun}'s settings. The keys:\n{describe(keys)}")
     a.add_argument("name", help=f"{noun} name, id or email")
-    a.add_argument("settings", nargs="+", metavar="key=value")
+    a.add_argument("settings", nargs="+", metavar="key=value", help="a setting and its new value (see above)")
     a.set_defaults(func=func)
 
 
@@ -99,10 +118,25 @@ def user_add(args: argparse.Namespace) -> int:
     password = read_password(args, required=False)
     password_hash = hash_password(password) if password else None
     info = in_store(args, users.create_user_txn, args.name, args.bu, firstname=args.first, lastname=args.last,
-                    email=args.email, password_hash=password_hash)
+                    email=args.email, password_hash=password_hash, roles=args.role)
     print(f"added user {info.domainname} ({info.id}) to {info.business_unit}, tracking number "
-          f"{info.tracking_number}" + ("" if info.has_password else "; no password set"))
+          f"{info.tracking_number}" + ("" if info.has_password else "; no password set")
+          + (f"; roles {', '.join(info.roles)}" if info.roles else ""))
+    if not info.roles:
+        warn_no_role([info.domainname])
     return 0
+
+
+def warn_no_role(names: list[str]) -> None:
+    """The warning for users who can bind but see every address book empty."""
+    if len(names) == 1:
+        who = f"{names[0]} has no security role"
+        fix = f"`abook user roles {names[0]} --grant ROLE`"
+    else:
+        who = f"{len(names)} users have no security role ({', '.join(names)})"
+        fix = "`abook user roles NAME --grant ROLE`"
+    print(f"warning: {who}: they can bind but see every address book empty; grant one with {fix} "
+          "(`abook role list`; `abook role add-standard` adds the CRM's standard roles)", file=sys.stderr)
 
 
 def user_passwd(args: argparse.Namespace) -> int:
@@ -134,6 +168,11 @@ def user_show(args: argparse.Namespace) -> int:
     info = in_store(args, users.user_info_txn, args.name)
     for key, value in _show_lines(info):
         print(f"{key + ':':<31} {value}")
+    print()
+    print(contacts_book_note(info.domainname, info.address_book_matching, info.local_filter_scope,
+                             info.local_filter_ldap, info.local_filter_include_inactive))
+    if not info.roles:
+        warn_no_role([info.domainname])
     return 0
 
 
@@ -167,10 +206,17 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def user_list(args: argparse.Namespace) -> int:
+    found = in_store(args, users.list_users_txn)
+    if not found:
+        print("no users yet: `abook user add NAME --bu UNIT` adds one")
+        return 0
     rows = [
         (u.domainname, u.fullname, u.email or "-", u.business_unit, "active" if u.active else "inactive",
-         str(u.tracking_number or "-"), ",".join(u.roles) or "-")
-        for u in in_store(args, users.list_users_txn)
+         str(u.tracking_number or "-"), ", ".join(u.roles) or "(none)")
+        for u in found
     ]
     print_table(("USER", "NAME", "EMAIL", "BUSINESS UNIT", "STATE", "TRACKING", "ROLES"), rows)
+    roleless = [u.domainname for u in found if not u.roles and u.active]
+    if roleless:
+        warn_no_role(roleless)
     return 0

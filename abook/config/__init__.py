@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from abook.config.location import resolve_paths
 from abook.config.model import AbookConfig
 from abook.errors import ConfigError
 
@@ -73,4 +74,5 @@ def load_config(path: str | Path) -> AbookConfig:
         raise ConfigError("expected UTF-8 text", file=str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", file=str(p)) from None
+    data = resolve_paths(data, p.resolve().parent)  # relative paths are relative to the file (location.py)
     return parse_config(data, file=p.name, config_dir=str(p.resolve().parent), config_file=str(p.resolve()))

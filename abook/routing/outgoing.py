@@ -1,7 +1,8 @@
 """The outgoing queue: CRM email in Pending Send (6) whose owner uses ``router`` is sent over SMTP.
 
 Claim (one transaction): a conditional UPDATE 6 -> Sending (7), the tracking token appended to the
-subject, the RFC 5322 message built with a fresh Message-ID and stored *before* anything is sent.
+subject, the RFC 5322 message (with the email's attachments, e.g. from `abook email compose`) built with a
+fresh Message-ID and stored *before* anything is sent.
 Send (mail pool, ``mailbox/smtp.py``). Then Sent (3), or back to 6 with a later ``next_attempt_at``
 after a transient failure, or Failed (8) with the reason when the failure is permanent or the attempts
 are spent. An email found in Sending at start was in flight when the daemon died: it is reported (log,
@@ -111,6 +112,10 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
     msg.set_content(activity.description or "")
     if email.body_html:
         msg.add_alternative(email.body_html, subtype="html")
+    for attachment in sorted(email.attachments, key=lambda a: (len(a.part), a.part)):  # "2" before "10"
+        maintype, _, subtype = (attachment.mimetype or "application/octet-stream").partition("/")
+        msg.add_attachment(attachment.body, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=attachment.filename)
     return msg.as_bytes(), message_id.strip("<>")
 
 

@@ -25,8 +25,13 @@ from abook.store.security import OWNER_SCOPES
 MAX_FILTER_LENGTH = 4096
 
 
+#: other spellings an admin types for a value: the CRM's UI says "Organization"
+SPELLINGS = {"organization": "organisation"}
+
+
 def _choice(allowed: Sequence[str]) -> Any:
     def parse(key: str, value: str) -> str:
+        value = SPELLINGS.get(value.strip().lower(), value)
         if value not in allowed:
             raise UserError(f"bad value {value!r} for {key}: expected one of {', '.join(allowed)}")
         return value
@@ -122,6 +127,7 @@ def parse_depths(pairs: Iterable[str]) -> dict[str, ReadDepth]:
     for pair in pairs:
         entity, sep, depth = pair.partition("=")
         entity, depth = entity.strip(), depth.strip()
+        depth = SPELLINGS.get(depth.lower(), depth)
         if not sep:
             raise UserError(f"expected entity=depth, got {pair!r}")
         if entity != "all" and entity not in ENTITIES:

@@ -206,8 +206,9 @@ def create_user_txn(
     lastname: str | None = None,
     email: str | None = None,
     password_hash: str | None = None,
+    roles: Iterable[str] = (),
 ) -> UserInfo:
-    """A new active user in ``business_unit`` (name or id) with the next tracking number and no roles."""
+    """A new active user in ``business_unit`` (name or id) with the next tracking number and ``roles``."""
     domainname = domainname.strip()
     if not domainname or any(c.isspace() for c in domainname):
         raise UserError(f"bad user name {domainname!r}: expected a login name without spaces")
@@ -227,6 +228,8 @@ def create_user_txn(
         tracking_number=allocate_tracking_number_txn(session),
         statecode=State.active,
     )
+    granted = [find_role_txn(session, name) for name in roles]
+    user.roles = list({role.id: role for role in granted}.values())
     session.add(user)
     session.flush()
     return _info(session, user)

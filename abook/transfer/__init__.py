@@ -18,14 +18,15 @@ from abook.transfer.export import Exporter
 from abook.transfer.fields import TABLES
 from abook.transfer.ldif import read_ldif
 from abook.transfer.load import ImportResult, Loader
-from abook.transfer.parse import PLAIN_ENTITIES, RecordParser, Row, read_csv
+from abook.transfer.csv_rows import CsvReport, read_csv
+from abook.transfer.parse import PLAIN_ENTITIES, RecordParser, Row
 
 __all__ = ["ImportResult", "import_file", "export_to", "TABLES", "PLAIN_ENTITIES"]
 
 
 def read_rows(path: Path, fmt: str | None = None, entity: str | None = None, plain_entity: str = "contact",
-              progress: Any = None) -> tuple[list[Row], int, set[str]]:
-    """Parse and check every record of a file: (rows, records skipped, CSV columns ignored)."""
+              progress: Any = None, ignore_unknown: bool = False) -> tuple[list[Row], int, CsvReport | None]:
+    """Parse and check every record of a file: (rows, records skipped, what reading a CSV found out)."""
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "ldif")
     name = path.name
     try:
@@ -36,35 +37,37 @@ def read_rows(path: Path, fmt: str | None = None, entity: str | None = None, pla
     if progress is not None:
         progress.phase("reading", size, " bytes")
     rows: list[Row] = []
-    ignored: set[str] = set()
     with stream:
         if fmt == "csv":
+            report = CsvReport()
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
             try:
-                for row in read_csv(text, name, entity, ignored):
+                for row in read_csv(text, name, entity, report, ignore_unknown):
                     rows.append(row)
             except UnicodeDecodeError:
                 raise UserError(f"{name}: not UTF-8 text") from None
             if progress is not None:
                 progress.advance(size)
-            return rows, 0, ignored
+            return rows, 0, report
         parser = RecordParser(name, entity or plain_entity)
         for record in read_ldif(stream, name, progress):
             row = parser.parse(record)
             if row is not None:
                 rows.append(row)
-        return rows, parser.skipped, ignored
+        return rows, parser.skipped, None
 
 
 def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entity: str | None = None,
-                plain_entity: str = "contact", default_owner: str = "admin", progress: Any = None) -> ImportResult:
+                plain_entity: str = "contact", default_owner: str = "admin", progress: Any = None,
+                ignore_unknown_columns: bool = False) -> ImportResult:
     path = Path(path)
-    rows, skipped, ignored = read_rows(path, fmt, entity, plain_entity, progress)
+    rows, skipped, report = read_rows(path, fmt, entity, plain_entity, progress, ignore_unknown_columns)
     with store.transaction() as session:
         added, changed, unchanged = Loader(session, path.name, default_owner, progress).load(rows)
     if progress is not None:
         progress.finish()
-    return ImportResult(added, changed, unchanged, skipped, tuple(sorted(ignored)))
+    ignored = tuple(sorted(report.ignored)) if report else ()
+    return ImportResult(added, changed, unchanged, skipped, ignored, report.export if report else "")
 
 
 def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES,

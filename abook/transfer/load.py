@@ -45,7 +45,10 @@ class ImportResult:
     changed: int
     unchanged: int
     skipped: int = 0
+    #: CSV columns whose values were not imported
     ignored_columns: tuple[str, ...] = ()
+    #: CSV: "Outlook", "Google" or "Outlook or Google" for a contacts export read as CRM columns
+    export: str = ""
 
     @property
     def total(self) -> int:
@@ -92,6 +95,7 @@ class Loader:
             self.rows[row.table][row.id] = row
         for table in TABLES:
             self._load_existing(table)
+        self._fill_fullnames()
         self._check_unique()
         self._resolve_names()
         self._fill_ownership()
@@ -168,6 +172,25 @@ class Loader:
         for chunk in _chunks(ids):
             for rec in self._select(select(t).where(t.c.id.in_(chunk))):
                 self.existing[table][rec.id] = rec._mapping
+
+    def _fill_fullnames(self) -> None:
+        """A CSV person without a full name gets "first last" (what LDAP shows as its cn), so that every
+        record has one and an export always carries cn. Only when the row gives a name part or is new:
+        an update of other columns keeps the stored full name."""
+        for table in ("contact", "lead", "systemuser"):
+            existing = self.existing[table]
+            for row in self.rows[table].values():
+                v = row.values
+                if row.full or row.plain_dn is not None or v.get("fullname"):
+                    continue
+                if row.id in existing and not ({"firstname", "lastname"} & v.keys()):
+                    continue
+                merged = {**(existing.get(row.id) or {}), **v}
+                name = " ".join(p for p in (merged.get("firstname"), merged.get("lastname")) if p)
+                if table == "systemuser":
+                    name = name or merged.get("domainname") or ""
+                if name:
+                    v["fullname"] = name
 
     def _check_unique(self) -> None:
         for table, column in UNIQUE.items():

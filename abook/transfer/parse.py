@@ -8,17 +8,15 @@ Three shapes arrive here:
   columns (what it leaves out becomes empty or the default), except ownership and history (``KEEP_IF_ABSENT``).
 * Plain ``inetOrgPerson`` LDIF from any directory: the standard attributes map through the same table onto
   the configured entity; the record id is derived from the DN, so re-importing upserts by DN.
-* CSV with the CRM's column names, one entity per file; only the columns present are written.
+* CSV with the CRM's column names, one entity per file (``csv_rows.py``); only the columns present are written.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from abook.directory.attributes import ALIASES, ATTRIBUTES
 from abook.store import models
@@ -256,87 +254,3 @@ class RecordParser:
             return fn(value)
         except BadValue as e:
             raise self.error(a.line, f"{a.name}: {e}") from None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# CSV
-
-
-ID_COLUMNS = {f"{t}id": t for t in models.ENTITIES}
-
-
-def detect_entity(header: list[str]) -> str:
-    names = {h.strip().lower() for h in header}
-    for column, table in ID_COLUMNS.items():
-        if column in names:
-            return table
-    if "domainname" in names:
-        return "systemuser"
-    if "companyname" in names or "subject" in names:
-        return "lead"
-    if "name" in names and "firstname" not in names and "lastname" not in names:
-        return "account"
-    return "contact"
-
-
-def read_csv(stream: io.TextIOBase, file: str, entity: str | None, ignored: set[str]) -> Iterator[Row]:
-    reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as e:
-        raise LdifError(file, 1, f"not valid CSV: {e}") from None
-    table = entity or detect_entity(header)
-    id_column = f"{table}id"
-    by_name = BY_NAME[table]
-    published = PUBLISHED.get(table, {})
-    columns: list[tuple[int, str, Any]] = []  # (index, kind, spec or field)
-    for i, h in enumerate(header):
-        low = h.strip().lower()
-        if low == id_column:
-            columns.append((i, "id", None))
-        elif low in by_name and low != "userpassword":
-            columns.append((i, "crm", by_name[low]))
-        elif low in published and "." not in published[low]:
-            columns.append((i, "crm", by_name[published[low]]))
-        elif h.strip():
-            ignored.add(h.strip())
-    primary = models.EMAIL_FIELDS.get(table, ("",))[0]
-    end = 1
-    while True:
-        start = end + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise LdifError(file, reader.line_num, f"not valid CSV: {e}") from None
-        end = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(header):
-            raise LdifError(file, start, f"{len(cells)} cells, but the header names {len(header)} columns")
-        values: dict[str, Any] = {}
-        record_id = None
-        for i, kind, spec in columns:
-            text = cells[i].strip() if i < len(cells) else ""
-            try:
-                if kind == "id":
-                    record_id = fields.parse_id(text) if text else None
-                elif spec.kind == "id" and text:
-                    try:
-                        values[spec.column] = fields.parse_id(text)
-                    except BadValue:
-                        values[spec.column] = NameRef(text)
-                else:
-                    values.setdefault(spec.column, fields.parse_value(spec, text))
-            except BadValue as e:
-                raise LdifError(file, start, f"{header[i].strip()}: {e}") from None
-        if record_id is None:
-            email = values.get(primary) if primary else None
-            if not email:
-                raise LdifError(file, start, f"a row needs a {id_column}" + (f" or a {primary}" if primary else "")
-                                + " to be identified by")
-            record_id = derived_id(f"{table}:{email.lower()}")
-        yield Row(table, record_id, start, values)

@@ -2,4 +2,4 @@
 
 from twisted.application.service import ServiceMaker
 
-abook = ServiceMaker("abook", "abook.tap", "CRM address books, mail tracking and Exchange sync", "abook")
+abook = ServiceMaker("abook", "abook.tap", "CRM address books over LDAP, email tracking and routing", "abook")

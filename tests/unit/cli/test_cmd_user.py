@@ -7,13 +7,11 @@ come back out: not the password, not its hash.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import select
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,48 +21,7 @@ from abook.passwords import verify_password
 from abook.store import Store, make_engine
 from abook.store.users import credentials_for_name_txn
 from tests.helpers import REPO
-
-PASSWORD = "Tr0ub4dor&3"
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "abook.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "abook.sqlite3"}"\n')
-    assert main(["init", "-c", str(path)]) == 0
-    return path
-
-
-@pytest.fixture
-def abook(config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run one `abook ...` command in-process with the given standard input text."""
-    capsys.readouterr()
-
-    def run(*argv: str, stdin: str = "") -> Result:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        rc = main([*argv, "-c", str(config)])
-        out, err = capsys.readouterr()
-        assert PASSWORD not in out + err and "$argon2" not in out + err
-        return Result(rc, out, err)
-
-    return run
-
-
-@pytest.fixture
-def org(abook):  # type: ignore[no-untyped-def]
-    for argv in (["bu", "add", "Org"], ["bu", "add", "Sales"], ["bu", "add", "East", "--parent", "Sales"],
-                 ["role", "add", "rep", "--read", "all=user", "--read", "systemuser=business_unit"],
-                 ["role", "add", "manager", "--read", "contact=parent_child"]):
-        assert abook(*argv).rc == 0
-    return abook
-
+from tests.unit.cli.conftest import PASSWORD
 
 def credentials(config: Path, name: str):  # type: ignore[no-untyped-def]
     store = Store(make_engine(f"sqlite:///{config.parent / 'abook.sqlite3'}"))
@@ -109,15 +66,15 @@ def test_show_and_list_users_without_secrets(org) -> None:  # type: ignore[no-un
         stdin=PASSWORD + "\n")
     org("user", "add", "bob", "--bu", "Sales")
     org("user", "roles", "alice", "--grant", "rep", "--grant", "manager")
-    shown = dict(line.split(":", 1) for line in org("user", "show", "alice@example.com").out.splitlines())
-    shown = {k: v.strip() for k, v in shown.items()}
+    settings, note = org("user", "show", "alice@example.com").out.split("\n\n")
+    shown = {k: v.strip() for k, v in (line.split(":", 1) for line in settings.splitlines())}
     assert shown["user"] == "alice" and shown["password"] == "set" and shown["tracking number"] == "1"
     assert shown["roles"] == "manager, rep" and shown["business unit"].startswith("East (")
     assert shown["address_book_matching"] == "synchronised" and shown["local_filter_scope"] == "user"
     rows = [line.split() for line in org("user", "list").out.splitlines()]
     assert rows[0] == ["USER", "NAME", "EMAIL", "BUSINESS", "UNIT", "STATE", "TRACKING", "ROLES"]
-    assert rows[1] == ["alice", "alice", "alice@example.com", "East", "active", "1", "manager,rep"]
-    assert rows[2] == ["bob", "bob", "-", "Sales", "active", "2", "-"]
+    assert rows[1] == ["alice", "alice", "alice@example.com", "East", "active", "1", "manager,", "rep"]
+    assert rows[2] == ["bob", "bob", "-", "Sales", "active", "2", "(none)"]
 
 
 def test_set_changes_settings(org) -> None:  # type: ignore[no-untyped-def]

@@ -140,7 +140,9 @@ def test_csv_with_crm_column_names(store: Store, tmp_path: Path) -> None:
     import_file(store, DEMO)
     f = tmp_path / "contacts.csv"
     f.write_text(CSV, encoding="utf-8")
-    result = import_file(store, f)
+    with pytest.raises(LdifError, match=r"^contacts.csv:1: unknown column 'Created By': not a contact column"):
+        import_file(store, f)
+    result = import_file(store, f, ignore_unknown_columns=True)
     assert (result.added, result.ignored_columns) == (3, ("Created By",))
     with store.transaction() as s:
         renee = s.get(Contact, "c0000000-0000-4000-8000-000000000001")
@@ -149,7 +151,7 @@ def test_csv_with_crm_column_names(store: Store, tmp_path: Path) -> None:
         otto = s.scalars(select(Contact).where(Contact.emailaddress1 == "otto@example.de")).one()
         assert (otto.statecode, otto.owningbusinessunit_id) == (1, "10000000-0000-4000-8000-000000000004")
         assert s.get(Contact, "c0000000-0000-4000-8000-000000000003").firstname == "Multi\nLine"
-    assert import_file(store, f).unchanged == 3
+    assert import_file(store, f, ignore_unknown_columns=True).unchanged == 3
 
 
 @pytest.mark.parametrize(("record", "offset", "message"), [
@@ -273,5 +275,5 @@ def test_csv_of_business_units(sqlite_store: Store, tmp_path: Path) -> None:
                  "b0000000-0000-4000-8000-000000000002,Child,Root\nb0000000-0000-4000-8000-000000000001,Root,\n")
     assert import_file(sqlite_store, f, entity="businessunit").added == 2  # parents first, parent found by name
     f.write_text("name\nNo Id\n")
-    with pytest.raises(LdifError, match=r"^units.csv:2: a row needs a businessunitid to be identified by$"):
+    with pytest.raises(LdifError, match=r"^units.csv:2: a row needs a businessunitid \(a GUID\) to be identified by$"):
         import_file(sqlite_store, f, entity="businessunit")

@@ -1,0 +1,91 @@
+"""Users and queues whose incoming method is ``router`` that nothing polls: said in the daemon's log at
+start and by ``abook status``, since the router otherwise stays silent about mail it never reads.
+
+A router owner is polled by a ``[[mailboxes]]`` table naming it as ``owner``, or, with
+``[router.user_mailbox_template]``, by a mailbox derived from its email address; neither happens when the
+router is switched off in this daemon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from abook.config import AbookConfig
+from abook.store import Store
+from abook.store.models import Queue, State, SystemUser
+
+
+@dataclass(frozen=True)
+class Unpolled:
+    #: the user name, or "queue:<address or name>", as a [[mailboxes]] owner is written
+    owner: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Polling:
+    """What of the config decides who is polled (frozen, for a pool thread)."""
+
+    enabled: bool
+    template: bool
+    #: owners of the [[mailboxes]] tables with role router, lowercased
+    owners: frozenset[str]
+
+    @classmethod
+    def of(cls, config: AbookConfig) -> "Polling":
+        return cls(config.router.enabled, config.router.user_mailbox_template is not None,
+                   frozenset((m.owner or "").lower() for m in config.mailboxes if m.role == "router"))
+
+
+def unpolled_txn(session: Session, polling: Polling) -> tuple[Unpolled, ...]:
+    """Every active user and queue with incoming method router that no mailbox of this config polls."""
+    owners: list[tuple[str, str | None]] = [
+        (name, email) for name, email in session.execute(
+            select(SystemUser.domainname, SystemUser.internalemailaddress)
+            .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active)
+            .order_by(SystemUser.domainname))]
+    owners += [(f"queue:{email or name}", email) for name, email in session.execute(
+        select(Queue.name, Queue.emailaddress)
+        .where(Queue.incoming_method == "router", Queue.statecode == State.active).order_by(Queue.name))]
+    out = []
+    for owner, email in owners:
+        if owner.lower() in polling.owners:
+            continue
+        if not polling.enabled:
+            reason = "router.enabled is false in this config"
+        elif not polling.template:
+            reason = "no [[mailboxes]] table names it as owner, and there is no [router.user_mailbox_template]"
+        elif not email:
+            reason = "it has no email address, which [router.user_mailbox_template] needs"
+        else:
+            continue
+        out.append(Unpolled(owner, reason))
+    return tuple(out)
+
+
+class UnpolledReport(Service):
+    """Logs, once the daemon has started, each router owner that nothing polls."""
+
+    log = Logger()
+
+    def __init__(self, config: AbookConfig, store: Store) -> None:
+        self.setName("unpolled-report")
+        self.polling = Polling.of(config)
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        d = self.store.run(unpolled_txn, self.polling)
+        d.addCallback(self._report)
+        d.addErrback(lambda f: self.log.failure("could not check which router mailboxes are polled", f))
+
+    def _report(self, found: tuple[Unpolled, ...]) -> Any:
+        for u in found:
+            self.log.warn("{owner} has incoming method router, but nothing polls its mailbox: {reason}. "
+                          "Its mail is not tracked; see `abook status`", owner=u.owner, reason=u.reason)
