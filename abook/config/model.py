@@ -48,7 +48,13 @@ class LdapLimits(Section):
     size_limit: int = Field(default=0, ge=0)  # 0: no server limit
     time_limit: float = Field(default=60.0, ge=0)
     max_page_size: int = Field(default=1000, ge=1)
+    #: failed binds (and binds in progress) per client address per minute; see directory/bindlimit.py
     failed_binds_per_minute: int = Field(default=10, ge=1)
+    #: failed binds (and binds in progress) per bind name, from all addresses together, per minute
+    failed_binds_per_name_per_minute: int = Field(default=20, ge=1)
+    #: failed binds in a row that lock a bind name for lockout_seconds (ppolicy's pwdMaxFailure); 0: off
+    lockout_failures: int = Field(default=0, ge=0)
+    lockout_seconds: float = Field(default=300.0, gt=0)
 
 
 class LdapUpstream(Section):
