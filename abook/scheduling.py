@@ -108,18 +108,18 @@ class FairQueue:
             raise
         if outer is None:
             outer = defer.Deferred()  # no canceller: cancelling fails it at once, the work runs on
-
-        def finished(result: Any) -> None:
-            self._release(owners)
-            if not outer.called:
-                if isinstance(result, Failure):
-                    outer.errback(result)
-                else:
-                    outer.callback(result)
-            self._dispatch()
-
-        inner.addBoth(finished)
+        inner.addBoth(self._finished, owners, outer)
         return outer
+
+    def _finished(self, result: Any, owners: tuple, outer: defer.Deferred) -> None:
+        self._release(owners)
+        if not outer.called:  # else it was cancelled while running: the late result is dropped
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        if self.waiting:
+            self._dispatch()
 
     def _release(self, owners: tuple) -> None:
         self.running -= 1

@@ -55,6 +55,12 @@ class LdapLimits(Section):
     #: failed binds in a row that lock a bind name for lockout_seconds (ppolicy's pwdMaxFailure); 0: off
     lockout_failures: int = Field(default=0, ge=0)
     lockout_seconds: float = Field(default=300.0, gt=0)
+    #: CPU seconds of database work one batch of a search may use (adminLimitExceeded past it); 0: none
+    search_cost_seconds: float = Field(default=0.5, ge=0)
+    #: database calls of one user's (anonymous: one address's) searches running at once
+    searches_per_user: int = Field(default=2, ge=1)
+    #: database calls of one connection's searches running at once
+    searches_per_connection: int = Field(default=1, ge=1)
 
 
 class LdapUpstream(Section):

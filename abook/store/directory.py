@@ -21,15 +21,27 @@ from sqlalchemy.orm import Session
 #: Each look is a call into Python that must take the interpreter lock from whichever thread holds it,
 #: so it is kept rare; cancelling does not wait for it (``Interrupt.cancel`` interrupts the connection).
 _PROGRESS_STEPS = 1_000_000
+#: PostgreSQL's SQLSTATE for a statement stopped by statement_timeout or a cancel request
+_QUERY_CANCELED = "57014"
 
 
 class Interrupt:
-    """A cancel flag shared by the reactor thread (``cancel``) and the worker running a batch."""
+    """A cancel flag shared by the reactor thread (``cancel``) and the worker running a batch.
 
-    def __init__(self, deadline: float | None = None) -> None:
+    ``cost_limit``: CPU seconds one batch (one ``walk_txn`` call) may use on its thread; a statement
+    still running past it is stopped and ``over_budget`` is set (on PostgreSQL: a ``statement_timeout``
+    of as many wall-clock seconds). Measured as the worker thread's own CPU time, so a busy machine does
+    not make a cheap batch look expensive.
+    """
+
+    def __init__(self, deadline: float | None = None, cost_limit: float = 0.0) -> None:
         self.cancelled = False
         #: time.monotonic() after which running statements are stopped (a search's time limit)
         self.deadline = deadline
+        self.cost_limit = cost_limit
+        #: a batch used more than ``cost_limit`` and was stopped
+        self.over_budget = False
+        self._batch_cpu = 0.0
         self._lock = threading.Lock()
         self._conn: Any = None
         self._detached = threading.Event()
@@ -38,9 +50,16 @@ class Interrupt:
         return self.deadline is not None and time.monotonic() > self.deadline
 
     def _progress(self) -> int:
-        return 1 if self.cancelled or self.expired() else 0
+        if self.cancelled or self.expired():
+            return 1
+        if self.cost_limit and time.thread_time() - self._batch_cpu > self.cost_limit:
+            self.over_budget = True
+            return 1
+        return 0
 
     def attach(self, dbapi_conn: Any) -> None:
+        """Called by the worker as a batch begins (its CPU time counts from here)."""
+        self._batch_cpu = time.thread_time()
         with self._lock:
             self._conn = dbapi_conn
             self._detached.clear()
@@ -144,10 +163,12 @@ def walk_txn(
     conn = session.connection()
     raw = conn.connection.driver_connection
     sqlite = conn.dialect.name == "sqlite"
+    budget_ms = int(interrupt.cost_limit * 1000)
     if sqlite:
         raw.set_progress_handler(interrupt._progress, _PROGRESS_STEPS)
-    elif timeout_ms:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+    elif timeout_ms or budget_ms:
+        limit = min(t for t in (timeout_ms, budget_ms) if t)
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit)}")
     interrupt.attach(raw)
     cur = raw.cursor()
     try:
@@ -166,8 +187,15 @@ def walk_txn(
                     return out, True
                 n = want - len(out)
                 text, params = seg.sql(cursor, n)
-                cur.execute(text, params)
-                rows = cur.fetchall()
+                try:
+                    cur.execute(text, params)
+                    rows = cur.fetchall()
+                except Exception as e:
+                    if (getattr(e, "sqlstate", None) == _QUERY_CANCELED and budget_ms and not interrupt.cancelled
+                            and not interrupt.expired()):
+                        # PostgreSQL's statement_timeout fired before the search's deadline: the budget
+                        interrupt.over_budget = True
+                    raise
                 convert = seg.convert
                 for row in rows:
                     entry, row_cursor = convert(row)
