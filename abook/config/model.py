@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from abook.config import tls
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
 from abook.config.routing import RouterConfig, SmtpConfig
@@ -104,10 +105,34 @@ class LdapConfig(Section):
             raise ValueError(f"expected a DN such as \"o=crm\", got {v!r}")
         return v
 
+    @field_validator("tls_certificate", "tls_key")
+    @classmethod
+    def _tls_file(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+        """Each file exists and is readable; with the key (checked after the certificate, when that was
+        fine), the pair holds a certificate and an unencrypted key that belong together. See config/tls.py."""
+        if v is None:
+            return v
+        config_dir = (info.context or {}).get("config_dir", ".")
+        problem = tls.read_problem(v, config_dir)
+        certificate = info.data.get("tls_certificate")
+        if problem is None and info.field_name == "tls_key" and certificate:
+            problem = tls.pair_problem(certificate, v, config_dir)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
     @property
     def serves_tls(self) -> bool:
         """Whether any connection can use TLS: an LDAPS listener, or StartTLS (a certificate and key)."""
         return bool(self.listen_tls) or bool(self.tls_certificate and self.tls_key)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "LdapConfig":
+        if bool(self.tls_certificate) != bool(self.tls_key):
+            raise ValueError("give both tls_certificate and tls_key, or neither")
+        if not self.tls_certificate and any(e.startswith("ssl:") and "privateKey=" not in e for e in self.listen_tls):
+            raise ValueError("LDAPS listeners (listen_tls) need tls_certificate and tls_key")
+        return self
 
     @model_validator(mode="after")
     def _workers_tls(self) -> "LdapConfig":
