@@ -162,6 +162,7 @@ class Authenticator:
             assert candidate is not None
             principal = await self._store.run(security.load_principal_txn, candidate.user_id)
             if principal is not None:
+                gate.succeeded(key)
                 return BoundIdentity(self._tree.entry_dn("systemuser", candidate.user_id), candidate.user_id,
                                      principal)
         refused = gate.reserve(source, key)

@@ -34,7 +34,7 @@ import hashlib
 from collections import deque
 from typing import Any
 
-from abook.directory.tree import BadDN, Tree
+from abook.directory.tree import Tree
 
 WINDOW = 60.0
 #: refusals a bind gets: the address or name is over its rate limit / the name is locked
@@ -83,7 +83,7 @@ class BindGate:
         if "=" in text:
             try:
                 loc = self._tree.locate(text)
-            except (BadDN, Exception):  # noqa: BLE001 - ldaptor's DN parser raises anything; the text stays
+            except Exception:  # noqa: BLE001 - ldaptor's DN parser raises anything on bad input; the text stays
                 loc = None
             if loc is not None and loc.kind == "entry" and loc.book == "Users" and loc.record_id:
                 text = loc.record_id.lower()  # uid=<id>,ou=Users,<suffix> is the same name as <id>
@@ -134,6 +134,13 @@ class BindGate:
         a.in_flight += 1
         n.in_flight += 1
         return None
+
+    def succeeded(self, name: bytes) -> None:
+        """A bind as ``name`` succeeded without a check (a cached verification): its run of failures ends."""
+        n = self._names.get(name)
+        if n is not None:
+            n.streak = 0
+            self._forget_if_quiet(self._names, name, n)
 
     def finish(self, address: str, name: bytes, failed: bool, succeeded: bool = False) -> None:
         """Give back a slot: ``failed`` keeps it as a failure; ``succeeded`` ends the name's run of failures.
