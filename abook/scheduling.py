@@ -65,6 +65,8 @@ class FairQueue:
         #: first-level owner -> its waiting calls, oldest first; dict order is the round-robin order
         self._waiting: dict[Hashable, deque[_Call]] = {}
         self.waiting = 0
+        #: calls started so far (``contention`` watches it move)
+        self.started = 0
 
     def run(self, owners: tuple, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
         """Run ``f(*args, **kwargs)`` through the runner on behalf of ``owners``; fire with its result."""
@@ -84,6 +86,18 @@ class FairQueue:
         self.waiting += 1
         return call.d
 
+    def contention(self) -> Callable[[], bool]:
+        """A check a long call can make from its thread, now and then: has another call started since its
+        last look, or is one running or waiting besides it? (Reads two counters; no lock needed.)"""
+        seen = [self.started]
+
+        def contended() -> bool:
+            started = self.started
+            moved, seen[0] = started != seen[0], started
+            return moved or self.running > 1 or self.waiting > 0
+
+        return contended
+
     def held(self, owner: Hashable) -> int:
         """How many calls of ``owner`` (at any level) are running."""
         return self._held.get(owner, 0)
@@ -101,6 +115,7 @@ class FairQueue:
         for owner in owners:
             held[owner] = held.get(owner, 0) + 1
         self.running += 1
+        self.started += 1
         try:
             inner = self._runner.run(f, *args, **kwargs)
         except BaseException:

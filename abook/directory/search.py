@@ -259,8 +259,9 @@ class _Search:
         self.send_entry = send_entry
         self.dialect = directory.store.dialect
         self.sel = selection(spec.attributes)
+        scheduler = directory.scheduler if spec.requester is not None else None
         self.interrupt = Interrupt(time.monotonic() + spec.time_limit if spec.time_limit else None,
-                                   directory.cost_limit)
+                                   directory.cost_limit, scheduler.contention() if scheduler is not None else None)
         self.sent = 0
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None

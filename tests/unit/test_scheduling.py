@@ -115,3 +115,17 @@ def test_a_failing_call_frees_its_slot_and_fails_its_caller():
     assert runner.started() == ["bad", "next"]
     runner.finish("next")
     assert success_result_of(nxt) == "next"
+
+
+def test_contention_sees_other_calls_start_run_or_wait():
+    runner = ManualRunner()
+    q = FairQueue(runner, 2, (1,))
+    q.run(("heavy",), _work, "h")
+    contended = q.contention()
+    assert contended() is False  # only the heavy call itself runs
+    q.run(("light",), _work, "l1")
+    assert contended() is True  # another call started (and runs) since the last look
+    runner.finish("l1")
+    assert contended() is False
+    q.run(("heavy",), _work, "h2")  # waits behind the heavy owner's cap
+    assert contended() is True

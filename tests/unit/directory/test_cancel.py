@@ -137,3 +137,29 @@ def test_a_batch_within_its_cost_limit_is_left_alone(store: Store) -> None:
     with store.transaction() as session:
         items, done = walk_txn(session, [counted], (0, None), 5000, interrupt)
     assert len(items) == 2000 and done and not interrupt.over_budget
+
+
+def test_an_expensive_batch_yields_the_cpu_while_others_search() -> None:
+    """Past 50 ms of CPU in a batch, each look of SQLite's progress handler sleeps three times the CPU
+    used since the last one when others want the CPU (``contended``); before that, it does not even ask."""
+    looks: list[bool] = []
+    busy = [False]
+
+    def contended() -> bool:
+        looks.append(busy[0])
+        return busy[0]
+
+    interrupt = Interrupt(cost_limit=10.0, contended=contended)
+    interrupt.attach(None)
+    assert interrupt._progress() == 0 and looks == []  # a cheap batch so far: nothing asked
+    interrupt._batch_cpu -= 0.2  # as if the batch had used 0.2 s of CPU, 20 ms of it since the last look
+    interrupt._last_cpu -= 0.02
+    t = time.monotonic()
+    assert interrupt._progress() == 0
+    assert looks == [False] and time.monotonic() - t < 0.05  # alone: no pause
+    busy[0] = True
+    interrupt._last_cpu -= 0.02
+    t = time.monotonic()
+    assert interrupt._progress() == 0
+    assert looks == [False, True] and time.monotonic() - t >= 0.06  # 3 x 20 ms aside
+    interrupt.detach()
