@@ -17,7 +17,6 @@ from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet import protocol
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from abook.config.model import AbookConfig, LdapConfig
 from abook.directory.api import IDirectory
@@ -181,16 +180,6 @@ def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: A
 
     context, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
     return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]
-
-
-@implementer(IDirectory)
-class UnavailableDirectory:
-    """Stands in until the store-backed directory is wired: every search answers unavailable (52)."""
-
-    def search(self, spec: Any, send_entry: Any) -> Any:
-        from twisted.internet import defer
-
-        return defer.fail(ldaperrors.LDAPUnavailable("the directory is not available"))
 
 
 def store_directory(config: AbookConfig, store: Any) -> IDirectory:
