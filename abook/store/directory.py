@@ -27,8 +27,8 @@ _QUERY_CANCELED = "57014"
 #: whole-book scan at 20,000 contacts under 60 ms): while other searches run, it yields the CPU for
 #: _YIELD_RATIO times what it uses, in sleeps of at most _YIELD_MAX seconds.
 _YIELD_AFTER = 0.05
-_YIELD_RATIO = 3.0
-_YIELD_MAX = 0.1
+_YIELD_RATIO = 7.0
+_YIELD_MAX = 0.2
 
 
 class Interrupt:
@@ -68,7 +68,7 @@ class Interrupt:
             return 1
         if cpu - self._batch_cpu > _YIELD_AFTER and self.contended is not None and self.contended():
             # An expensive batch while others search: stand aside for YIELD_RATIO times the CPU it used
-            # since the last look, so it gets about a quarter of the core, not the half the kernel gives
+            # since the last look, so it gets about an eighth of the core, not the half the kernel gives
             # each busy thread. (Sleeping releases the interpreter lock; the budget counts CPU, not this.)
             time.sleep(min(_YIELD_MAX, (cpu - self._last_cpu) * _YIELD_RATIO))
         self._last_cpu = time.thread_time()
