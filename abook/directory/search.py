@@ -28,8 +28,12 @@ Cancelling the Deferred (abandon, time limit, lost connection) interrupts the ru
 scope base) with scope one-level finds the suffix entry, with scope subtree the whole tree (Apple
 clients search from ``""``). ``spec.time_limit`` is also enforced here: a statement still running at the
 deadline is stopped (SQLite progress handler, PostgreSQL statement_timeout) and the search fails with
-timeLimitExceeded (3), as it does when the deadline passes between batches. A base DN naming no visible entry fails with noSuchObject (32), its
-``matchedDN`` attribute set to the deepest existing ancestor.
+timeLimitExceeded (3), as it does when the deadline passes between batches. The directory's
+``cost_limit`` bounds the CPU of each batch the same way (adminLimitExceeded (11) past it), and with a
+``scheduler`` (``abook/scheduling.py``) the batches share the ``db`` pool fairly between the searches'
+``spec.requester`` values (user, connection); an expensive SQLite batch yields while others search.
+A base DN naming no visible entry fails with noSuchObject (32), its ``matchedDN`` attribute set to the
+deepest existing ancestor.
 """
 
 from __future__ import annotations
