@@ -25,5 +25,18 @@ class ConfigError(UserError):
         return ": ".join(parts + [self.msg])
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one config file: ``str`` gives one line per problem; ``msg``, ``path`` and
+    ``file`` are the first problem's."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.msg, first.path, first.file)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
 class NotFound(UserError):
     """A named record does not exist."""

@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"abook: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # a config file's problems: one line each
+            print(f"abook: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,9 @@
 """load_config(path) -> AbookConfig: the only reader of the config file.
 
 Every problem becomes one ConfigError line naming the file, the dotted key path and what was
-expected, e.g. ``abook.toml: ldap.listen[0]: expected a Twisted endpoint string ..., got 10389``.
+expected, e.g. ``abook.toml: ldap.listen[0]: expected a Twisted endpoint string ..., got 10389``; a file
+with several problems raises ``ConfigErrors``, one line for each (pydantic reports every field it could
+not validate; the TLS files are checked as fields, so their problems come with the others).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 
 from abook.config.location import resolve_paths
 from abook.config.model import AbookConfig
-from abook.errors import ConfigError
+from abook.errors import ConfigError, ConfigErrors
 
 __all__ = ["AbookConfig", "load_config", "parse_config"]
 
@@ -55,11 +57,16 @@ def _message(err: dict[str, Any]) -> str:
 def parse_config(data: dict[str, Any], file: str = "<config>", config_dir: str = ".",
                  config_file: str = "") -> AbookConfig:
     try:
-        return AbookConfig.model_validate({**data, "config_dir": config_dir, "config_file": config_file})
+        return AbookConfig.model_validate({**data, "config_dir": config_dir, "config_file": config_file},
+                                          context={"config_dir": config_dir})
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        raise ConfigError(_message(err), path=_path(loc), file=file) from None
+        problems: list[ConfigError] = []
+        for err in e.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            problem = ConfigError(_message(err), path=_path(loc), file=file)
+            if str(problem) not in map(str, problems):
+                problems.append(problem)
+        raise (problems[0] if len(problems) == 1 else ConfigErrors(problems)) from None
 
 
 def load_config(path: str | Path) -> AbookConfig:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from abook.config import tls
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
 from abook.config.routing import RouterConfig, SmtpConfig
@@ -48,7 +49,19 @@ class LdapLimits(Section):
     size_limit: int = Field(default=0, ge=0)  # 0: no server limit
     time_limit: float = Field(default=60.0, ge=0)
     max_page_size: int = Field(default=1000, ge=1)
+    #: failed binds (and binds in progress) per client address per minute; see directory/bindlimit.py
     failed_binds_per_minute: int = Field(default=10, ge=1)
+    #: failed binds (and binds in progress) per bind name, from all addresses together, per minute
+    failed_binds_per_name_per_minute: int = Field(default=20, ge=1)
+    #: failed binds in a row that lock a bind name for lockout_seconds (ppolicy's pwdMaxFailure); 0: off
+    lockout_failures: int = Field(default=0, ge=0)
+    lockout_seconds: float = Field(default=300.0, gt=0)
+    #: CPU seconds of database work one batch of a search may use (adminLimitExceeded past it); 0: none
+    search_cost_seconds: float = Field(default=0.5, ge=0)
+    #: database calls of one user's (anonymous: one address's) searches running at once
+    searches_per_user: int = Field(default=2, ge=1)
+    #: database calls of one connection's searches running at once
+    searches_per_connection: int = Field(default=1, ge=1)
 
 
 class LdapUpstream(Section):
@@ -92,10 +105,34 @@ class LdapConfig(Section):
             raise ValueError(f"expected a DN such as \"o=crm\", got {v!r}")
         return v
 
+    @field_validator("tls_certificate", "tls_key")
+    @classmethod
+    def _tls_file(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+        """Each file exists and is readable; with the key (checked after the certificate, when that was
+        fine), the pair holds a certificate and an unencrypted key that belong together. See config/tls.py."""
+        if v is None:
+            return v
+        config_dir = (info.context or {}).get("config_dir", ".")
+        problem = tls.read_problem(v, config_dir)
+        certificate = info.data.get("tls_certificate")
+        if problem is None and info.field_name == "tls_key" and certificate:
+            problem = tls.pair_problem(certificate, v, config_dir)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
     @property
     def serves_tls(self) -> bool:
         """Whether any connection can use TLS: an LDAPS listener, or StartTLS (a certificate and key)."""
         return bool(self.listen_tls) or bool(self.tls_certificate and self.tls_key)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "LdapConfig":
+        if bool(self.tls_certificate) != bool(self.tls_key):
+            raise ValueError("give both tls_certificate and tls_key, or neither")
+        if not self.tls_certificate and any(e.startswith("ssl:") and "privateKey=" not in e for e in self.listen_tls):
+            raise ValueError("LDAPS listeners (listen_tls) need tls_certificate and tls_key")
+        return self
 
     @model_validator(mode="after")
     def _workers_tls(self) -> "LdapConfig":

@@ -52,6 +52,9 @@ class SearchSpec:
     sort_critical: bool = False
     #: the filter's BER encoding as the client sent it (a cache key; None: derived from ``filter``)
     filter_wire: bytes | None = None
+    #: on whose behalf the search runs, outermost first: (user id or client address, connection); the
+    #: directory shares its database threads fairly between them (``abook/scheduling.py``); None: not shared
+    requester: tuple | None = None
 
 
 @dataclass(frozen=True)

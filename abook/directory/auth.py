@@ -13,9 +13,12 @@ HMAC-SHA256(process-random key, user id + stored hash + password) -> expiry. The
 kept, the key never leaves the process and changes on every start, and the stored hash is part of the
 key, so a password change (or a user's removal) invalidates the entry at once. Failures are never cached.
 
-**Rate limit.** More than ``limits.failed_binds_per_minute`` failed binds from one source address within
-60 s make further binds from it fail with busy (51), without checking the password, until the window
-slides; each refusal is logged once per window, never with the password.
+**Limits.** ``bindlimit.BindGate`` limits failed binds per client address and per bind name, counting
+the checks in flight, and can lock a name after failed binds in a row (ppolicy style); see there. A
+refused bind gets busy (51), a locked name invalidCredentials (49), both without a password check;
+refusals are logged once per address (or name) per minute, never with the password. Password checks
+run on the ``auth`` pool through a ``FairQueue`` keyed by client address: one address gets at most half
+of its threads (at least one), addresses take turns, and at most ``MAX_WAITING_CHECKS`` wait in all.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from ldaptor.protocols.ldap import ldaperrors
 from sqlalchemy import func, select
@@ -34,14 +36,15 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from abook.config.model import LdapConfig, LdapUpstream
+from abook.directory.bindlimit import LOCKED, WINDOW, BindGate
 from abook.directory.tree import BadDN, Tree
 from abook.passwords import hash_password, verify_password
+from abook.scheduling import FairQueue, QueueFull
 from abook.store import models, security
 from abook.store.records import Principal
 from abook.threads import IBlockingRunner
 
 INVALID = "invalid credentials"
-WINDOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -113,103 +116,132 @@ class UpstreamUnavailable(Exception):
     """The upstream directory could not be reached (not a wrong password)."""
 
 
-class FailedBindLimiter:
-    """Counts failed binds per source address over a sliding minute."""
-
-    def __init__(self, clock: Any, per_minute: int) -> None:
-        self._clock = clock
-        self._limit = per_minute
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, address: str) -> deque[float]:
-        now = self._clock.seconds()
-        q = self._failures.get(address)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - WINDOW:
-            q.popleft()
-        if not q:
-            del self._failures[address]
-        return q
-
-    def blocked(self, address: str) -> bool:
-        return len(self._recent(address)) >= self._limit
-
-    def failed(self, address: str) -> None:
-        if len(self._failures) > 10_000:  # forget quiet addresses so the table stays bounded
-            for a in list(self._failures):
-                self._recent(a)
-        self._failures.setdefault(address, deque()).append(self._clock.seconds())
-        q = self._failures[address]
-        while len(q) > self._limit * 2:
-            q.popleft()
+#: password checks waiting for the ``auth`` pool, from all addresses; more are refused with busy (51)
+MAX_WAITING_CHECKS = 256
 
 
 class Authenticator:
-    """Checks simple binds; fires with a ``BoundIdentity`` or fails with an ldaptor LDAP error."""
+    """Checks simple binds; fires with a ``BoundIdentity`` or fails with an ldaptor LDAP error.
+
+    Order of a bind: refusals that need no work (``BindGate.early``); the user lookup; a password
+    verified within ``bind_cache_seconds`` (no guess: it needs no slot); a slot (``BindGate.reserve``);
+    the password check on the ``auth`` pool through a ``FairQueue`` keyed by client address, where one
+    address may use at most half the pool's threads (at least one) and addresses take turns.
+    """
 
     log = Logger()
 
     def __init__(self, store: Any, runner: IBlockingRunner, clock: Any, config: LdapConfig) -> None:
         self._store = store
-        self._runner = runner
         self._clock = clock
         self._config = config
         self._tree = Tree(config.suffix)
-        self._limiter = FailedBindLimiter(clock, config.limits.failed_binds_per_minute)
+        limits = config.limits
+        self._gate = BindGate(clock, self._tree, limits.failed_binds_per_minute,
+                              limits.failed_binds_per_name_per_minute, limits.lockout_failures,
+                              limits.lockout_seconds)
+        threads = config.auth_threads
+        self._checks = FairQueue(runner, threads, (max(1, threads // 2),), max_waiting=MAX_WAITING_CHECKS)
         self._key = secrets.token_bytes(32)
         self._cache: dict[bytes, float] = {}
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+        #: (refusal, address or name) -> when it was last logged: one line per window, not one per bind
+        self._logged: dict[tuple, float] = {}
 
     def authenticate(self, name: str, password: str, source: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._authenticate(name, password, source))
 
     async def _authenticate(self, name: str, password: str, source: str) -> BoundIdentity:
-        if self._limiter.blocked(source):
-            self.log.warn("bind refused: too many failed binds from {address}", address=source)
-            raise ldaperrors.LDAPBusy("too many failed binds; try again later")
+        gate = self._gate
+        key = gate.name_key(name)
+        refused = gate.early(source, key)
+        if refused is not None:
+            self._refuse(refused, source, name, key)
         candidate = await self._store.run(find_bind_user_txn, self._tree, name)
-        ok = False
+        if self._cache_hit(candidate, password):
+            assert candidate is not None
+            principal = await self._store.run(security.load_principal_txn, candidate.user_id)
+            if principal is not None:
+                gate.succeeded(key)
+                return BoundIdentity(self._tree.entry_dn("systemuser", candidate.user_id), candidate.user_id,
+                                     principal)
+        refused = gate.reserve(source, key)
+        if refused is not None:
+            self._refuse(refused, source, name, key)
+        outcome = "failed"  # a check that ends any other way (cancelled, an error) counts as a failure
         try:
-            if self._config.auth == "upstream" and self._config.upstream is not None:
-                if candidate is not None and candidate.active:
-                    ok = await self._runner.run(upstream_bind_blocking, self._config.upstream, candidate, password)
-            else:
-                ok = await self._check_local(candidate, password)
+            ok = await self._check(candidate, password, source)
+            principal = None
+            if ok and candidate is not None and candidate.active:
+                principal = await self._store.run(security.load_principal_txn, candidate.user_id)
+            if candidate is None or principal is None:
+                self.log.info("failed bind from {address} as {name}", address=source, name=name[:256])
+                raise ldaperrors.LDAPInvalidCredentials(INVALID)
+            outcome = "ok"
+            return BoundIdentity(self._tree.entry_dn("systemuser", candidate.user_id), candidate.user_id, principal)
         except UpstreamUnavailable as e:
+            outcome = "void"  # no answer about the password: neither a failure nor a success
             self.log.warn("upstream directory unreachable for a bind from {address}: {error}",
                           address=source, error=str(e))
             raise ldaperrors.LDAPUnavailable("authentication service unavailable") from None
-        principal = None
-        if ok and candidate is not None and candidate.active:
-            principal = await self._store.run(security.load_principal_txn, candidate.user_id)
-        if principal is None:
-            self._limiter.failed(source)
-            self.log.info("failed bind from {address} as {name}", address=source, name=name[:256])
+        except QueueFull:
+            outcome = "void"
+            self._refuse("queue", source, name, key)
+        finally:
+            gate.finish(source, key, failed=outcome == "failed", succeeded=outcome == "ok")
+
+    def _refuse(self, why: str, source: str, name: str, key: bytes) -> NoReturn:
+        now = self._clock.seconds()
+        subject = key if why == LOCKED else source
+        if now - self._logged.get((why, subject), -WINDOW) >= WINDOW:
+            if len(self._logged) >= 10_000:
+                self._logged = {k: t for k, t in self._logged.items() if now - t < WINDOW}
+            self._logged[(why, subject)] = now
+            if why == LOCKED:
+                self.log.warn("bind refused: {name} is locked after failed binds (from {address})",
+                              name=name[:256], address=source)
+            elif why == "queue":
+                self.log.warn("bind refused: too many password checks waiting (from {address})", address=source)
+            else:
+                self.log.warn("bind refused: too many failed binds from {address} or as {name}", address=source,
+                              name=name[:256])
+        if why == LOCKED:  # as slapd's ppolicy answers a locked account: like a wrong password
             raise ldaperrors.LDAPInvalidCredentials(INVALID)
-        return BoundIdentity(self._tree.entry_dn("systemuser", candidate.user_id), candidate.user_id, principal)
+        if why == "queue":
+            raise ldaperrors.LDAPBusy("too many binds in progress; try again later")
+        raise ldaperrors.LDAPBusy("too many failed binds; try again later")
 
     def _cache_key(self, candidate: BindCandidate, password: str) -> bytes:
         material = "\0".join((candidate.user_id, candidate.password_hash or "", password)).encode("utf-8")
         return hmac.new(self._key, material, hashlib.sha256).digest()
 
-    async def _check_local(self, candidate: BindCandidate | None, password: str) -> bool:
-        if candidate is None or not candidate.password_hash or not candidate.active:
-            await self._runner.run(verify_password, self._dummy_hash, password)
+    def _cache_hit(self, candidate: BindCandidate | None, password: str) -> bool:
+        """The password was verified for this user (and this stored hash) within ``bind_cache_seconds``."""
+        if (self._config.bind_cache_seconds <= 0 or self._config.auth != "local" or candidate is None
+                or not candidate.password_hash or not candidate.active):
             return False
+        return self._cache.get(self._cache_key(candidate, password), 0.0) > self._clock.seconds()
+
+    async def _check(self, candidate: BindCandidate | None, password: str, source: str) -> bool:
+        """The password check proper (argon2 or the upstream bind), on the ``auth`` pool, fairly."""
+        if self._config.auth == "upstream" and self._config.upstream is not None:
+            if candidate is None or not candidate.active:
+                return False
+            return bool(await self._checks.run((source,), upstream_bind_blocking, self._config.upstream,
+                                               candidate, password))
+        if candidate is None or not candidate.password_hash or not candidate.active:
+            await self._checks.run((source,), verify_password, self._dummy_hash, password)
+            return False
+        ok = await self._checks.run((source,), verify_password, candidate.password_hash, password)
         ttl = self._config.bind_cache_seconds
-        key = self._cache_key(candidate, password) if ttl > 0 else b""
-        now = self._clock.seconds()
-        if ttl > 0 and self._cache.get(key, 0.0) > now:
-            return True
-        ok = await self._runner.run(verify_password, candidate.password_hash, password)
         if ok and ttl > 0:
+            now = self._clock.seconds()
             if len(self._cache) >= 10_000:
                 self._cache = {k: t for k, t in self._cache.items() if t > now}
                 if len(self._cache) >= 10_000:
                     self._cache.clear()
-            self._cache[key] = now + ttl
+            self._cache[self._cache_key(candidate, password)] = now + ttl
         return bool(ok)
 
 
-__all__ = ["Authenticator", "BoundIdentity", "FailedBindLimiter", "find_bind_user_txn"]
+__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]

@@ -28,8 +28,12 @@ Cancelling the Deferred (abandon, time limit, lost connection) interrupts the ru
 scope base) with scope one-level finds the suffix entry, with scope subtree the whole tree (Apple
 clients search from ``""``). ``spec.time_limit`` is also enforced here: a statement still running at the
 deadline is stopped (SQLite progress handler, PostgreSQL statement_timeout) and the search fails with
-timeLimitExceeded (3), as it does when the deadline passes between batches. A base DN naming no visible entry fails with noSuchObject (32), its
-``matchedDN`` attribute set to the deepest existing ancestor.
+timeLimitExceeded (3), as it does when the deadline passes between batches. The directory's
+``cost_limit`` bounds the CPU of each batch the same way (adminLimitExceeded (11) past it), and with a
+``scheduler`` (``abook/scheduling.py``) the batches share the ``db`` pool fairly between the searches'
+``spec.requester`` values (user, connection); an expensive SQLite batch yields while others search.
+A base DN naming no visible entry fails with noSuchObject (32), its ``matchedDN`` attribute set to the
+deepest existing ancestor.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from abook.directory import filters
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
 from abook.directory.entries import EntityView, Selection, canonical, container_entry, row_encoder, selection, view
 from abook.directory.tree import BOOKS, BadDN, Tree
+from abook.scheduling import FairQueue
 from abook.store import Store, search_index, security
 from abook.store.directory import Interrupt, Position, RecordQuery, walk_txn
 from abook.store.models import EMAIL_FIELDS, ReadDepth, State
@@ -67,6 +72,7 @@ _CASE_IGNORE_ORDERING = {"caseignoreorderingmatch", "2.5.13.3"}
 _HIGH = "\U0010ffff"  # sorts after every value: entries without the sort attribute come last
 _COOKIE_VERSION = b"1"
 _PREPARED_REQUESTS = 2048  # about 7 kB each (six RecordQuery values, seven containers)
+_OVER_BUDGET = "the search examined too much; narrow the filter or the base"
 
 
 _UNSET: Any = object()
@@ -86,10 +92,16 @@ class StoreDirectory:
 
     log = Logger()
 
-    def __init__(self, store: Store, tree: Tree | None = None, batch_size: int = 500, encode: bool = False) -> None:
+    def __init__(self, store: Store, tree: Tree | None = None, batch_size: int = 500, encode: bool = False,
+                 scheduler: FairQueue | None = None, cost_limit: float = 0.0) -> None:
         self.store = store
         self.tree = tree or Tree()
         self.batch_size = batch_size
+        #: shares the ``db`` pool fairly between users and connections (``SearchSpec.requester``); None:
+        #: every batch goes straight to the store's pool
+        self.scheduler = scheduler
+        #: CPU seconds one batch may use before the search ends with adminLimitExceeded (0: no limit)
+        self.cost_limit = cost_limit
         #: records come as ``Entry.ber``, encoded on the pool thread (the daemon's setting: the reactor
         #: thread then only frames and writes them); False: as attribute values (tests, tools)
         self.encode = encode
@@ -251,7 +263,9 @@ class _Search:
         self.send_entry = send_entry
         self.dialect = directory.store.dialect
         self.sel = selection(spec.attributes)
-        self.interrupt = Interrupt(time.monotonic() + spec.time_limit if spec.time_limit else None)
+        scheduler = directory.scheduler if spec.requester is not None else None
+        self.interrupt = Interrupt(time.monotonic() + spec.time_limit if spec.time_limit else None,
+                                   directory.cost_limit, scheduler.contention() if scheduler is not None else None)
         self.sent = 0
         self.sort_result: int | None = None
         self.paged = spec.page_size is not None
@@ -260,6 +274,8 @@ class _Search:
         self._pkey: tuple | None = None
         self._per: Any = _UNSET  # this request's prepared segments (StoreDirectory.per_request)
         self._outer: defer.Deferred | None = None
+        #: the batch waiting for or running on the pool
+        self._batch: defer.Deferred | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
 
@@ -271,6 +287,18 @@ class _Search:
 
     def _cancel(self, _d: defer.Deferred) -> None:
         self.interrupt.cancel()
+        if self._batch is not None:  # a batch still waiting in the fair queue never starts
+            self._batch.cancel()
+
+    def _db(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """Run a batch on the ``db`` pool: through the fair queue on behalf of the requester, if any."""
+        scheduler, requester = self.d.scheduler, self.spec.requester
+        if scheduler is None or requester is None:
+            d = self.d.store.run(f, *args)
+        else:
+            d = scheduler.run(requester, f, *args)  # the scheduler runs it through the store
+        self._batch = d
+        return d
 
     def _finished(self, done: SearchDone) -> None:
         if self._outer is not None and not self._outer.called:
@@ -306,10 +334,12 @@ class _Search:
             room = None if self.cap is None else self.cap - self.sent
             want = batch if room is None else min(batch, room + 1)
             try:
-                items, exhausted = await self.d.store.run(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
+                items, exhausted = await self._db(walk_txn, segments, pos, want, self.interrupt, timeout_ms)
             except Exception:
                 if self.interrupt.expired():  # SQLite's progress handler or PostgreSQL's statement_timeout
                     raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded") from None
+                if self.interrupt.over_budget:
+                    raise ldaperrors.LDAPAdminLimitExceeded(_OVER_BUDGET) from None
                 raise
             if self.interrupt.expired():
                 raise ldaperrors.LDAPTimeLimitExceeded("time limit exceeded")
@@ -373,7 +403,7 @@ class _Search:
         query = self._query(_Segment("records", book, record_id), ordered=False, with_filter=False)
         if query is None:
             return False
-        items, _ = await self.d.store.run(walk_txn, [query], (0, None), 1, self.interrupt)
+        items, _ = await self._db(walk_txn, [query], (0, None), 1, self.interrupt)
         return bool(items)
 
     def _prepare(self, seg: _Segment, ordered: bool) -> Any:

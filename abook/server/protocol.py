@@ -423,6 +423,7 @@ class AbookLDAPServer(LDAPServer):
             sort=sc.sort,
             sort_critical=sc.sort_critical,
             filter_wire=getattr(request, "abook_filter_wire", None),
+            requester=self._requester(),
         )
         # entries that come as values (not pre-encoded by the directory: containers, other directories)
         # go through the encoder's cache, except in a paged download, which passes every entry once
@@ -460,6 +461,11 @@ class AbookLDAPServer(LDAPServer):
             return result
 
         return d.addBoth(stop_timer).addCallback(done)
+
+    def _requester(self) -> tuple:
+        """Whose share of the database a search uses: the bound user's (anonymous: the address's), then
+        this connection's (``SearchSpec.requester``)."""
+        return (self.peer if self.identity is None else self.identity.user_id, self)
 
     def _send_entry(self, msg_id: int, entry: Entry, cached: bool = True) -> defer.Deferred | None:
         if msg_id not in self._active or self._closing:
@@ -511,6 +517,7 @@ class AbookLDAPServer(LDAPServer):
             attributes=("1.1",), size_limit=1,
             principal=None if self.identity is None else self.identity.principal,
             anonymous_books=self.factory.anonymous_books,
+            requester=self._requester(),
         )
         found: list[Entry] = []
         d = self.factory.directory.search(spec, found.append)

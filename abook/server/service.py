@@ -17,7 +17,6 @@ from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet import protocol
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from abook.config.model import AbookConfig, LdapConfig
 from abook.directory.api import IDirectory
@@ -183,23 +182,18 @@ def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: A
     return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]
 
 
-@implementer(IDirectory)
-class UnavailableDirectory:
-    """Stands in until the store-backed directory is wired: every search answers unavailable (52)."""
-
-    def search(self, spec: Any, send_entry: Any) -> Any:
-        from twisted.internet import defer
-
-        return defer.fail(ldaperrors.LDAPUnavailable("the directory is not available"))
-
-
 def store_directory(config: AbookConfig, store: Any) -> IDirectory:
-    """The directory engineer's ``StoreDirectory`` over the store, once it is on main."""
-    try:
-        from abook.directory.search import StoreDirectory  # type: ignore[attr-defined]
-    except ImportError:
-        return UnavailableDirectory()
-    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True)
+    """The ``StoreDirectory`` over the store, its searches sharing the ``db`` pool fairly: at most
+    ``store.threads - 1`` batches at once (a thread stays free for binds and the router), at most
+    ``searches_per_user`` of one user and ``searches_per_connection`` of one connection."""
+    from abook.directory.search import StoreDirectory
+    from abook.scheduling import FairQueue
+
+    limits = config.ldap.limits
+    scheduler = FairQueue(store, max(1, config.store.threads - 1),
+                          (limits.searches_per_user, limits.searches_per_connection))
+    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True, scheduler=scheduler,
+                          cost_limit=limits.search_cost_seconds)
 
 
 def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: list[Any] | None = None

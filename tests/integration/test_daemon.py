@@ -74,6 +74,26 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert r.returncode == 2 and "missing.toml: cannot read the config file" in r.stderr
 
 
+def test_check_config_and_serve_report_every_problem_one_line_each(tmp_path: Path) -> None:
+    """Review K4: a missing tls_key file was "OK" to check-config and a 38-line traceback from serve."""
+    from tests.fixtures.ldap_server import make_tls_files
+
+    cert, _key = make_tls_files(tmp_path)
+    cfg = tmp_path / "abook.toml"
+    cfg.write_text(f'[store]\ndata_dir = "{tmp_path / "var"}"\n[ldap]\nlisten = ["tcp:{free_port()}:interface=127.0.0.1"]\n'
+                   f'tls_certificate = "{cert}"\ntls_key = "./nonexistent.pem"\n'
+                   '[ldap.limits]\nidle_timeout = -1\nsize_limit = -5\n')
+    expected = [
+        "abook: abook.toml: ldap.tls_key: no such file ./nonexistent.pem",
+        "abook: abook.toml: ldap.limits.idle_timeout: expected a number greater than 0, got -1",
+        "abook: abook.toml: ldap.limits.size_limit: expected a number greater than or equal to 0, got -5",
+    ]
+    for command in ("check-config", "serve"):
+        r = subprocess.run([str(VENV_BIN / "abook"), command, "-c", str(cfg)], capture_output=True, text=True,
+                           timeout=60)
+        assert (r.returncode, r.stderr.splitlines(), r.stdout) == (2, expected, ""), command
+
+
 def _cpus_of_threads(pid: int) -> set[str]:
     out = set()
     for tid in os.listdir(f"/proc/{pid}/task"):

@@ -114,3 +114,52 @@ def test_a_cancel_sent_before_the_statement_starts_still_stops_it(
             interrupt.detach()
     finally:
         pg.dispose()
+
+
+def test_a_batch_over_its_cost_limit_is_stopped(store: Store) -> None:
+    """The cost budget: CPU time of the worker thread on SQLite, a statement_timeout on PostgreSQL; the
+    search's own deadline has not passed, so the search will answer adminLimitExceeded, not a time limit."""
+    interrupt = Interrupt(deadline=time.monotonic() + 60, cost_limit=0.2)
+    started = time.monotonic()
+    with pytest.raises(Exception) as err:
+        with store.transaction() as session:
+            walk_txn(session, [ENDLESS], (0, None), 1, interrupt, timeout_ms=60_000)
+    assert interrupt.over_budget and not interrupt.expired() and not interrupt.cancelled
+    assert time.monotonic() - started < 10
+    assert "interrupt" in str(err.value).lower() or "timeout" in str(err.value).lower()
+
+
+def test_a_batch_within_its_cost_limit_is_left_alone(store: Store) -> None:
+    interrupt = Interrupt(cost_limit=0.2)
+    counted = RecordQuery(select="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) "
+                                 "SELECT x FROM c", where="x > 0", params=(), id_column="x", convert=lambda r: (r, ()),
+                          ordered=False)
+    with store.transaction() as session:
+        items, done = walk_txn(session, [counted], (0, None), 5000, interrupt)
+    assert len(items) == 2000 and done and not interrupt.over_budget
+
+
+def test_an_expensive_batch_yields_the_cpu_while_others_search() -> None:
+    """Past 50 ms of CPU in a batch, each look of SQLite's progress handler sleeps seven times the CPU
+    used since the last one when others want the CPU (``contended``); before that, it does not even ask."""
+    looks: list[bool] = []
+    busy = [False]
+
+    def contended() -> bool:
+        looks.append(busy[0])
+        return busy[0]
+
+    interrupt = Interrupt(cost_limit=10.0, contended=contended)
+    interrupt.attach(None)
+    assert interrupt._progress() == 0 and looks == []  # a cheap batch so far: nothing asked
+    interrupt._batch_cpu -= 0.2  # as if the batch had used 0.2 s of CPU, 20 ms of it since the last look
+    interrupt._last_cpu -= 0.02
+    t = time.monotonic()
+    assert interrupt._progress() == 0
+    assert looks == [False] and time.monotonic() - t < 0.05  # alone: no pause
+    busy[0] = True
+    interrupt._last_cpu -= 0.02
+    t = time.monotonic()
+    assert interrupt._progress() == 0
+    assert looks == [False, True] and time.monotonic() - t >= 0.14  # 7 x 20 ms aside
+    interrupt.detach()
