@@ -9,6 +9,7 @@ import pytest
 
 from abook.cli import main
 from abook.config import load_config
+from tests.fixtures.ldap_server import make_tls_files
 
 
 @pytest.fixture
@@ -24,6 +25,8 @@ def test_every_relative_path_resolves_against_the_config_directory(tmp_path: Pat
     (site / "secrets").mkdir(parents=True)
     (site / "secrets" / "smtp.secret").write_text("s3cret\n")
     (site / "secrets" / "jane.secret").write_text("jane-pw\n")
+    (site / "tls").mkdir()
+    make_tls_files(site / "tls")  # the TLS files must exist: they are checked when the config loads
     config = site / "abook.toml"
     config.write_text(
         '[store]\ndata_dir = "var"\n'
