@@ -61,6 +61,8 @@ class Row:
     roles: list[str] | None = None
     #: role: entity -> read depth
     privileges: dict[str, int] | None = None
+    #: activity: its parties, (role, address, party type, party id, display name) (None: not given)
+    parties: list[tuple[str, str | None, str | None, str | None, str | None]] | None = None
 
 
 def _published(entity: str) -> dict[str, str]:
@@ -163,6 +165,9 @@ class RecordParser:
             elif table == "systemuser" and low == "roleid":
                 row.roles = row.roles if row.roles is not None else []
                 row.roles.append(self._parse(a, fields.parse_id, value))
+            elif table == "activity" and low == "party":
+                row.parties = row.parties if row.parties is not None else []
+                row.parties.append(self._parse(a, fields.parse_party, value))
             elif low in published:
                 self._published(row, table, pub, published[low], a, value)
             else:
@@ -176,6 +181,8 @@ class RecordParser:
             row.roles = []
         if table == "role" and row.privileges is None:
             row.privileges = {}
+        if table == "activity" and row.parties is None:
+            row.parties = []
         return row
 
     def _id_from_dn(self, record: LdifRecord) -> str:
@@ -262,7 +269,7 @@ class RecordParser:
 # CSV
 
 
-ID_COLUMNS = {f"{t}id": t for t in models.ENTITIES}
+ID_COLUMNS = {f"{t}id": t for t in (*models.ENTITIES, "activity")}
 
 
 def detect_entity(header: list[str]) -> str:
