@@ -179,6 +179,11 @@ def _check(kind: str, values: Mapping[str, Any]) -> None:
         raise UserError("an appointment cannot end before it starts")
 
 
+def _utc(values: dict[str, Any]) -> dict[str, Any]:
+    """Times in UTC: SQLite keeps a time's wall clock and drops its offset."""
+    return {k: (v.astimezone(timezone.utc) if k in _DATETIMES and v is not None else v) for k, v in values.items()}
+
+
 def default_status(kind: str, state: int) -> int:
     table = APPOINTMENT_STATUS if kind == "appointment" else DEFAULT_STATUS
     return table[ActivityState(state)]
@@ -188,6 +193,7 @@ def create_activity_txn(session: Session, kind: str, owner: str, *, parties: Seq
                         activity_id: str | None = None, **values: Any) -> ActivityRecord:
     """A new activity owned by ``owner`` (user name, id or email), in the owner's business unit."""
     _check(kind, values)
+    values = _utc(values)
     user = _user(session, owner)
     if kind == "appointment" and "statecode" not in values:
         values["statecode"] = int(ActivityState.scheduled)
@@ -220,6 +226,7 @@ def update_activity_txn(session: Session, activity_id: str, values: Mapping[str,
     """Change fields (and, when given, the parties and the owner); ``modifiedon`` moves with any change."""
     activity = _activity(session, activity_id)
     _check(activity.activitytypecode, values)
+    values = _utc(dict(values))
     changed = False
     for key, value in values.items():
         if getattr(activity, key) != value and not (key in _DATETIMES and aware(getattr(activity, key)) == value):

@@ -33,6 +33,7 @@ from abook.store import Store
 from abook.store.sync_links import (
     LinkRecord,
     clear_issues_txn,
+    conflicts_txn,
     issues_txn,
     links_txn,
     record_issue_txn,
@@ -159,7 +160,11 @@ class SyncEngine:
             changes = await self.mail.run(mailbox.changes_blocking, entity, None)
         listing = self._listing(links, changes)
         by_item = {link.mailbox_id: link for link in links if link.state == "linked" and link.mailbox_id}
-        wanted = [i for i, etag in listing.items() if i not in by_item or by_item[i].mailbox_etag != etag]
+        # open manual conflicts are read again every cycle: the token has moved past their change
+        disputed = {c.crm_id for c in await self.store.run(conflicts_txn, user_id) if c.entity == entity}
+        disputed |= {link.crm_id for link in links if link.resolve}  # resolved by an admin: settle it now
+        wanted = [i for i, etag in listing.items()
+                  if i not in by_item or by_item[i].mailbox_etag != etag or by_item[i].crm_id in disputed]
         for link in links:
             if link.state == "pending":
                 found = await self.mail.run(mailbox.find_blocking, entity, link.crm_id)
@@ -183,7 +188,8 @@ class SyncEngine:
         crm_entries: list[CrmEntry] = await self.store.run(crm.crm_listing_txn, user_id, entity, now, self.ldap_ids)
         by_crm = {link.crm_id: link for link in links}
         need = [c.id for c in crm_entries
-                if c.id not in by_crm or by_crm[c.id].state == "pending" or by_crm[c.id].crm_etag != c.etag]
+                if c.id not in by_crm or by_crm[c.id].state == "pending" or by_crm[c.id].crm_etag != c.etag
+                or c.id in disputed]
         values = await self.store.run(crm.crm_values_txn, entity, need, now) if need else {}
         filled = [CrmEntry(c.id, c.crm_type, c.etag, c.in_scope, c.owned, c.pending, c.locked, c.uid, values.get(c.id))
                   if c.id in values else c for c in crm_entries]

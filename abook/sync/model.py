@@ -31,8 +31,10 @@ class Policy:
     delete_open_tasks: bool = True
     #: the category that marks a mailbox item tracked (mailbox -> CRM)
     tracked_category: str = "Tracked to CRM"
-    #: abort, writing nothing, when one side lists nothing while links exist (vdirsyncer StorageEmpty)
+    #: abort, writing nothing, when one side lists nothing while at least ``mass_delete_min_links`` links
+    #: exist (vdirsyncer StorageEmpty); deleting one's only linked item is ordinary use, so the default is 2
     mass_delete_guard: bool = True
+    mass_delete_min_links: int = 2
 
     def direction(self, name: str, crm_type: str | None = None) -> str:
         override = TYPE_OVERRIDES.get(crm_type or "", {}).get(name)

@@ -100,7 +100,7 @@ class _Planner:
         if self.inp.force or not self.policy.mass_delete_guard:
             return
         links = [link for link in self.inp.links if link.state == "linked"]
-        if not links:
+        if len(links) < max(self.policy.mass_delete_min_links, 1):
             return
         if not self.inp.mailbox:
             raise MassDelete(f"the mailbox lists no {self.entity} while {len(links)} are linked: nothing was "

@@ -96,9 +96,9 @@ class World:
             parties = [PartyRecord("organiser", "systemuser", self.ids[organiser], f"{organiser}@example.com")]
             parties += [PartyRecord("required", "systemuser" if a in self.ids else None, self.ids.get(a),
                                     a if "@" in a else f"{a}@example.com") for a in attendees]
-            return activities.create_activity_txn(s, "appointment", self.ids[organiser], parties=parties,
-                                                   scheduledstart=start, scheduledend=start + timedelta(hours=hours),
-                                                   **{"subject": "Meeting", **values}).id
+            values = {"subject": "Meeting", "scheduledstart": start, "scheduledend": start + timedelta(hours=hours),
+                      **values}
+            return activities.create_activity_txn(s, "appointment", self.ids[organiser], parties=parties, **values).id
 
     def task(self, owner: str = "paul", kind: str = "task", **values: Any) -> str:
         with self.store.transaction() as s:
