@@ -17,6 +17,7 @@ from abook.store import models
 from abook.store.sync_links import conflicts_txn, issues_txn, sync_state_txn
 from abook.sync.engine import Interrupted
 from abook.sync.model import Policy
+from tests.unit.sync.conftest import new_world
 from tests.unit.sync.world import World
 
 TRACKED = ("Tracked to CRM",)
@@ -148,11 +149,9 @@ def test_invariant_06_crm_mapping_is_a_fixed_point(world: World) -> None:
 
 @pytest.mark.parametrize("policy", ["crm", "mailbox"])
 def test_invariant_07_conflict_policy_applies_and_the_loser_is_recorded(tmp_path, policy: str) -> None:
-    from abook.store import Store, make_engine, schema
 
-    store = Store(make_engine(f"sqlite:///{tmp_path / 's.sqlite3'}"))
-    schema.upgrade(store.engine)
-    w = World(store, policies={e: Policy(e, conflict=policy) for e in ("contact", "appointment", "task")})
+    w = new_world(tmp_path, policies={e: Policy(e, conflict=policy) for e in ("contact", "appointment", "task")})
+    store = w.store
     cid = w.contact()
     w.sync()
     w.edit_contact(cid, jobtitle="CRM title")
@@ -168,12 +167,10 @@ def test_invariant_07_conflict_policy_applies_and_the_loser_is_recorded(tmp_path
 
 
 def test_invariant_07_manual_conflict_writes_nothing_until_resolved(tmp_path) -> None:
-    from abook.store import Store, make_engine, schema
     from abook.store.sync_links import resolve_conflict_txn
 
-    store = Store(make_engine(f"sqlite:///{tmp_path / 's.sqlite3'}"))
-    schema.upgrade(store.engine)
-    w = World(store, policies={e: Policy(e, conflict="manual") for e in ("contact", "appointment", "task")})
+    w = new_world(tmp_path, policies={e: Policy(e, conflict="manual") for e in ("contact", "appointment", "task")})
+    store = w.store
     cid = w.contact()
     w.sync()
     w.edit_contact(cid, jobtitle="CRM title")
@@ -296,13 +293,10 @@ def _outcome(w: World) -> tuple:
 
 @pytest.mark.parametrize("k", range(1, 6))
 def test_invariant_15_interrupted_at_step_k_then_resumed_equals_uninterrupted(tmp_path, k: int) -> None:
-    from abook.store import Store, make_engine, schema
 
     worlds = []
     for name in ("reference", "interrupted"):
-        store = Store(make_engine(f"sqlite:///{tmp_path / name}.sqlite3"))
-        schema.upgrade(store.engine)
-        worlds.append(World(store))
+        worlds.append(new_world(tmp_path, name))
     reference, world = worlds
     for w in worlds:
         _scenario(w)

@@ -68,8 +68,8 @@ class World:
 
     def contact(self, owner: str = "paul", **values: Any) -> str:
         with self.store.transaction() as s:
-            c = models.Contact(owner_id=self.ids[owner], owningbusinessunit_id=self.unit, statecode=0,
-                               firstname=values.pop("firstname", "Ann"), lastname=values.pop("lastname", "Lee"), **values)
+            values = {"statecode": 0, "firstname": "Ann", "lastname": "Lee", **values}
+            c = models.Contact(owner_id=self.ids[owner], owningbusinessunit_id=self.unit, **values)
             c.fullname = " ".join(n for n in (c.firstname, c.lastname) if n)
             s.add(c)
             s.flush()
