@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from abook.mailbox.pim.schema import FIELDS
 from abook.store import models
@@ -55,6 +55,15 @@ class SyncMachine(RuleBasedStateMachine):
                 box.destroy()
         self.w.store.dispose()
         self._dir.cleanup()
+
+    @initialize()
+    def a_few_linked_contacts(self) -> None:
+        """Start from linked contacts on both sides, so short runs exercise updates and deletes too."""
+        for owner, last in (("paul", "Lee"), ("paul", "Kim"), ("laura", "Roe")):
+            self.crm_alive.add(self.w.contact(owner=owner, lastname=last))
+        self.w.mailboxes["paul"].user_create("contact", {"lastname": "Tracked"}, TRACKED)
+        for user in USERS:
+            self.w.sync(user, entities=("contact",))
 
     # -- the CRM side
 
