@@ -220,6 +220,11 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
         from abook.routing.service import RouterService
 
         services.append(RouterService(config, store, reactor))
+    if config.sync.enabled:
+        from abook.directory.local_filter import local_filter_ids_txn
+        from abook.sync.service import SyncService
+
+        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn))
     return services
 
 
