@@ -21,7 +21,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timezone
+from decimal import Decimal
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Optional, TypeVar
 
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials, FailFast
@@ -233,9 +234,11 @@ class EwsPimStore:
         return self._call(find)
 
     def project(self, entity: str, values: Values) -> dict[str, Optional[str]]:
-        """Exchange keeps a task's start and due as dates, and completed items at 100 %."""
+        """Exchange keeps a task's start and due as dates, completed items at 100 %, and sets the date
+        completed itself (when the status becomes Completed), so that one is not synchronised."""
         out = normalise(entity, values)
         if entity == "task":
+            out["completed"] = None
             for name in ("startdate", "duedate"):
                 if out[name]:
                     out[name] = out[name][:10]  # type: ignore[index]
@@ -248,9 +251,16 @@ class EwsPimStore:
         if entity == "appointment":
             out["prioritycode"] = out["prioritycode"] or "normal"
             out["showas"] = out["showas"] or "busy"
-        if entity == "contact" and not out["fullname"]:
+            out["organizer"] = self._address.lower()  # Exchange makes the mailbox's owner the organiser
+            if out["timezone"]:  # Exchange keeps a Windows zone: read back, it is that zone's main IANA name
+                try:
+                    key = EWSTimeZone.from_ms_id(EWSTimeZone(out["timezone"]).ms_id).key
+                except Exception:  # noqa: BLE001 - a zone Windows does not know is sent as UTC
+                    key = None
+                out["timezone"] = None if key in ("UTC", "Etc/UTC", "GMT") else key
+        if entity == "contact" and not out["fullname"]:  # as _apply names a new contact
             names = [out.get("firstname"), out.get("middlename"), out.get("lastname")]
-            out["fullname"] = " ".join(n for n in names if n) or None
+            out["fullname"] = " ".join(n for n in names if n) or out.get("emailaddress1") or "?"
         return out
 
     def close_blocking(self) -> None:
@@ -303,17 +313,18 @@ class EwsPimStore:
     def _event_values(self, it: Any) -> dict[str, Optional[str]]:
         when = zone = None
         if it.start is not None:
-            if it.is_all_day:
-                start, end = _date(it.start), _date(it.end)
-                when = f"{start}/{end}"
+            if it.is_all_day:  # exchangelib gives the last day; abook's end is the day after
+                end = it.end + timedelta(days=1) if it.end is not None else it.start + timedelta(days=1)
+                when = f"{_date(it.start)}/{_date(end)}"
             else:
                 when = f"{_utc(it.start)}/{_utc(it.end or it.start)}"
             tz = getattr(it, "_start_timezone", None)
             zone = getattr(tz, "key", None) if tz is not None else None
+            zone = None if zone in ("UTC", "Etc/UTC", "GMT") else zone
         attendees = [("required", a.mailbox.email_address) for a in (it.required_attendees or []) if a.mailbox]
         attendees += [("optional", a.mailbox.email_address) for a in (it.optional_attendees or []) if a.mailbox]
         return normalise("appointment", {
-            "when": when, "timezone": zone if zone not in ("UTC", None) else None, "subject": it.subject,
+            "when": when, "timezone": zone, "subject": it.subject,
             "location": it.location, "description": self._body(it.body),
             "prioritycode": (it.importance or "Normal").lower(),
             "organizer": (it.organizer.email_address or "").lower() or None if it.organizer else None,
@@ -326,7 +337,7 @@ class EwsPimStore:
         done = it.status == _STATUS_DONE or percent == 100
         return normalise("task", {
             "subject": it.subject, "description": self._body(it.body), "startdate": _date(it.start_date),
-            "duedate": _date(it.due_date), "completed": _utc(it.complete_date) if it.complete_date else None,
+            "duedate": _date(it.due_date), "completed": None,  # Exchange sets it itself: not synchronised
             "percentcomplete": 100 if done else percent, "status": "completed" if done else "open",
             "prioritycode": (it.importance or "Normal").lower(),
         })
@@ -383,17 +394,21 @@ class EwsPimStore:
                     setattr(item, attr, values[name])
                     fields.append(attr)
             if "when" in values or ("timezone" in values and creating):
-                zone = values.get("timezone")
+                zone = values.get("timezone") if "timezone" in values else None
+                tz = EWSTimeZone(zone) if zone else EWSTimeZone("UTC")
+                item._start_timezone = item._end_timezone = tz
                 if values.get("when"):
                     start, end = parse_when(values["when"])  # type: ignore[arg-type]
                     if isinstance(start, datetime):
-                        tz = EWSTimeZone(zone) if zone else EWSTimeZone("UTC")
-                        item.start = EWSDateTime.from_datetime(start).astimezone(tz)
-                        item.end = EWSDateTime.from_datetime(end).astimezone(tz)  # type: ignore[arg-type]
+                        item.start, item.end = _ews(start, tz), _ews(end, tz)  # type: ignore[arg-type]
                         item.is_all_day = False
-                    else:
-                        item.start, item.end, item.is_all_day = EWSDate.from_date(start), EWSDate.from_date(end), True  # type: ignore[arg-type]
-                    fields += ["start", "end", "is_all_day"]
+                    else:  # exchangelib's all-day end is the last day; abook's is the day after
+                        item.start = EWSDate.from_date(start)
+                        item.end = EWSDate.from_date(end - timedelta(days=1))  # type: ignore[operator]
+                        item.is_all_day = True
+                    fields += ["start", "end", "is_all_day", "_start_timezone", "_end_timezone"]
+            if creating and values.get("uid"):
+                item.uid = values["uid"]
             if "prioritycode" in values and values["prioritycode"]:
                 item.importance = _IMPORTANCE[values["prioritycode"]]  # type: ignore[index]
                 fields.append("importance")
@@ -417,17 +432,10 @@ class EwsPimStore:
                     value = values[name]
                     setattr(item, attr, EWSDate.from_date(_as_date(parse_moment(value))) if value else None)
                     fields.append(attr)
-            if "completed" in values:
-                value = values["completed"]
-                moment = parse_moment(value) if value else None
-                if isinstance(moment, date) and not isinstance(moment, datetime):
-                    moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
-                item.complete_date = EWSDateTime.from_datetime(moment) if moment else None  # type: ignore[arg-type]
-                fields.append("complete_date")
             if "status" in values or "percentcomplete" in values:
                 done = values.get("status") == "completed"
                 percent = 100 if done else int(values.get("percentcomplete") or 0)
-                item.percent_complete = percent
+                item.percent_complete = Decimal(percent)
                 item.status = _STATUS_DONE if done else ("InProgress" if percent else "NotStarted")
                 fields += ["percent_complete", "status"]
             if values.get("prioritycode"):
@@ -508,6 +516,14 @@ class EwsPimStore:
         return e
 
 
+def _ews(t: datetime, tz: EWSTimeZone) -> EWSDateTime:
+    local = t.astimezone(tz)
+    if isinstance(local, EWSDateTime) and isinstance(local.tzinfo, EWSTimeZone):
+        return local
+    return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, local.microsecond,
+                       tzinfo=tz, fold=local.fold)
+
+
 def _date(value: Any) -> Optional[str]:
     if value is None:
         return None
@@ -521,6 +537,6 @@ def _as_date(value: date | datetime) -> date:
 
 
 def _utc(t: Any) -> str:
-    if isinstance(t, datetime):
-        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(t, datetime):  # an EWSDateTime converts only to EWSTimeZones: go through the timestamp
+        return datetime.fromtimestamp(t.timestamp(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return t.isoformat()

@@ -5,7 +5,7 @@ The CRM side (``abook/sync/crm.py``) and every mailbox backend convert their own
 merges only these. Each field's canonical form is a fixed point of its normaliser, so converting twice
 gives what converting once gave (SYNC.md invariant 6):
 
-* ``text``: stripped, empty -> None; ``body``: plain text (CRLF -> LF, trailing blanks per line and
+* ``text``: stripped, CR and CRLF as LF, empty -> None; ``body``: plain text (CRLF -> LF, trailing blanks per line and
   blank lines at either end removed; HTML is turned into text by the backend that receives it);
 * ``email``: stripped; ``int``: decimal digits; ``choice``: one of the field's choices;
 * ``date``: ``YYYY-MM-DD``; ``moment``: a date, or a UTC time ``YYYY-MM-DDTHH:MM:SSZ`` (seconds);
@@ -172,7 +172,7 @@ def _normalise(f: FieldDef, value: object) -> Optional[str]:
     if f.kind == "choice":
         text = str(value).strip().lower()
         return text if text in f.choices else None
-    text = str(value).strip()
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()  # no format keeps a bare CR
     return text or None
 
 
