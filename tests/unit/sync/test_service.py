@@ -131,3 +131,23 @@ def test_a_failing_tick_does_not_stop_the_loop(world: World) -> None:
     assert calls == [0.0, 5.0, 10.0]  # every tick tried again: the loop lives on
     assert service._loop is not None and service._loop.running
     service.stopService()
+
+
+def test_the_daemon_runs_the_sync_service_only_when_enabled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from abook.config import parse_config
+    from abook.store import make_engine, schema
+    from abook.tap import build_service
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    schema.upgrade(engine)
+    engine.dispose()
+    base = {"store": {"url": f"sqlite:///{tmp_path / 'a.sqlite3'}"}, "router": {"enabled": False},
+            "ldap": {"listen": []}}
+    off = build_service(parse_config(base), Clock())
+    assert "sync" not in [s.name for s in off]
+    on = build_service(parse_config({**base, "sync": {"enabled": True, "mailbox": {
+        "type": "dav", "contacts_url": "https://dav.example.com/{user}/contacts/"}}}), Clock())
+    (service,) = [s for s in on if s.name == "sync"]
+    assert isinstance(service, SyncService) and service.engine.ldap_ids is not None
+    off.store.dispose()
+    on.store.dispose()
