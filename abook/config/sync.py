@@ -51,7 +51,7 @@ class SyncMailboxTemplate(Section):
 
 
 class Directions(Section):
-    """Per entity, field -> direction (both, to_mailbox, to_crm, fixed, none); unnamed fields keep SYNC.md's."""
+    """Per entity, field -> direction (both, to_mailbox, to_crm, fixed, none); unnamed fields keep docs/sync.md's."""
 
     contact: dict[str, str] = Field(default_factory=dict)
     appointment: dict[str, str] = Field(default_factory=dict)
@@ -93,7 +93,7 @@ class SyncConfig(Section):
     max_item_failures: int = Field(default=5, ge=1)
     #: the category that marks mailbox items tracked (mailbox -> CRM)
     tracked_category: str = "Tracked to CRM"
-    #: a task deleted in the mailbox deletes the CRM activity if it is open (SYNC.md section 3)
+    #: a task deleted in the mailbox deletes the CRM activity if it is open (docs/sync.md section 3)
     delete_open_tasks: bool = True
     #: stop, writing nothing, when one side lists nothing while at least mass_delete_min_links are linked
     mass_delete_guard: bool = True

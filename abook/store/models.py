@@ -248,7 +248,7 @@ class Contact(PartyFieldsMixin, Base):
     department: Mapped[Optional[str]] = mapped_column(String(128))
     mobilephone: Mapped[Optional[str]] = mapped_column(String(64))
     pager: Mapped[Optional[str]] = mapped_column(String(64))
-    # The fields a mailbox contact has besides (SYNC.md section 2; CRM 4.0 names): telephone1 is the
+    # The fields a mailbox contact has besides (docs/sync.md section 2; CRM 4.0 names): telephone1 is the
     # business phone, telephone2 the home phone, telephone3 the other phone, company the company phone.
     business2: Mapped[Optional[str]] = mapped_column(String(64))
     home2: Mapped[Optional[str]] = mapped_column(String(64))

@@ -4,7 +4,7 @@ One ``SyncLink`` per user, CRM record and mailbox item (vdirsyncer's status tabl
 item's change key or etag, the CRM record's version (``crm_etag``), and per side the mapped values last
 seen (JSON) and their hash. A link is ``linked``; ``pending`` while a create is under way (the CRM id
 is already in the item, so recovery finds it); or a ``tombstone``: the mailbox copy was deleted and
-the CRM record is not to be copied again until it changes (SYNC.md section 3, contacts).
+the CRM record is not to be copied again until it changes (docs/sync.md section 3, contacts).
 
 ``*_txn`` functions take a Session first and return frozen values (``LinkRecord``, ...).
 """
@@ -252,7 +252,7 @@ def sync_state_txn(session: Session, user_id: str, entity: str) -> StateRecord:
 
 
 def save_token_txn(session: Session, user_id: str, entity: str, token: str | None) -> None:
-    """Saved only once the batch the token covers is committed (SYNC.md invariant 16)."""
+    """Saved only once the batch the token covers is committed (docs/sync.md invariant 16)."""
     _state_row(session, user_id, entity).token = token
 
 

@@ -1,7 +1,7 @@
 """The CRM side of synchronisation: list a user's records with their versions, map them to canonical
 values and back, create, update and delete them. Every function is a ``*_txn`` on the ``db`` pool.
 
-Scope (SYNC.md section 1): contacts in the user's local data filter (owner scope, active unless the
+Scope (docs/sync.md section 1): contacts in the user's local data filter (owner scope, active unless the
 user includes inactive ones, the role's read depth, and the filter's LDAP part when the deployment gives
 ``ldap_ids``); appointments the user organises or attends (an appointment with no organiser party is
 organised by its owner); tasks, faxes, letters and phone calls the user owns. Linked records outside the

@@ -10,7 +10,7 @@
 4. The pure planner decides; the applier performs the actions one by one, each saving its link.
 5. A failing item is recorded (``abook sync status``) and skipped; the rest go on. The sync token is
    saved after the batch is committed, and only when no item failed short of the retry cap, so a failed
-   item comes round again next cycle (SYNC.md invariants 16 and 19). Mailbox-wide errors (the server
+   item comes round again next cycle (docs/sync.md invariants 16 and 19). Mailbox-wide errors (the server
    is down, the credentials are refused) end the run for the service's back-off.
 
 Everything runs through two runners (``store.run`` and the ``mail`` runner), so the same code serves the

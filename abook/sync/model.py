@@ -27,7 +27,7 @@ class Policy:
     directions: Mapping[str, str] = field(default_factory=dict)
     #: crm / mailbox / manual
     conflict: str = "crm"
-    #: SYNC.md section 3: a task deleted in the mailbox deletes the CRM activity if it is open
+    #: docs/sync.md section 3: a task deleted in the mailbox deletes the CRM activity if it is open
     delete_open_tasks: bool = True
     #: the category that marks a mailbox item tracked (mailbox -> CRM)
     tracked_category: str = "Tracked to CRM"
@@ -55,7 +55,7 @@ class CrmEntry:
     in_scope: bool
     #: the user owns (contacts, tasks) or organises (appointments) the record
     owned: bool = False
-    #: open and not in the past (SYNC.md section 3's "pending")
+    #: open and not in the past (docs/sync.md section 3's "pending")
     pending: bool = False
     #: a completed or cancelled appointment: mailbox edits are ignored
     locked: bool = False

@@ -1,7 +1,7 @@
 """The pure planner: both listings + the links + the policy -> the actions that bring the sides in step.
 
 It reads nothing and writes nothing (vdirsyncer's ``_get_actions``); ``abook sync plan`` prints what it
-returns. The rules are SYNC.md's:
+returns. The rules are docs/sync.md's:
 
 * A side changed when its version moved *and* its mapped values differ from the link's (a new change key
   with the same content is no change: no echo, no churn).
@@ -12,7 +12,7 @@ returns. The rules are SYNC.md's:
 * Scope: CRM -> mailbox follows the user's filter; a tracked item (category) stays in scope while it
   carries the category. Leaving scope removes a contact's mailbox copy (unless the copy changed) and
   unlinks an activity; the CRM record is never touched by it.
-* Deletes follow SYNC.md section 3; a delete needs evidence (the other side unchanged since the last
+* Deletes follow docs/sync.md section 3; a delete needs evidence (the other side unchanged since the last
   sync, else modify beats delete). A completed or cancelled CRM appointment ignores mailbox edits.
   Only the organiser's sync creates or cancels a meeting, and only a future one notifies anybody.
 * A linked item that vanished while an unlinked item carries its CRM id was moved: the link follows it.

@@ -1,4 +1,4 @@
-"""The EWS replay responder, extended to contacts, calendar items and tasks (SYNC.md section 7).
+"""The EWS replay responder, extended to contacts, calendar items and tasks (docs/sync.md section 7).
 
 It answers, in the shapes Microsoft documents for Exchange Web Services ("CreateItem operation
 (contact)", "CreateItem operation (calendar item)", "UpdateItem operation", "DeleteItem operation",

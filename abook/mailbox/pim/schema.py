@@ -3,17 +3,17 @@
 The CRM side (``abook/sync/crm.py``) and every mailbox backend convert their own records to and from
 ``Values``: a dict of field name -> canonical text (or None). The sync engine compares, hashes and
 merges only these. Each field's canonical form is a fixed point of its normaliser, so converting twice
-gives what converting once gave (SYNC.md invariant 6):
+gives what converting once gave (docs/sync.md invariant 6):
 
 * ``text``: stripped, CR and CRLF as LF, empty -> None; ``body``: plain text (CRLF -> LF, trailing blanks per line and
   blank lines at either end removed; HTML is turned into text by the backend that receives it);
 * ``email``: stripped; ``int``: decimal digits; ``choice``: one of the field's choices;
 * ``date``: ``YYYY-MM-DD``; ``moment``: a date, or a UTC time ``YYYY-MM-DDTHH:MM:SSZ`` (seconds);
-* ``when``: start and end as one value (SYNC.md section 2): ``D/D`` (all-day, end exclusive) or ``T/T``;
+* ``when``: start and end as one value (docs/sync.md section 2): ``D/D`` (all-day, end exclusive) or ``T/T``;
 * ``parties``: ``role:address`` items (role required or optional), sorted, ``;``-separated, addresses
   lowercased.
 
-Default directions follow SYNC.md section 2; ``[sync.directions.<entity>]`` overrides them per field.
+Default directions follow docs/sync.md section 2; ``[sync.directions.<entity>]`` overrides them per field.
 """
 
 from __future__ import annotations

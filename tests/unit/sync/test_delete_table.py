@@ -1,4 +1,4 @@
-"""SYNC.md section 3, the delete table (invariant 12): entity x side x owner/organiser x open/completed x
+"""docs/sync.md section 3, the delete table (invariant 12): entity x side x owner/organiser x open/completed x
 past/future, each row a named case. The expectation is written from the table, not from the planner."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SYNC.md section 6, one named test per invariant (12, the delete table, is test_delete_table.py; the
+"""docs/sync.md section 6, one named test per invariant (12, the delete table, is test_delete_table.py; the
 random mutations of both sides are test_machine.py), against the in-memory mailbox."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SYNC.md sections 1 and 2: the filter decides CRM -> mailbox, the Tracked category mailbox -> CRM, each field
+"""docs/sync.md sections 1 and 2: the filter decides CRM -> mailbox, the Tracked category mailbox -> CRM, each field
 its direction; faxes, letters and phone calls are mailbox tasks; completed appointments ignore mailbox edits."""
 
 from __future__ import annotations
