@@ -147,8 +147,9 @@ class Applier:
                 crm_etag, written = crm.update_crm_txn(session, self.entity, c.id, a.to_crm, self.now)
                 crm_values = {**written, **_meta(a.crm_values)}
             if a.conflict:
-                record_conflict_txn(session, self.user_id, self.entity, c.crm_type, c.id, m.id,
-                                    a.link.resolve or "policy", a.winner, a.conflict)  # type: ignore[union-attr]
+                policy = "manual" if a.link.resolve else (a.winner or "manual")  # type: ignore[union-attr]
+                record_conflict_txn(session, self.user_id, self.entity, c.crm_type, c.id, m.id, policy, a.winner,
+                                    a.conflict)
             save_link_txn(session, self._linked(a.link, c.crm_type, c.id, mailbox_id=m.id, mailbox_etag=mailbox_etag,
                                                 crm_etag=crm_etag, owned=c.owned, crm_values=crm_values,
                                                 mailbox_values=mailbox_values))

@@ -157,3 +157,12 @@ def test_round_trip_is_a_fixed_point(pim: Any) -> None:
         (item,) = pim.get_blocking("contact", [listed.id])
         assert item.values == once, values
         pim.delete_blocking("contact", listed.id, listed.etag)
+
+
+def test_clearing_one_of_several_indexed_fields_keeps_the_others(pim: Any) -> None:
+    a = pim.create_blocking("contact", {"lastname": "Lee", "telephone1": "+1 1", "mobilephone": "+1 2",
+                                        "emailaddress1": "a@example.org", "emailaddress2": "b@example.org"}, "crm-a")
+    pim.update_blocking("contact", a.id, a.etag, {"telephone1": None, "emailaddress1": None})
+    (item,) = pim.get_blocking("contact", [a.id])
+    assert (item.values["telephone1"], item.values["mobilephone"]) == (None, "+1 2")
+    assert (item.values["emailaddress1"], item.values["emailaddress2"]) == (None, "b@example.org")

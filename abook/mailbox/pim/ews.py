@@ -444,7 +444,8 @@ class EwsPimStore:
         return list(dict.fromkeys(fields))
 
     def _current_contact(self, item: Any) -> dict[str, Optional[str]]:
-        (it,) = list(item.account.fetch(ids=[(item.id, None)], only_fields=_only("contact")))
+        folder = self._folder("contact")  # given, so exchangelib needs no GetFolder round trip
+        (it,) = list(folder.account.fetch(ids=[(item.id, None)], folder=folder, only_fields=_only("contact")))
         if isinstance(it, Exception):
             raise it
         return self._contact_values(it)
