@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from abook.store.models import Base, utcnow
@@ -51,6 +51,10 @@ class SyncLink(Base):
     #: the winner an admin chose for an open conflict (``abook sync resolve``), applied by the next sync
     resolve: Mapped[Optional[str]] = mapped_column(String(16))
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: abook created the item after the listing its saved sync token came from: until a later delta lists
+    #: it, its absence from a delta proves nothing (created and deleted between two tokens, it never existed
+    #: for the server's change log), so the next sync reads it to see whether it is still there
+    verify: Mapped[bool] = mapped_column(Boolean, default=False)
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -144,6 +148,7 @@ class LinkRecord:
     resolve: str | None = None
     failures: int = 0
     id: int | None = None
+    verify: bool = False
 
     @property
     def crm_values(self) -> dict[str, Optional[str]]:
@@ -162,13 +167,13 @@ class LinkRecord:
 
 
 _LINK_COLUMNS = ("systemuser_id", "entity", "crm_type", "crm_id", "mailbox_id", "mailbox_etag", "crm_etag", "crm_hash",
-                 "mailbox_hash", "crm_values", "mailbox_values", "state", "owned", "resolve", "failures", "id")
+                 "mailbox_hash", "crm_values", "mailbox_values", "state", "owned", "resolve", "failures", "id", "verify")
 
 
 def _link(row: Any) -> LinkRecord:
     return LinkRecord(row.systemuser_id, row.entity, row.crm_type, row.crm_id, row.mailbox_id, row.mailbox_etag,
                       row.crm_etag, row.crm_hash, row.mailbox_hash, row.crm_values, row.mailbox_values, row.state,
-                      bool(row.owned), row.resolve, row.failures or 0, row.id)
+                      bool(row.owned), row.resolve, row.failures or 0, row.id, bool(row.verify))
 
 
 def links_txn(session: Session, user_id: str, entity: str) -> list[LinkRecord]:
@@ -191,7 +196,7 @@ def save_link_txn(session: Session, link: LinkRecord) -> LinkRecord:
                   mailbox_id=link.mailbox_id, mailbox_etag=link.mailbox_etag, crm_etag=link.crm_etag,
                   crm_hash=link.crm_hash, mailbox_hash=link.mailbox_hash, crm_values=link.crm_json,
                   mailbox_values=link.mailbox_json, state=link.state, owned=link.owned, resolve=link.resolve,
-                  failures=link.failures, synced_at=utcnow())
+                  failures=link.failures, verify=link.verify, synced_at=utcnow())
     if link.id is None:
         row = SyncLink(**values)
         session.add(row)
@@ -204,6 +209,12 @@ def save_link_txn(session: Session, link: LinkRecord) -> LinkRecord:
         setattr(row, k, v)
     session.flush()
     return link
+
+
+def clear_verify_txn(session: Session, link_ids: Iterable[int]) -> None:
+    ids = list(link_ids)
+    for i in range(0, len(ids), 500):
+        session.execute(update(SyncLink).where(SyncLink.id.in_(ids[i:i + 500])).values(verify=False))
 
 
 def delete_link_txn(session: Session, link_id: int) -> None:

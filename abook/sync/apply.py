@@ -101,7 +101,7 @@ class Applier:
         listed = await self._mail(self.mailbox.create_blocking, self.entity, dict(a.values), c.id, a.notify)
         self.crash("create_mailbox:created")
         link = self._linked(pending, c.crm_type, c.id, mailbox_id=listed.id, mailbox_etag=listed.etag, crm_etag=c.etag,
-                            owned=c.owned, crm_values=a.crm_values,
+                            owned=c.owned, verify=True, crm_values=a.crm_values,
                             mailbox_values={**self._project(a.values), "__tracked": "0"})
         await self._db(save_link_txn, link)
 

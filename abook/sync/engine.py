@@ -33,6 +33,7 @@ from abook.store import Store
 from abook.store.sync_links import (
     LinkRecord,
     clear_issues_txn,
+    clear_verify_txn,
     conflicts_txn,
     issues_txn,
     links_txn,
@@ -106,6 +107,7 @@ class SyncEngine:
             inp, changes = await self._prepare(user_id, mailbox, entity, now, force)
             report.full_listing = changes.complete
             report.actions = plan(inp)
+            links = list(inp.links)
         except MassDelete as e:
             report.error = str(e)
             await self.store.run(record_run_txn, user_id, entity, at=now, error=report.error, counts={})
@@ -140,6 +142,9 @@ class SyncEngine:
             await self.store.run(clear_issues_txn, user_id, entity, done)
         if not blocking:
             await self.store.run(save_token_txn, user_id, entity, changes.token)
+            verified = [link.id for link in links if link.verify and link.id is not None]
+            if verified:  # the saved token's listing came after their creation: a delta reports them from now on
+                await self.store.run(clear_verify_txn, verified)
             report.token_saved = True
         report.counts = _count(report.actions)
         error = f"{len(report.failed)} item(s) failed" if report.failed else None
@@ -160,6 +165,16 @@ class SyncEngine:
             changes = await self.mail.run(mailbox.changes_blocking, entity, None)
         listing = self._listing(links, changes)
         by_item = {link.mailbox_id: link for link in links if link.state == "linked" and link.mailbox_id}
+        if not changes.complete:  # items abook created after the token's listing: still there?
+            seen = {x.id for x in changes.changed}
+            doubtful = [link.mailbox_id for link in by_item.values() if link.verify and link.mailbox_id not in seen]
+            present: set[str] = set()
+            for i in range(0, len(doubtful), FETCH_CHUNK):
+                present |= {it.id for it in await self.mail.run(mailbox.get_blocking, entity,
+                                                                 doubtful[i:i + FETCH_CHUNK])}  # type: ignore[misc]
+            for item_id in doubtful:
+                if item_id not in present:
+                    listing.pop(item_id, None)  # type: ignore[arg-type]
         # open manual conflicts are read again every cycle: the token has moved past their change
         disputed = {c.crm_id for c in await self.store.run(conflicts_txn, user_id) if c.entity == entity}
         disputed |= {link.crm_id for link in links if link.resolve}  # resolved by an admin: settle it now

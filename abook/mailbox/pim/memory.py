@@ -33,6 +33,7 @@ class _Stored:
     crm_id: Optional[str] = None
     categories: tuple[str, ...] = ()
     uid: Optional[str] = None
+    created: int = 0
 
 
 @dataclass
@@ -49,7 +50,9 @@ class MemoryMailbox:
 
     def __init__(self, *, date_only_tasks: bool = False) -> None:
         self.items: dict[str, dict[str, _Stored]] = {e: {} for e in ENTITIES}
-        self._deleted: dict[str, list[tuple[int, str]]] = {e: [] for e in ENTITIES}
+        #: (deleted at, id, created at): like a real server, a delta reports a delete only for an item that
+        #: existed when the token was issued (created and deleted in between, it never existed for it)
+        self._deleted: dict[str, list[tuple[int, str, int]]] = {e: [] for e in ENTITIES}
         self._seq = itertools.count(1)
         self._last = 0
         self._epoch = 1
@@ -74,7 +77,8 @@ class MemoryMailbox:
                 raise CursorInvalid("the sync token is no longer valid")
             since = int(since_text)
             changed = tuple(Listed(i, s.etag) for i, s in items.items() if s.seq > since)
-            deleted = tuple(i for seq, i in self._deleted[entity] if seq > since and i not in items)
+            deleted = tuple(i for seq, i, created in self._deleted[entity]
+                            if seq > since and created <= since and i not in items)
             return Changes(changed, deleted, self._token())
 
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
@@ -95,7 +99,8 @@ class MemoryMailbox:
             projected = self.project(entity, values)
             item_id = f"{entity[:1]}-{uuid.uuid4().hex[:12]}"
             uid = projected.get("uid") if entity == "appointment" else None
-            s = _Stored(projected, self._etag(), self._next(), crm_id, (), uid)
+            seq = self._next()
+            s = _Stored(projected, self._etag(), seq, crm_id, (), uid, seq)
             self.items[entity][item_id] = s
             if notify:
                 self.calls.append("invite")
@@ -123,7 +128,7 @@ class MemoryMailbox:
             self._maybe_fail("delete", item_id)
             s = self.items[entity].pop(item_id, None)
             if s is not None:
-                self._deleted[entity].append((self._next(), item_id))
+                self._deleted[entity].append((self._next(), item_id, s.created))
                 if notify:
                     self.calls.append("cancel")
 
@@ -156,7 +161,8 @@ class MemoryMailbox:
             if entity == "appointment":
                 uid = uid or stored.get("uid") or f"{uuid.uuid4()}@mailbox"
                 stored["uid"] = uid
-            self.items[entity][item_id] = _Stored(stored, self._etag(), self._next(), crm_id, categories, uid)
+            seq = self._next()
+            self.items[entity][item_id] = _Stored(stored, self._etag(), seq, crm_id, categories, uid, seq)
             return item_id
 
     def user_update(self, entity: str, item_id: str, changes: Values,
@@ -170,8 +176,8 @@ class MemoryMailbox:
 
     def user_delete(self, entity: str, item_id: str) -> None:
         with self._lock:
-            del self.items[entity][item_id]
-            self._deleted[entity].append((self._next(), item_id))
+            s = self.items[entity].pop(item_id)
+            self._deleted[entity].append((self._next(), item_id, s.created))
 
     def touch(self, entity: str, item_id: str) -> None:
         """A new change key, same content (Exchange Online bumps it when an item is opened)."""
@@ -183,9 +189,10 @@ class MemoryMailbox:
         """The item comes back under a new id (a move between folders without immutable ids)."""
         with self._lock:
             s = self.items[entity].pop(item_id)
-            self._deleted[entity].append((self._next(), item_id))
+            self._deleted[entity].append((self._next(), item_id, s.created))
             new_id = f"{entity[:1]}-{uuid.uuid4().hex[:12]}"
-            self.items[entity][new_id] = replace(s, etag=self._etag(), seq=self._next())
+            seq = self._next()
+            self.items[entity][new_id] = replace(s, etag=self._etag(), seq=seq, created=seq)
             return new_id
 
     def forget_tokens(self) -> None:

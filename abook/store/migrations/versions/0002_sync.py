@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("owned", sa.Boolean(), nullable=False),
         sa.Column("resolve", sa.String(length=16), nullable=True),
         sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("verify", sa.Boolean(), nullable=False),
         sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["systemuser_id"], ["systemuser.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
