@@ -226,6 +226,11 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
 
         services.append(RouterService(config, store, reactor))
     services.append(UnpolledReport(config, store))
+    if config.sync.enabled:
+        from abook.directory.local_filter import local_filter_ids_txn
+        from abook.sync.service import SyncService
+
+        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn))
     return services
 
 

@@ -14,6 +14,7 @@ from abook.config import tls
 from abook.config.base import EndpointList, Secret, SecretValue, Section
 from abook.config.mail import MailboxConfig
 from abook.config.routing import RouterConfig, SmtpConfig
+from abook.config.sync import SyncConfig
 from abook.config.transfer import ImportConfig
 
 
@@ -179,6 +180,7 @@ class AbookConfig(Section):
     router: RouterConfig = RouterConfig()
     smtp: Optional[SmtpConfig] = None
     import_: ImportConfig = Field(default=ImportConfig(), alias="import")
+    sync: SyncConfig = SyncConfig()
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
     #: The config file itself, absolute (set by the loader; LDAP worker processes read it again).

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -92,7 +93,7 @@ class ParticipationType(enum.IntEnum):
 ENTITIES = ("account", "contact", "lead", "queue", "systemuser", "equipment")
 USER_OWNED = ("account", "contact", "lead")
 BU_OWNED = ("queue", "systemuser", "equipment")
-ACTIVITY_TYPES = ("email", "appointment", "task", "fax", "letter")
+ACTIVITY_TYPES = ("email", "appointment", "task", "fax", "letter", "phonecall")
 
 ADDRESS_BOOK_MATCHING = ("synchronised", "all")
 TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
@@ -189,6 +190,8 @@ class SystemUser(MailSettingsMixin, Base):
     local_filter_ldap: Mapped[Optional[str]] = mapped_column(Text)
     local_filter_include_inactive: Mapped[bool] = mapped_column(Boolean, default=False)
     tracking_number: Mapped[Optional[int]] = mapped_column(Integer, unique=True)
+    # Contacts, appointments and tasks kept in step with the user's mailbox (abook/sync/)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     token_counter: Mapped[int] = mapped_column(Integer, default=0)
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -245,6 +248,18 @@ class Contact(PartyFieldsMixin, Base):
     department: Mapped[Optional[str]] = mapped_column(String(128))
     mobilephone: Mapped[Optional[str]] = mapped_column(String(64))
     pager: Mapped[Optional[str]] = mapped_column(String(64))
+    # The fields a mailbox contact has besides (docs/sync.md section 2; CRM 4.0 names): telephone1 is the
+    # business phone, telephone2 the home phone, telephone3 the other phone, company the company phone.
+    business2: Mapped[Optional[str]] = mapped_column(String(64))
+    home2: Mapped[Optional[str]] = mapped_column(String(64))
+    company: Mapped[Optional[str]] = mapped_column(String(64))
+    assistantname: Mapped[Optional[str]] = mapped_column(String(100))
+    assistantphone: Mapped[Optional[str]] = mapped_column(String(64))
+    managername: Mapped[Optional[str]] = mapped_column(String(100))
+    spousesname: Mapped[Optional[str]] = mapped_column(String(100))
+    childrensnames: Mapped[Optional[str]] = mapped_column(String(255))
+    birthdate: Mapped[Optional[date]] = mapped_column(Date)
+    anniversary: Mapped[Optional[date]] = mapped_column(Date)
     parentcustomer_id: Mapped[Optional[str]] = mapped_column(ForeignKey("account.id"), index=True)
     # The DN a plain-LDIF import came from: re-importing the same file upserts by it.
     source_dn: Mapped[Optional[str]] = mapped_column(String(1024), index=True)
@@ -356,6 +371,15 @@ class Activity(Base):
     location: Mapped[Optional[str]] = mapped_column(String(200))  # appointments
     alldayevent: Mapped[bool] = mapped_column(Boolean, default=False)
     percentcomplete: Mapped[Optional[int]] = mapped_column(Integer)  # tasks
+    # Appointments: the IANA zone they were scheduled in (all-day dates and wall-clock times are read in
+    # it), the iCalendar UID every copy of the meeting shares, and for one occurrence of a recurring
+    # series (each its own record) the series' UID and the occurrence's original start.
+    timezone: Mapped[Optional[str]] = mapped_column(String(64))
+    globalobjectid: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    seriesid: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    originalstart: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    phonenumber: Mapped[Optional[str]] = mapped_column(String(64))  # phone calls
+    directioncode: Mapped[bool] = mapped_column(Boolean, default=False)  # phone calls, letters: True = outgoing
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -480,7 +504,7 @@ class UntrackedMessage(Base):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Routing and synchronisation state
+# Routing state (synchronisation state: store/sync_links.py)
 
 
 class MailboxState(Base):
@@ -516,26 +540,6 @@ class MailArrival(Base):
     arrived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SyncLink(Base):
-    """A CRM record linked to an Exchange item in one user's mailbox (vdirsyncer-style status)."""
-
-    __tablename__ = "synclink"
-    __table_args__ = (
-        UniqueConstraint("systemuser_id", "crm_type", "crm_id", name="uq_synclink_crm"),
-        UniqueConstraint("systemuser_id", "exchange_id", name="uq_synclink_exchange"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    systemuser_id: Mapped[str] = mapped_column(ForeignKey("systemuser.id", ondelete="CASCADE"), index=True)
-    crm_type: Mapped[str] = mapped_column(String(32))
-    crm_id: Mapped[str] = mapped_column(String(36))
-    exchange_id: Mapped[str] = mapped_column(String(512))
-    change_key: Mapped[Optional[str]] = mapped_column(String(512))
-    crm_hash: Mapped[Optional[str]] = mapped_column(String(64))
-    exchange_hash: Mapped[Optional[str]] = mapped_column(String(64))
-    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
 class Setting(Base):
     """Deployment-wide values the store must remember (tracking number allocation, ...)."""
 
@@ -546,3 +550,8 @@ class Setting(Base):
 
 
 Index("ix_activityparty_address_lower", func.lower(ActivityParty.addressused))
+
+
+# Mappings kept in domain modules of their own register on ``Base.metadata`` here, so whoever imports the
+# models (Alembic, the schema test) sees every table.
+from abook.store import sync_links as _sync_links  # noqa: E402,F401

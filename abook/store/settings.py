@@ -18,6 +18,7 @@ from abook.store.models import (
     ReadDepth,
     State,
 )
+from abook.store.enums import ACTIVITY_PRIVILEGE
 from abook.store.security import OWNER_SCOPES
 
 
@@ -94,6 +95,7 @@ SETTINGS: dict[str, Any] = {
     "incoming_method": _choice(INCOMING_METHODS),
     "outgoing_method": _choice(OUTGOING_METHODS),
     "statecode": _statecode,
+    "sync_enabled": _bool,
     "firstname": _text,
     "lastname": _text,
     "email": parse_email,
@@ -130,11 +132,11 @@ def parse_depths(pairs: Iterable[str]) -> dict[str, ReadDepth]:
         depth = SPELLINGS.get(depth.lower(), depth)
         if not sep:
             raise UserError(f"expected entity=depth, got {pair!r}")
-        if entity != "all" and entity not in ENTITIES:
-            raise UserError(f"unknown entity {entity!r}: expected one of all, {', '.join(ENTITIES)}")
+        if entity != "all" and entity not in ENTITIES + (ACTIVITY_PRIVILEGE,):
+            raise UserError(f"unknown entity {entity!r}: expected one of all, {', '.join(ENTITIES)}, {ACTIVITY_PRIVILEGE}")
         if depth not in ReadDepth.__members__:
             raise UserError(f"unknown read depth {depth!r} for {entity}: expected one of {names}")
-        for e in ENTITIES if entity == "all" else (entity,):
+        for e in ENTITIES + (ACTIVITY_PRIVILEGE,) if entity == "all" else (entity,):
             out[e] = ReadDepth[depth]
     return out
 

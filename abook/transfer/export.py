@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from abook.directory.attributes import ATTRIBUTES
 from abook.directory.tree import ENTITY_BOOK
 from abook.store import models
+from abook.store.enums import ACTIVITY_KINDS
 from abook.transfer import fields
 from abook.transfer.fields import BY_NAME, SPECS, TABLES
 from abook.transfer.ldif import format_record
@@ -51,11 +52,15 @@ class Exporter:
                   "businessunit.name": ("business_unit_id", bu_names)}
         privileges = self._children(models.RolePrivilege.__table__, "role_id", "entity", "read_depth")
         user_roles = self._children(models.user_roles, "systemuser_id", "role_id", None)
+        parties = self._parties() if "activity" in self.tables else {}
         for table in self.tables:
             t = fields.MODELS[table].__table__  # type: ignore[attr-defined]
             published = [(a, f) for a, f in ATTRIBUTES.get(table, ()) if a.lower() not in BY_NAME[table]]
             count = 0
-            for rec in self.conn.execution_options(yield_per=500).execute(select(t).order_by(t.c.id)):
+            stmt = select(t).order_by(t.c.id)
+            if table == "activity":  # email activities travel with their messages, not here
+                stmt = stmt.where(t.c.activitytypecode.in_(ACTIVITY_KINDS))
+            for rec in self.conn.execution_options(yield_per=500).execute(stmt):
                 row = rec._mapping
                 attrs: list[tuple[str, Any]] = []
                 if table in models.ENTITIES:
@@ -82,9 +87,12 @@ class Exporter:
                     attrs.append((spec.name, fields.format_value(spec, value)))
                 if table == "role":
                     depths = privileges.get(row["id"], {})
-                    attrs += [("readdepth", fields.format_depth(e, depths[e])) for e in models.ENTITIES if e in depths]
+                    attrs += [("readdepth", fields.format_depth(e, depths[e])) for e in fields.DEPTH_ENTITIES
+                              if e in depths]
                 elif table == "systemuser":
                     attrs += [("roleid", r) for r in sorted(user_roles.get(row["id"], {}))]
+                elif table == "activity":
+                    attrs += [("party", p) for p in parties.get(row["id"], ())]
                 count += 1
                 yield format_record(f"uid={row['id']},ou={_book(table)},{self.suffix}", attrs)
             self.counts[table] = count
@@ -98,6 +106,15 @@ class Exporter:
         for table in self.tables:
             yield format_record(f"ou={_book(table)},{self.suffix}",
                                 [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", _book(table))])
+
+    def _parties(self) -> dict[str, list[str]]:
+        t = models.ActivityParty.__table__
+        out: dict[str, list[str]] = {}
+        for rec in self.conn.execute(select(t).order_by(t.c.id)):
+            out.setdefault(rec.activity_id, []).append(
+                fields.format_party(rec.participationtypemask, rec.addressused, rec.party_type, rec.party_id,
+                                    rec.display_name))
+        return out
 
     def _names(self, table: str) -> dict[str, str]:
         t = fields.MODELS[table].__table__  # type: ignore[attr-defined]

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, String, Table
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, String, Table
 
 from abook.store import models
+from abook.store.enums import ACTIVITY_KINDS, ACTIVITY_PRIVILEGE
 from abook.store.models import ReadDepth, State
 
 #: the tables import/export carries, in dependency order (a table only references earlier ones or itself)
 TABLES: tuple[str, ...] = (
-    "businessunit", "role", "systemuser", "account", "contact", "lead", "queue", "equipment",
+    "businessunit", "role", "systemuser", "account", "contact", "lead", "queue", "equipment", "activity",
 )
 MODELS: dict[str, type[models.Base]] = {
-    **models.ENTITY_MODELS, "businessunit": models.BusinessUnit, "role": models.Role,
+    **models.ENTITY_MODELS, "businessunit": models.BusinessUnit, "role": models.Role, "activity": models.Activity,
 }
-#: LDIF container (ou) of the organisation records LDAP does not publish
-ORG_BOOKS: dict[str, str] = {"businessunit": "BusinessUnits", "role": "Roles"}
+#: LDIF container (ou) of the records LDAP does not publish (activities: appointments, tasks, ... not email)
+ORG_BOOKS: dict[str, str] = {"businessunit": "BusinessUnits", "role": "Roles", "activity": "Activities"}
 
 #: model column -> the CRM's attribute / column name
 CRM_NAMES: dict[str, str] = {
@@ -51,8 +52,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "incoming_method": models.INCOMING_METHODS,
     "outgoing_method": models.OUTGOING_METHODS,
     "local_filter_scope": ("user", "business_unit", "parent_child", "organisation"),
+    "activitytypecode": ACTIVITY_KINDS,
 }
 PASSWORD_SCHEME = "{ARGON2}"
+#: the entities a role's read depth names: the records, and ``activity`` for every activity type
+DEPTH_ENTITIES = (*models.ENTITIES, ACTIVITY_PRIVILEGE)
 
 
 class BadValue(ValueError):
@@ -80,6 +84,8 @@ def _kind(col: Column) -> str:
         return "int"
     if isinstance(col.type, DateTime):
         return "datetime"
+    if isinstance(col.type, Date):
+        return "date"
     return "text"
 
 
@@ -176,6 +182,11 @@ def parse_value(spec: FieldSpec, value: str) -> Any:
         if v in _FALSE:
             return False
         raise BadValue(f"expected TRUE or FALSE, got {value!r}")
+    if kind == "date":
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise BadValue(f"expected a date such as 2026-12-02, got {value!r}") from None
     return parse_datetime(value)
 
 
@@ -184,6 +195,8 @@ def format_value(spec: FieldSpec, value: Any) -> str:
         return "TRUE" if value else "FALSE"
     if spec.kind == "datetime":
         return format_datetime(value)
+    if spec.kind == "date":
+        return value.isoformat()
     if spec.column == "password_hash":
         return PASSWORD_SCHEME + value
     return str(value)
@@ -197,13 +210,35 @@ def parse_depth(value: str) -> tuple[str, int]:
     """A role's ``readdepth`` value: ``contact=organisation`` (entity = depth name or number)."""
     entity, sep, depth = value.partition("=")
     entity, depth = entity.strip().lower(), depth.strip().lower()
-    if not sep or entity not in models.ENTITIES:
-        raise BadValue(f"expected ENTITY=DEPTH with ENTITY one of {', '.join(models.ENTITIES)}, got {value!r}")
+    if not sep or entity not in DEPTH_ENTITIES:
+        raise BadValue(f"expected ENTITY=DEPTH with ENTITY one of {', '.join(DEPTH_ENTITIES)}, got {value!r}")
     if depth.isdigit() and int(depth) in ReadDepth._value2member_map_:
         return entity, int(depth)
     if depth in ReadDepth.__members__:
         return entity, int(ReadDepth[depth])
     raise BadValue(f"expected a depth ({', '.join(ReadDepth.__members__)}), got {depth!r}")
+
+
+#: an activity party's role as written (``party: required|ann@example.com|contact|<id>|Ann Smith``)
+PARTY_ROLES = {1: "from", 2: "to", 3: "cc", 4: "bcc", 5: "required", 6: "optional", 7: "organiser", 9: "owner"}
+PARTY_MASKS = {v: k for k, v in PARTY_ROLES.items()}
+
+
+def parse_party(value: str) -> tuple[str, str | None, str | None, str | None, str | None]:
+    """``role|address|party type|party id|display name`` (all but the role may be empty)."""
+    parts = value.split("|", 4) + [""] * 4
+    role, address, kind, rid, name = (p.strip() for p in parts[:5])
+    if role not in PARTY_MASKS:
+        raise BadValue(f"expected ROLE|ADDRESS|TYPE|ID|NAME with ROLE one of {', '.join(PARTY_MASKS)}, got {value!r}")
+    if kind and kind not in models.ENTITY_MODELS:
+        raise BadValue(f"party type {kind!r} is not one of {', '.join(models.ENTITY_MODELS)}")
+    if bool(kind) != bool(rid):
+        raise BadValue(f"a party's type and id go together, got {value!r}")
+    return role, address or None, kind or None, parse_id(rid) if rid else None, name or None
+
+
+def format_party(mask: int, address: str | None, kind: str | None, rid: str | None, name: str | None) -> str:
+    return "|".join([PARTY_ROLES.get(mask, str(mask)), address or "", kind or "", rid or "", name or ""]).rstrip("|")
 
 
 def format_depth(entity: str, depth: int) -> str:

@@ -263,7 +263,7 @@ class Loader:
 
     def _fill_ownership(self) -> None:
         bu_of: dict[str, str] = {}
-        for table in models.USER_OWNED:
+        for table in (*models.USER_OWNED, "activity"):
             existing = self.existing[table]
             for row in self.rows[table].values():
                 v = row.values
@@ -376,6 +376,8 @@ class Loader:
             touched = self._write_privileges()
         elif table == "systemuser":
             touched = self._write_user_roles()
+        elif table == "activity":
+            touched = self._write_parties()
         moved = len(touched & unchanged)
         return len(inserts), n_updated + moved, len(unchanged) - moved
 
@@ -415,6 +417,26 @@ class Loader:
         return self._sync_children(t, "systemuser_id", "role_id", None,
                                    {r.id: dict.fromkeys(r.roles) for r in self.rows["systemuser"].values()
                                     if r.roles is not None})
+
+    def _write_parties(self) -> set[str]:
+        """Make each activity's parties exactly those its record gives (in order); the activities changed."""
+        t = models.ActivityParty.__table__
+        wanted = {r.id: [(fields.PARTY_MASKS[role], address, kind, rid, name) for role, address, kind, rid, name in r.parties]
+                  for r in self.rows["activity"].values() if r.parties is not None}
+        have: dict[str, list[tuple[Any, ...]]] = {}
+        cols = (t.c.activity_id, t.c.participationtypemask, t.c.addressused, t.c.party_type, t.c.party_id,
+                t.c.display_name)
+        for chunk in _chunks(list(wanted)):
+            for rec in self._select(select(*cols).where(t.c.activity_id.in_(chunk)).order_by(t.c.id)):
+                have.setdefault(rec[0], []).append(tuple(rec[1:]))
+        touched = {aid for aid, want in wanted.items() if have.get(aid, []) != want}
+        for chunk in _chunks(sorted(touched)):
+            self.conn.execute(delete(t).where(t.c.activity_id.in_(list(chunk))))
+        adds = [dict(activity_id=aid, participationtypemask=m, addressused=a, party_type=k, party_id=i, display_name=n)
+                for aid in sorted(touched) for m, a, k, i, n in wanted[aid]]
+        for chunk in _chunks(adds):
+            self.conn.execute(insert(t), list(chunk))
+        return touched
 
     def _sync_children(self, t: Table, parent: str, key: str, value: str | None,
                        wanted: dict[str, dict[str, Any]]) -> set[str]:

@@ -59,6 +59,8 @@ class Row:
     roles: list[str] | None = None
     #: role: entity -> read depth
     privileges: dict[str, int] | None = None
+    #: activity: its parties, (role, address, party type, party id, display name) (None: not given)
+    parties: list[tuple[str, str | None, str | None, str | None, str | None]] | None = None
 
 
 def _published(entity: str) -> dict[str, str]:
@@ -161,6 +163,9 @@ class RecordParser:
             elif table == "systemuser" and low == "roleid":
                 row.roles = row.roles if row.roles is not None else []
                 row.roles.append(self._parse(a, fields.parse_id, value))
+            elif table == "activity" and low == "party":
+                row.parties = row.parties if row.parties is not None else []
+                row.parties.append(self._parse(a, fields.parse_party, value))
             elif low in published:
                 self._published(row, table, pub, published[low], a, value)
             else:
@@ -174,6 +179,8 @@ class RecordParser:
             row.roles = []
         if table == "role" and row.privileges is None:
             row.privileges = {}
+        if table == "activity" and row.parties is None:
+            row.parties = []
         return row
 
     def _id_from_dn(self, record: LdifRecord) -> str:

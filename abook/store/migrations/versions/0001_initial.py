@@ -426,5 +426,7 @@ def downgrade() -> None:
 
     bind = op.get_bind()
     search_index.uninstall(bind)
-    for table in reversed(Base.metadata.sorted_tables):
-        op.drop_table(table.name)
+    present = set(sa.inspect(bind).get_table_names())
+    for table in reversed(Base.metadata.sorted_tables):  # later revisions' tables are gone by now
+        if table.name in present:
+            op.drop_table(table.name)

@@ -1,0 +1,284 @@
+"""CardDAV and CalDAV (RFC 6352, RFC 4791) mailboxes: Radicale, Nextcloud, SOGo, iCloud.
+
+One collection per entity: an address book for contacts, a calendar for appointments and one for tasks
+(created on first use when missing). Items are resources (``<uuid>.vcf`` / ``<uuid>.ics``) addressed by
+their href; the HTTP ETag is the change key.
+
+* Changes: ``sync-collection`` (RFC 6578) from the saved sync token; a rejected token
+  (``valid-sync-token``) raises CursorInvalid, and the engine lists everything again.
+* Fetch: ``addressbook-multiget`` / ``calendar-multiget``; create: PUT with ``If-None-Match: *``;
+  update: GET, change the mapped properties (the rest of the resource stays), PUT with ``If-Match``;
+  delete: DELETE with ``If-Match``. 412 means StaleItem, 404 ItemGone.
+* vCard through ``vobject``, iCalendar through ``icalendar`` (``vcard.py``, ``ical.py``); WebDAV's XML
+  through ElementTree. HTTP through ``requests`` with Basic authentication, a timeout, and the
+  configured CA file.
+* Errors at the edge: 401 -> AuthFailed; connection failures and 5xx -> Unavailable; 403/400/415 on a
+  write -> ItemRejected (that item only).
+"""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Optional
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
+from abook.mailbox.pim import ical, vcard
+from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, ItemRejected, Listed, StaleItem
+from abook.mailbox.pim.schema import Values
+
+D = "DAV:"
+CARD = "urn:ietf:params:xml:ns:carddav"
+CAL = "urn:ietf:params:xml:ns:caldav"
+ENTITIES = ("contact", "appointment", "task")
+_SUFFIX = {"contact": ".vcf", "appointment": ".ics", "task": ".ics"}
+_TYPE = {"contact": "text/vcard; charset=utf-8", "appointment": "text/calendar; charset=utf-8",
+         "task": "text/calendar; charset=utf-8"}
+
+
+def _q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+@implementer(IPimStore)
+class DavMailbox:
+    log = Logger()
+    entities = ENTITIES
+
+    def __init__(self, collections: dict[str, str], username: str, password: str, *, timeout: float = 30.0,
+                 ca_file: Optional[str] = None, create_missing: bool = True) -> None:
+        self.collections = {e: u if u.endswith("/") else u + "/" for e, u in collections.items()}
+        self.entities = tuple(e for e in ENTITIES if e in self.collections)  # type: ignore[misc]
+        self._session = requests.Session()
+        self._session.auth = (username, password)
+        if ca_file:
+            self._session.verify = ca_file
+        self._timeout = timeout
+        self._create_missing = create_missing
+        self._checked: set[str] = set()
+        self._username = username
+
+    def __repr__(self) -> str:
+        return f"<DavMailbox {self._username} {sorted(self.collections.values())}>"
+
+    # -- IPimStore
+
+    def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
+        url = self._collection(entity)
+        body = (f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
+                f"<D:sync-token>{_escape(token or '')}</D:sync-token><D:sync-level>1</D:sync-level>"
+                "<D:prop><D:getetag/></D:prop></D:sync-collection>")
+        r = self._request("REPORT", url, body, {"Depth": "1"}, ok=(207,), stale=(403, 409, 412))
+        if r.status_code in (403, 409, 412):
+            if token is None:
+                raise MailboxError(f"{url}: the server does not offer sync-collection ({r.status_code})")
+            raise CursorInvalid(f"{url}: the sync token was rejected ({r.status_code})")
+        root = ET.fromstring(r.content)
+        changed, deleted = [], []
+        for resp in root.iter(_q(D, "response")):
+            href = resp.findtext(_q(D, "href")) or ""
+            if not href.endswith(_SUFFIX[entity]):
+                continue  # the collection itself
+            status = resp.findtext(_q(D, "status")) or ""
+            etag = resp.findtext(f"{_q(D, 'propstat')}/{_q(D, 'prop')}/{_q(D, 'getetag')}")
+            if " 404 " in status or etag is None:
+                deleted.append(_path(href))
+            else:
+                changed.append(Listed(_path(href), etag))
+        new_token = root.findtext(_q(D, "sync-token"))
+        return Changes(tuple(changed), tuple(deleted), new_token, complete=token is None)
+
+    def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
+        if not ids:
+            return []
+        url = self._collection(entity)
+        if entity == "contact":
+            body = ('<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" '
+                    f'xmlns:C="{CARD}"><D:prop><D:getetag/><C:address-data/></D:prop>')
+        else:
+            body = ('<?xml version="1.0" encoding="utf-8"?><C:calendar-multiget xmlns:D="DAV:" '
+                    f'xmlns:C="{CAL}"><D:prop><D:getetag/><C:calendar-data/></D:prop>')
+        body += "".join(f"<D:href>{_escape(i)}</D:href>" for i in ids)
+        body += "</C:addressbook-multiget>" if entity == "contact" else "</C:calendar-multiget>"
+        r = self._request("REPORT", url, body, {"Depth": "1"}, ok=(207,))
+        out = []
+        data_tag = _q(CARD, "address-data") if entity == "contact" else _q(CAL, "calendar-data")
+        for resp in ET.fromstring(r.content).iter(_q(D, "response")):
+            href = _path(resp.findtext(_q(D, "href")) or "")
+            prop = resp.find(f"{_q(D, 'propstat')}/{_q(D, 'prop')}")
+            if prop is None or prop.find(data_tag) is None or not (prop.findtext(data_tag) or "").strip():
+                continue  # gone since it was listed
+            item = self._item(entity, href, prop.findtext(_q(D, "getetag")) or "", prop.findtext(data_tag) or "")
+            if item is not None:
+                out.append(item)
+        return out
+
+    def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
+        url = self._collection(entity)
+        name = f"{uuid.uuid4()}"
+        text = self._write(entity, values, uid=values.get("uid") or name, crm_id=crm_id, base=None)
+        href = urljoin(url, name + _SUFFIX[entity])
+        r = self._request("PUT", href, text, {"Content-Type": _TYPE[entity], "If-None-Match": "*"},
+                          ok=(200, 201, 204), rejected=(400, 403, 409, 412, 415))
+        return Listed(_path(href), r.headers.get("ETag") or self._etag_of(href))
+
+    def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
+                        crm_id: Optional[str] = None) -> Listed:
+        href = self._href(item_id)
+        r = self._request("GET", href, None, {}, ok=(200,), gone=(404, 410))
+        current = r.headers.get("ETag")
+        if current is not None and current != etag:
+            raise StaleItem(f"{item_id} changed since it was read")
+        uid = self._uid(entity, r.text)
+        text = self._write(entity, values, uid=uid, crm_id=crm_id, base=r.text)
+        r = self._request("PUT", href, text, {"Content-Type": _TYPE[entity], "If-Match": etag},
+                          ok=(200, 201, 204), gone=(404, 410), stale=(412,), rejected=(400, 403, 409, 415))
+        if r.status_code == 412:
+            raise StaleItem(f"{item_id} changed since it was read")
+        return Listed(item_id, r.headers.get("ETag") or self._etag_of(href))
+
+    def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
+        headers = {"If-Match": etag} if etag else {}
+        r = self._request("DELETE", self._href(item_id), None, headers, ok=(200, 204), gone=(404, 410), stale=(412,),
+                          quiet_gone=True)
+        if r.status_code == 412:
+            raise StaleItem(f"{item_id} changed since it was read")
+
+    def find_blocking(self, entity: str, crm_id: str) -> Optional[Listed]:
+        listed = self.changes_blocking(entity, None).changed
+        for i in range(0, len(listed), 100):
+            for item in self.get_blocking(entity, [x.id for x in listed[i:i + 100]]):
+                if item.crm_id == crm_id:
+                    return Listed(item.id, item.etag)
+        return None
+
+    def project(self, entity: str, values: Values) -> dict[str, Optional[str]]:
+        text = self._write(entity, values, uid=values.get("uid") or "projection", crm_id=None, base=None)
+        item = self._item(entity, "", "", text)
+        assert item is not None
+        out = dict(item.values)
+        if entity == "appointment" and not values.get("uid"):
+            out["uid"] = None
+        return out
+
+    def close_blocking(self) -> None:
+        self._session.close()
+
+    # -- inside
+
+    @staticmethod
+    def _write(entity: str, values: Values, *, uid: str, crm_id: Optional[str], base: Optional[str]) -> str:
+        if entity == "contact":
+            return vcard.write_card(values, uid=uid, crm_id=crm_id, base=base)
+        return ical.write_calendar(entity, values, uid=uid, crm_id=crm_id, base=base)
+
+    def _item(self, entity: str, href: str, etag: str, text: str) -> Optional[Item]:
+        try:
+            if entity == "contact":
+                values, crm_id, categories, uid = vcard.read_card(text)
+                return Item(href, etag, values, crm_id, categories, None)
+            wanted = "appointment" if entity == "appointment" else "task"
+            for kind, values, crm_id, categories, uid in ical.read_calendar(text):
+                if kind == wanted:
+                    return Item(href, etag, values, crm_id, categories, uid)
+            return None
+        except Exception as e:  # noqa: BLE001 - one unreadable resource must not stop the listing
+            self.log.warn("{href}: cannot read this {entity}: {error}", href=href, entity=entity, error=str(e)[:200])
+            return None
+
+    @staticmethod
+    def _uid(entity: str, text: str) -> str:
+        if entity == "contact":
+            return vcard.read_card(text)[3] or str(uuid.uuid4())
+        return ical.read_calendar(text)[0][4] or str(uuid.uuid4())
+
+    def _href(self, item_id: str) -> str:
+        any_collection = next(iter(self.collections.values()))
+        return urljoin(any_collection, item_id)
+
+    def _etag_of(self, href: str) -> str:
+        r = self._request("HEAD", href, None, {}, ok=(200,))
+        return r.headers.get("ETag") or ""
+
+    def _collection(self, entity: str) -> str:
+        if entity not in self.collections:
+            raise MailboxMissing(f"no {entity} collection is configured")
+        url = self.collections[entity]
+        if url in self._checked:
+            return url
+        r = self._request("PROPFIND", url, '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                          "<D:resourcetype/></D:prop></D:propfind>", {"Depth": "0"}, ok=(207,), gone=(404,),
+                          quiet_gone=True)
+        if r.status_code == 404:
+            if not self._create_missing:
+                raise MailboxMissing(f"{url} does not exist")
+            self._make(entity, url)
+        self._checked.add(url)
+        return url
+
+    def _make(self, entity: str, url: str) -> None:
+        if entity == "contact":
+            body = (f'<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="{CARD}"><D:set><D:prop><D:resourcetype>'
+                    "<D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>")
+            self._request("MKCOL", url, body, {}, ok=(201,))
+        else:
+            comp = "VEVENT" if entity == "appointment" else "VTODO"
+            body = (f'<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="{CAL}"><D:set><D:prop>'
+                    f'<C:supported-calendar-component-set><C:comp name="{comp}"/></C:supported-calendar-component-set>'
+                    "</D:prop></D:set></C:mkcalendar>")
+            self._request("MKCALENDAR", url, body, {}, ok=(201,))
+
+    def _request(self, method: str, url: str, body: Optional[str], headers: dict[str, str], *, ok: tuple[int, ...],
+                 gone: tuple[int, ...] = (), stale: tuple[int, ...] = (), rejected: tuple[int, ...] = (),
+                 quiet_gone: bool = False) -> requests.Response:
+        hdrs = dict(headers)
+        if body is not None and "Content-Type" not in hdrs:
+            hdrs["Content-Type"] = "application/xml; charset=utf-8"
+        try:
+            r = self._session.request(method, url, data=body.encode("utf-8") if body is not None else None,
+                                      headers=hdrs, timeout=self._timeout)
+        except requests.RequestException as e:
+            raise Unavailable(f"{_origin(url)}: {type(e).__name__}") from None
+        if r.status_code in ok or r.status_code in stale:
+            return r
+        if r.status_code in gone:
+            if quiet_gone:
+                return r
+            raise ItemGone(f"{method} {_path(url)}: {r.status_code}")
+        if r.status_code == 401:
+            raise AuthFailed(f"{_origin(url)} refused the credentials of {self._username}")
+        if r.status_code in rejected:
+            raise ItemRejected(f"{method} {_path(url)}: the server answered {r.status_code}")
+        if r.status_code == 404:
+            raise MailboxMissing(f"{_path(url)} does not exist")
+        if r.status_code >= 500 or r.status_code == 429:
+            retry = r.headers.get("Retry-After")
+            raise Unavailable(f"{method} {_origin(url)}: {r.status_code}",
+                              retry_after=float(retry) if retry and retry.isdigit() else None)
+        raise MailboxError(f"{method} {_path(url)}: unexpected answer {r.status_code}")
+
+
+def _path(href: str) -> str:
+    return urlsplit(href).path if "://" in href else href
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def collections_for(template: dict[str, str], user: str, email: str) -> dict[str, str]:
+    """``{"contact": "https://dav.example.com/{user}/contacts/"}`` filled in for one user."""
+    return {e: url.format(user=user, email=email) for e, url in template.items()}
+
+
+__all__ = ["DavMailbox", "collections_for"]

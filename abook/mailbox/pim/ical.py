@@ -1,0 +1,234 @@
+"""iCalendar VEVENT / VTODO <-> canonical appointment and task values, through ``icalendar``.
+
+* Timed events are written in their time zone (``DTSTART;TZID=Europe/Berlin``, the VTIMEZONE added from
+  the IANA data) so clients show the wall-clock time the organiser chose, and read back to the same UTC
+  instant; without a zone, in UTC. All-day events are DATE values, end exclusive; their zone travels in
+  ``X-ABOOK-TZID`` (a DATE has none).
+* Show-as is TRANSP (OPAQUE busy, TRANSPARENT free); PRIORITY 1 high, 5 normal, 9 low (RFC 5545).
+* Organiser and attendees are ``mailto:`` addresses; ROLE REQ-PARTICIPANT / OPT-PARTICIPANT.
+* Tasks: DTSTART and DUE (both DATE or both UTC DATE-TIME), COMPLETED, PERCENT-COMPLETE, STATUS
+  (NEEDS-ACTION / IN-PROCESS / COMPLETED).
+Writing keeps what abook does not map (alarms, other clients' properties); categories and the CRM id
+stay unless abook sets them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+
+from abook.mailbox.pim.interfaces import CRMID_PROPERTY
+from abook.mailbox.pim.schema import Values, normalise, parse_moment, parse_parties, parse_when, parties_text
+
+PRIORITY_TO_ICAL = {"high": 1, "normal": 5, "low": 9}
+_EVENT_PROPS = ("dtstart", "dtend", "duration", "summary", "location", "description", "priority", "organizer",
+                "attendee", "transp", "x-abook-tzid")
+_TODO_PROPS = ("dtstart", "due", "duration", "completed", "percent-complete", "status", "priority", "summary",
+               "description")
+TZ_PROPERTY = "X-ABOOK-TZID"
+
+
+def _priority(value: Any) -> Optional[str]:
+    try:
+        p = int(value)
+    except (TypeError, ValueError):
+        return None
+    if p == 0:
+        return None
+    return "high" if p <= 4 else "normal" if p == 5 else "low"
+
+
+def _text(component: Any, name: str) -> Optional[str]:
+    value = component.get(name)
+    return str(value) if value is not None else None
+
+
+def _address(value: Any) -> str:
+    text = str(value)
+    return text[7:] if text.lower().startswith("mailto:") else text
+
+
+def _zone_name(dt: Any) -> Optional[str]:
+    tz = getattr(dt, "tzinfo", None)
+    if tz is None or tz.utcoffset(dt) is None:
+        return None
+    key = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if key in (None, "UTC", "Etc/UTC") or tz is timezone.utc:
+        return None
+    return str(key)
+
+
+def _moment(value: Any) -> date | datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)  # floating: as UTC
+    return value
+
+
+def read_calendar(text: str) -> list[tuple[str, dict[str, Optional[str]], Optional[str], tuple[str, ...], Optional[str]]]:
+    """Each VEVENT/VTODO of a resource: (entity, canonical values, CRM id, categories, UID).
+    Overridden occurrences (RECURRENCE-ID) are left out: one item is one record here."""
+    cal = icalendar.Calendar.from_ical(text)
+    out = []
+    for comp in cal.walk():
+        if comp.name not in ("VEVENT", "VTODO") or comp.get("recurrence-id") is not None:
+            continue
+        categories: list[str] = []
+        for cats in comp.get("categories", []) if isinstance(comp.get("categories"), list) else \
+                ([comp["categories"]] if comp.get("categories") is not None else []):
+            categories += [str(c) for c in cats.cats]
+        crm_id = _text(comp, CRMID_PROPERTY)
+        uid = _text(comp, "uid")
+        if comp.name == "VEVENT":
+            out.append(("appointment", _event_values(comp), crm_id, tuple(categories), uid))
+        else:
+            out.append(("task", _todo_values(comp), crm_id, tuple(categories), uid))
+    return out
+
+
+def _event_values(comp: Any) -> dict[str, Optional[str]]:
+    start = comp.get("dtstart")
+    when = zone = None
+    if start is not None:
+        s = _moment(start.dt)
+        end_prop = comp.get("dtend")
+        if end_prop is not None:
+            e = _moment(end_prop.dt)
+        elif comp.get("duration") is not None:
+            e = s + comp["duration"].dt
+        else:
+            e = s
+        if isinstance(s, datetime):
+            zone = _zone_name(s)
+            when = f"{_utc(s)}/{_utc(e)}"  # type: ignore[arg-type]
+        else:
+            zone = _text(comp, TZ_PROPERTY)
+            when = f"{s.isoformat()}/{e.isoformat()}"
+    attendees = []
+    for a in comp.get("attendee", []) if isinstance(comp.get("attendee"), list) else \
+            ([comp["attendee"]] if comp.get("attendee") is not None else []):
+        role = str(a.params.get("ROLE", "REQ-PARTICIPANT")).upper()
+        attendees.append(("optional" if role == "OPT-PARTICIPANT" else "required", _address(a)))
+    transp = (_text(comp, "transp") or "OPAQUE").upper()
+    return normalise("appointment", {
+        "when": when, "timezone": zone, "subject": _text(comp, "summary"), "location": _text(comp, "location"),
+        "description": _text(comp, "description"), "prioritycode": _priority(comp.get("priority")),
+        "organizer": _address(comp["organizer"]).lower() if comp.get("organizer") is not None else None,
+        "attendees": parties_text(attendees), "showas": "free" if transp == "TRANSPARENT" else "busy",
+        "uid": _text(comp, "uid"),
+    })
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _todo_values(comp: Any) -> dict[str, Optional[str]]:
+    def moment(name: str) -> Optional[str]:
+        prop = comp.get(name)
+        if prop is None:
+            return None
+        m = _moment(prop.dt)
+        return _utc(m) if isinstance(m, datetime) else m.isoformat()
+
+    status = (_text(comp, "status") or "NEEDS-ACTION").upper()
+    percent = comp.get("percent-complete")
+    done = status == "COMPLETED" or (percent is not None and int(percent) >= 100)
+    return normalise("task", {
+        "subject": _text(comp, "summary"), "description": _text(comp, "description"),
+        "startdate": moment("dtstart"), "duedate": moment("due"), "completed": moment("completed"),
+        "percentcomplete": 100 if done else (int(percent) if percent is not None else None),
+        "status": "completed" if done else "open", "prioritycode": _priority(comp.get("priority")),
+    })
+
+
+def _zone(name: Optional[str]) -> Optional[ZoneInfo]:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def write_calendar(entity: str, values: Values, *, uid: str, crm_id: Optional[str], base: Optional[str] = None) -> str:
+    """An iCalendar resource holding one VEVENT (appointment) or VTODO (task) with ``values``."""
+    kind = "VEVENT" if entity == "appointment" else "VTODO"
+    if base is not None:
+        cal = icalendar.Calendar.from_ical(base)
+        comp = next(c for c in cal.walk() if c.name == kind and c.get("recurrence-id") is None)
+        current = _event_values(comp) if entity == "appointment" else _todo_values(comp)
+        merged = normalise(entity, {**current, **values})
+        for name in _EVENT_PROPS if entity == "appointment" else _TODO_PROPS:
+            comp.pop(name, None)
+        for sub in list(cal.subcomponents):
+            if sub.name == "VTIMEZONE":
+                cal.subcomponents.remove(sub)
+    else:
+        cal = icalendar.Calendar()
+        cal.add("prodid", "-//abook//sync//EN")
+        cal.add("version", "2.0")
+        comp = icalendar.Event() if entity == "appointment" else icalendar.Todo()
+        comp.add("uid", uid)
+        comp.add("dtstamp", datetime.now(timezone.utc))
+        cal.add_component(comp)
+        merged = normalise(entity, values)
+    if entity == "appointment":
+        _write_event(comp, merged)
+    else:
+        _write_todo(comp, merged)
+    if merged.get("prioritycode"):
+        comp.add("priority", PRIORITY_TO_ICAL[merged["prioritycode"]])  # type: ignore[index]
+    if crm_id:
+        comp.pop(CRMID_PROPERTY, None)
+        comp.add(CRMID_PROPERTY, crm_id)
+    cal.add_missing_timezones()
+    return cal.to_ical().decode("utf-8")
+
+
+def _write_event(comp: Any, v: Values) -> None:
+    if v.get("when"):
+        start, end = parse_when(v["when"])  # type: ignore[arg-type]
+        zone = _zone(v.get("timezone"))
+        if isinstance(start, datetime):
+            comp.add("dtstart", start.astimezone(zone) if zone else start)
+            comp.add("dtend", end.astimezone(zone) if zone else end)  # type: ignore[union-attr]
+        else:
+            comp.add("dtstart", start)
+            comp.add("dtend", end)
+            if v.get("timezone"):
+                comp.add(TZ_PROPERTY, v["timezone"])
+    for name, prop in (("subject", "summary"), ("location", "location"), ("description", "description")):
+        if v.get(name):
+            comp.add(prop, v[name])
+    if v.get("organizer"):
+        comp.add("organizer", f"mailto:{v['organizer']}")
+    for role, address in parse_parties(v.get("attendees")):
+        comp.add("attendee", f"mailto:{address}",
+                 parameters={"ROLE": "OPT-PARTICIPANT" if role == "optional" else "REQ-PARTICIPANT"})
+    comp.add("transp", "TRANSPARENT" if v.get("showas") == "free" else "OPAQUE")
+
+
+def _write_todo(comp: Any, v: Values) -> None:
+    for name, prop in (("startdate", "dtstart"), ("duedate", "due"), ("completed", "completed")):
+        if v.get(name):
+            comp.add(prop, parse_moment(v[name]))  # type: ignore[arg-type]
+    for name, prop in (("subject", "summary"), ("description", "description")):
+        if v.get(name):
+            comp.add(prop, v[name])
+    done = v.get("status") == "completed"
+    percent = 100 if done else v.get("percentcomplete")
+    if percent is not None:
+        comp.add("percent-complete", int(percent))
+    comp.add("status", "COMPLETED" if done else ("IN-PROCESS" if percent and int(percent) > 0 else "NEEDS-ACTION"))
+
+
+def with_crm_id(text: str, crm_id: str) -> str:
+    cal = icalendar.Calendar.from_ical(text)
+    for comp in cal.walk():
+        if comp.name in ("VEVENT", "VTODO"):
+            comp.pop(CRMID_PROPERTY, None)
+            comp.add(CRMID_PROPERTY, crm_id)
+    return cal.to_ical().decode("utf-8")

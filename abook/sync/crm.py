@@ -1,0 +1,385 @@
+"""The CRM side of synchronisation: list a user's records with their versions, map them to canonical
+values and back, create, update and delete them. Every function is a ``*_txn`` on the ``db`` pool.
+
+Scope (docs/sync.md section 1): contacts in the user's local data filter (owner scope, active unless the
+user includes inactive ones, the role's read depth, and the filter's LDAP part when the deployment gives
+``ldap_ids``); appointments the user organises or attends (an appointment with no organiser party is
+organised by its owner); tasks, faxes, letters and phone calls the user owns. Linked records outside the
+scope are listed too, marked ``in_scope=False``, so the planner can tell "left the filter" from "deleted".
+
+A record's version (``etag``) is its ``modifiedon``, with the parent account's for contacts (the company
+name comes from it) and, for tasks, whether the actual end has passed (that completes the mailbox task).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable, Iterable, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, case, exists, false, or_, select
+from sqlalchemy.orm import Session
+
+from abook.errors import NotFound
+from abook.mailbox.pim.schema import (
+    PRIORITIES,
+    Values,
+    is_date,
+    moment_text,
+    normalise,
+    parse_moment,
+    parse_parties,
+    parse_when,
+    parties_text,
+    utc_text,
+    when_text,
+)
+from abook.store import activities
+from abook.store.activities import PartyRecord, aware
+from abook.store.enums import TASK_KINDS, ActivityState
+from abook.store.models import Account, Activity, ActivityParty, Contact, ParticipationType, SystemUser
+from abook.store.records import Principal
+from abook.store.security import load_principal_txn, local_data_filter, readable
+from abook.store.sync_links import SyncLink
+from abook.sync.model import CrmEntry
+
+#: (session, principal) -> ids of the contacts the user's LDAP local filter matches; None: no LDAP part
+LdapIds = Callable[[Session, Principal], Optional[set[str]]]
+
+CHUNK = 500
+_ATTENDEE_MASKS = (int(ParticipationType.organiser), int(ParticipationType.required_attendee),
+                   int(ParticipationType.optional_attendee))
+_CONTACT_COLUMNS = ("fullname", "firstname", "middlename", "lastname", "nickname", "jobtitle", "department",
+                    "telephone1", "business2", "company", "fax", "mobilephone", "telephone2", "home2", "telephone3",
+                    "pager", "assistantname", "assistantphone", "managername", "emailaddress1", "emailaddress2",
+                    "emailaddress3", "address1_city", "address1_stateorprovince", "address1_postalcode",
+                    "address1_country", "websiteurl", "description", "birthdate", "anniversary", "spousesname",
+                    "childrensnames")
+
+
+def _stamp(t: datetime | None) -> str:
+    t = aware(t)
+    return t.strftime("%Y%m%d%H%M%S%f") if t is not None else "-"
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Listing
+
+
+def crm_listing_txn(session: Session, user_id: str, entity: str, now: datetime,
+                    ldap_ids: LdapIds | None = None) -> list[CrmEntry]:
+    """Every record in the user's scope and every linked record that still exists, without values."""
+    linked = and_(SyncLink.systemuser_id == user_id, SyncLink.entity == entity)
+    if entity == "contact":
+        return _contacts(session, user_id, linked, ldap_ids)
+    if entity == "appointment":
+        return _appointments(session, user_id, linked, now)
+    if entity == "task":
+        return _tasks(session, user_id, linked, now)
+    raise ValueError(f"unknown sync entity {entity!r}")
+
+
+def _contacts(session: Session, user_id: str, linked: Any, ldap_ids: LdapIds | None) -> list[CrmEntry]:
+    principal = load_principal_txn(session, user_id)
+    scope: Any = false() if principal is None else and_(readable(principal, "contact"), local_data_filter(principal))
+    ids: Optional[set[str]] = None
+    if principal is not None and principal.local_filter_ldap:
+        if ldap_ids is None:
+            raise ValueError("this user's local data filter has an LDAP part, and no LDAP filter matcher was given")
+        ids = ldap_ids(session, principal) or set()
+    link = SyncLink.__table__.alias("l")
+    stmt = (select(Contact.id, Contact.modifiedon, Account.modifiedon, Contact.owner_id, case((scope, True), else_=False))
+            .outerjoin(Account, Account.id == Contact.parentcustomer_id)
+            .outerjoin(link, and_(link.c.crm_id == Contact.id, link.c.systemuser_id == user_id))
+            .where(or_(scope, link.c.id.is_not(None))))
+    out = []
+    for cid, modified, account_modified, owner, in_scope in session.execute(stmt):
+        in_scope = bool(in_scope) and (ids is None or cid in ids)
+        out.append(CrmEntry(cid, "contact", f"{_stamp(modified)}|{_stamp(account_modified)}", in_scope,
+                            owned=owner == user_id))
+    return out
+
+
+def _party(user_id: str, masks: tuple[int, ...]) -> Any:
+    return exists().where(ActivityParty.activity_id == Activity.id, ActivityParty.party_type == "systemuser",
+                          ActivityParty.party_id == user_id, ActivityParty.participationtypemask.in_(masks))
+
+
+def _appointments(session: Session, user_id: str, linked: Any, now: datetime) -> list[CrmEntry]:
+    organiser_party = exists().where(ActivityParty.activity_id == Activity.id,
+                                     ActivityParty.participationtypemask == int(ParticipationType.organiser))
+    owned = or_(_party(user_id, (int(ParticipationType.organiser),)),
+                and_(~organiser_party, Activity.owner_id == user_id))
+    scope = or_(owned, _party(user_id, _ATTENDEE_MASKS))
+    link = SyncLink.__table__.alias("l")
+    stmt = (select(Activity.id, Activity.modifiedon, Activity.statecode, Activity.scheduledend, Activity.globalobjectid,
+                   case((scope, True), else_=False), case((owned, True), else_=False))
+            .outerjoin(link, and_(link.c.crm_id == Activity.id, link.c.systemuser_id == user_id))
+            .where(Activity.activitytypecode == "appointment", or_(scope, link.c.id.is_not(None))))
+    out = []
+    for aid, modified, state, end, uid, in_scope, is_owner in session.execute(stmt):
+        end = aware(end)
+        open_ = state in (ActivityState.open, ActivityState.scheduled)
+        out.append(CrmEntry(aid, "appointment", _stamp(modified), bool(in_scope), owned=bool(is_owner),
+                            pending=open_ and (end is None or end > now), locked=not open_,
+                            uid=uid or _default_uid(aid)))
+    return out
+
+
+def _tasks(session: Session, user_id: str, linked: Any, now: datetime) -> list[CrmEntry]:
+    link = SyncLink.__table__.alias("l")
+    scope = Activity.owner_id == user_id
+    stmt = (select(Activity.id, Activity.activitytypecode, Activity.modifiedon, Activity.statecode, Activity.actualend,
+                   case((scope, True), else_=False))
+            .outerjoin(link, and_(link.c.crm_id == Activity.id, link.c.systemuser_id == user_id))
+            .where(Activity.activitytypecode.in_(TASK_KINDS), or_(scope, link.c.id.is_not(None))))
+    out = []
+    for aid, kind, modified, state, actual_end, in_scope in session.execute(stmt):
+        ended = actual_end is not None and aware(actual_end) <= now
+        out.append(CrmEntry(aid, kind, f"{_stamp(modified)}|{int(ended)}", bool(in_scope), owned=bool(in_scope),
+                            pending=state == ActivityState.open))
+    return out
+
+
+def _default_uid(activity_id: str) -> str:
+    return f"{activity_id}@abook"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Values
+
+
+def crm_values_txn(session: Session, entity: str, ids: list[str], now: datetime) -> dict[str, dict[str, Optional[str]]]:
+    """Canonical values of the given records (missing ones are left out)."""
+    out: dict[str, dict[str, Optional[str]]] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        if entity == "contact":
+            cols = [getattr(Contact, c) for c in _CONTACT_COLUMNS]
+            stmt = (select(Contact.id, Account.name, Contact.address1_line1, Contact.address1_line2,
+                           Contact.address1_line3, *cols)
+                    .outerjoin(Account, Account.id == Contact.parentcustomer_id).where(Contact.id.in_(chunk)))
+            for row in session.execute(stmt):
+                values: dict[str, Any] = dict(zip(_CONTACT_COLUMNS, row[5:]))
+                values["company_name"] = row[1]
+                values["address1_street"] = "\n".join(line for line in row[2:5] if line) or None
+                out[row[0]] = normalise("contact", values)
+        else:
+            for a in session.scalars(select(Activity).where(Activity.id.in_(chunk))):
+                out[a.id] = activity_values(a, now)
+    return out
+
+
+def _zone(name: Optional[str]) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def activity_values(a: Activity, now: datetime) -> dict[str, Optional[str]]:
+    priority = PRIORITIES[a.prioritycode] if a.prioritycode in (0, 1, 2) else "normal"
+    if a.activitytypecode == "appointment":
+        start, end = aware(a.scheduledstart), aware(a.scheduledend)
+        when = None
+        if start is not None:
+            end = end or start
+            if a.alldayevent:
+                zone = _zone(a.timezone)
+                when = when_text(start.astimezone(zone).date(), end.astimezone(zone).date())
+            else:
+                when = when_text(start, end)
+        organiser = next((p.addressused for p in a.parties if p.participationtypemask == ParticipationType.organiser), None)
+        attendees = [("required" if p.participationtypemask == ParticipationType.required_attendee else "optional",
+                      p.addressused or "") for p in a.parties
+                     if p.participationtypemask in (ParticipationType.required_attendee, ParticipationType.optional_attendee)]
+        return normalise("appointment", {
+            "when": when, "timezone": a.timezone, "subject": a.subject, "location": a.location,
+            "description": a.description, "prioritycode": priority, "organizer": (organiser or "").lower() or None,
+            "attendees": parties_text(attendees),
+            "showas": "busy" if a.statecode == ActivityState.scheduled else "free",
+            "uid": a.globalobjectid or _default_uid(a.id),
+        })
+    ended = a.actualend is not None and aware(a.actualend) <= now  # type: ignore[operator]
+    done = a.statecode in (ActivityState.completed, ActivityState.canceled) or ended
+    percent = None
+    if a.activitytypecode == "task":
+        percent = 100 if done else a.percentcomplete
+    return normalise("task", {
+        "subject": a.subject, "description": a.description, "prioritycode": priority,
+        "startdate": _task_moment(a.scheduledstart, a.alldayevent), "duedate": _task_moment(a.scheduledend, a.alldayevent),
+        "completed": moment_text(aware(a.actualend)), "percentcomplete": percent,
+        "status": "completed" if done else "open",
+    })
+
+
+def _task_moment(t: datetime | None, whole_days: bool) -> Optional[str]:
+    t = aware(t)
+    if t is None:
+        return None
+    return t.date().isoformat() if whole_days else utc_text(t)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _etag_and_values(session: Session, entity: str, crm_id: str, now: datetime) -> tuple[str, dict[str, Optional[str]]]:
+    """The record's version and canonical values as the next listing will see them."""
+    session.flush()
+    if entity == "contact":
+        row = session.execute(select(Contact.modifiedon, Account.modifiedon)
+                              .outerjoin(Account, Account.id == Contact.parentcustomer_id)
+                              .where(Contact.id == crm_id)).one()
+        etag = f"{_stamp(row[0])}|{_stamp(row[1])}"
+    else:
+        a = session.get(Activity, crm_id)
+        assert a is not None
+        ended = a.actualend is not None and aware(a.actualend) <= now  # type: ignore[operator]
+        etag = _stamp(a.modifiedon) if entity == "appointment" else f"{_stamp(a.modifiedon)}|{int(ended)}"
+    return etag, crm_values_txn(session, entity, [crm_id], now)[crm_id]
+
+
+def create_crm_txn(session: Session, user_id: str, entity: str, crm_type: str, values: Values,
+                   now: datetime) -> tuple[str, str, dict[str, Optional[str]]]:
+    """A new record owned by the user from a tracked mailbox item: (id, etag, canonical values).
+
+    An appointment whose UID a CRM appointment already has is that appointment (no duplicate meeting)."""
+    user = session.get(SystemUser, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    if entity == "contact":
+        contact = Contact(owner_id=user.id, owningbusinessunit_id=user.business_unit_id, statecode=0)
+        _apply_contact(contact, values, creating=True)
+        session.add(contact)
+        session.flush()
+        crm_id = contact.id
+    else:
+        if entity == "appointment" and values.get("uid"):
+            found = session.scalar(select(Activity.id).where(Activity.globalobjectid == values["uid"],
+                                                             Activity.activitytypecode == "appointment"))
+            if found is not None:
+                etag, canonical = _etag_and_values(session, entity, found, now)
+                return found, etag, canonical
+        record = activities.create_activity_txn(session, crm_type, user.id, **_activity_columns(entity, values, None))
+        crm_id = record.id
+        a = session.get(Activity, crm_id)
+        assert a is not None
+        if entity == "appointment":
+            _set_appointment_parties(session, a, values)
+    etag, canonical = _etag_and_values(session, entity, crm_id, now)
+    return crm_id, etag, canonical
+
+
+def update_crm_txn(session: Session, entity: str, crm_id: str, changes: Values,
+                   now: datetime) -> tuple[str, dict[str, Optional[str]]]:
+    """Apply the changed fields; (etag, canonical values) afterwards. NotFound if the record is gone."""
+    if entity == "contact":
+        contact = session.get(Contact, crm_id)
+        if contact is None:
+            raise NotFound(f"contact {crm_id} is gone")
+        _apply_contact(contact, changes, creating=False)
+    else:
+        a = session.get(Activity, crm_id)
+        if a is None:
+            raise NotFound(f"activity {crm_id} is gone")
+        columns = _activity_columns(entity, changes, a)
+        activities.update_activity_txn(session, crm_id, {k: v for k, v in columns.items() if k != "statuscode"})
+    return _etag_and_values(session, entity, crm_id, now)
+
+
+def delete_crm_txn(session: Session, entity: str, crm_id: str) -> None:
+    model = Contact if entity == "contact" else Activity
+    row = session.get(model, crm_id)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
+def _apply_contact(contact: Contact, values: Values, creating: bool) -> None:
+    for name, value in values.items():
+        if name in ("fullname", "company_name"):
+            continue
+        if name == "address1_street":
+            lines = (value or "").split("\n", 2) + [None, None]  # type: ignore[list-item]
+            contact.address1_line1, contact.address1_line2, contact.address1_line3 = (x or None for x in lines[:3])
+        elif name in ("birthdate", "anniversary"):
+            setattr(contact, name, date.fromisoformat(value) if value else None)
+        elif name in _CONTACT_COLUMNS:
+            setattr(contact, name, value)
+    names = [contact.firstname, contact.middlename, contact.lastname]
+    if creating and not any(names) and values.get("fullname"):
+        contact.lastname = values["fullname"]  # a mailbox contact with only a display name
+    if creating or {"firstname", "middlename", "lastname"} & set(values):
+        contact.fullname = " ".join(n for n in (contact.firstname, contact.middlename, contact.lastname) if n) or None
+
+
+def _day_start(d: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(0), zone).astimezone(timezone.utc)
+
+
+def _activity_columns(entity: str, values: Values, current: Optional[Activity]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in ("subject", "location", "description"):
+            out[name] = value
+        elif name == "prioritycode":
+            out[name] = PRIORITIES.index(value) if value in PRIORITIES else 1
+        elif name == "timezone" and entity == "appointment":
+            out["timezone"] = value
+    if entity == "appointment":
+        if "when" in values:
+            if values["when"] is None:
+                out.update(scheduledstart=None, scheduledend=None, alldayevent=False)
+            else:
+                start, end = parse_when(values["when"])  # type: ignore[arg-type]
+                if isinstance(start, datetime):
+                    out.update(scheduledstart=start, scheduledend=end, alldayevent=False)
+                else:
+                    zone = _zone(values.get("timezone") or (current.timezone if current is not None else None))
+                    out.update(scheduledstart=_day_start(start, zone), scheduledend=_day_start(end, zone),  # type: ignore[arg-type]
+                               alldayevent=True)
+        if "uid" in values and current is None:
+            out["globalobjectid"] = values["uid"]
+        return out
+    whole_days = current.alldayevent if current is not None else False
+    for name, column in (("startdate", "scheduledstart"), ("duedate", "scheduledend")):
+        if name in values:
+            value = values[name]
+            if value is None:
+                out[column] = None
+                continue
+            moment = parse_moment(value)
+            whole_days = is_date(value)
+            out[column] = _day_start(moment, ZoneInfo("UTC")) if whole_days else moment  # type: ignore[arg-type]
+    if "startdate" in values or "duedate" in values:
+        out["alldayevent"] = whole_days
+    if "completed" in values:
+        out["actualend"] = parse_moment(values["completed"]) if values["completed"] else None
+        if isinstance(out["actualend"], date) and not isinstance(out["actualend"], datetime):
+            out["actualend"] = _day_start(out["actualend"], ZoneInfo("UTC"))
+    kind = current.activitytypecode if current is not None else "task"
+    if "percentcomplete" in values and kind == "task":
+        out["percentcomplete"] = int(values["percentcomplete"]) if values["percentcomplete"] else None
+    if "status" in values:
+        if values["status"] == "completed":
+            out["statecode"] = int(ActivityState.completed)
+            if kind == "task":
+                out["percentcomplete"] = 100
+        elif current is None or current.statecode != ActivityState.open:
+            out["statecode"] = int(ActivityState.open)
+    return out
+
+
+def _set_appointment_parties(session: Session, a: Activity, values: Values) -> None:
+    wanted: list[tuple[str, str, Optional[str]]] = []
+    if values.get("organizer"):
+        wanted.append(("organiser", values["organizer"], None))  # type: ignore[arg-type]
+    wanted += [(role, address, None) for role, address in parse_parties(values.get("attendees"))]
+    parties: list[PartyRecord] = activities.resolve_parties_txn(session, wanted)
+    activities.update_activity_txn(session, a.id, {}, parties=parties)
+

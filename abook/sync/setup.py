@@ -1,0 +1,82 @@
+"""From ``[sync]`` to what the engine needs: a policy per entity, and each user's mailbox.
+
+``open_mailbox_blocking(template, user)`` builds a user's ``IPimStore`` (blocking: EWS may ask the server
+for its version; call it on the sync pool). Backends are imported here, lazily, by type: exchangelib loads
+only when ``type = "ews"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from abook.config.sync import SyncConfig, SyncMailboxTemplate
+from abook.errors import ConfigError
+from abook.mailbox.pim.interfaces import IPimStore
+from abook.store.models import State, SystemUser
+from abook.sync.model import Policy
+
+
+@dataclass(frozen=True)
+class SyncUser:
+    id: str
+    name: str
+    email: Optional[str]
+
+
+def policies(config: SyncConfig) -> dict[str, Policy]:
+    return {e: Policy(e, directions=dict(getattr(config.directions, e)), conflict=getattr(config.conflict, e),
+                      delete_open_tasks=config.delete_open_tasks, tracked_category=config.tracked_category,
+                      mass_delete_guard=config.mass_delete_guard, mass_delete_min_links=config.mass_delete_min_links)
+            for e in ("contact", "appointment", "task")}
+
+
+def sync_users_txn(session: Session, name: Optional[str] = None) -> list[SyncUser]:
+    """Active users with sync enabled (or the one named, enabled or not)."""
+    from abook.store.security import user_ids_for_name_txn
+
+    stmt = select(SystemUser.id, SystemUser.domainname, SystemUser.internalemailaddress)
+    if name is not None:
+        ids = user_ids_for_name_txn(session, name)
+        if len(ids) != 1:
+            from abook.errors import NotFound, UserError
+
+            raise NotFound(f"no user {name!r}") if not ids else UserError(f"{name!r} names {len(ids)} users")
+        stmt = stmt.where(SystemUser.id == ids[0])
+    else:
+        stmt = stmt.where(SystemUser.sync_enabled.is_(True), SystemUser.statecode == State.active)
+    return [SyncUser(i, n, e) for i, n, e in session.execute(stmt.order_by(SystemUser.domainname))]
+
+
+def _password(template: SyncMailboxTemplate, username: str) -> str:
+    if template.password_dir:
+        path = Path(template.password_dir) / username
+        if path.exists():
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+    if template.password is None:
+        raise ConfigError(f"no password for {username}: give sync.mailbox.password or a file in password_dir",
+                          path="sync.mailbox")
+    return template.password.reveal()
+
+
+def open_mailbox_blocking(template: SyncMailboxTemplate, user: SyncUser) -> IPimStore:
+    fill = {"user": user.name, "email": user.email or user.name}
+    username = template.username.format(**fill)
+    if template.type == "dav":
+        from abook.mailbox.pim.dav import DavMailbox
+
+        urls = {e: u.format(**fill) for e, u in (("contact", template.contacts_url), ("appointment", template.calendar_url),
+                                                  ("task", template.tasks_url)) if u}
+        return DavMailbox(urls, username, _password(template, username), timeout=template.timeout,
+                          ca_file=template.ca_file)
+    from abook.mailbox.pim.ews import EwsPimStore
+
+    assert template.ews is not None
+    if not user.email:
+        raise ConfigError(f"user {user.name} has no email address, so no Exchange mailbox", path="sync.mailbox.ews")
+    return EwsPimStore(template.ews, user.email, username, _password(template, username), timeout=template.timeout,
+                       ca_file=template.ca_file)
