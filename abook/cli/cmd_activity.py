@@ -19,43 +19,44 @@ from abook.store.enums import ACTIVITY_KINDS, ActivityState, Priority
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("activity", help="appointments, tasks, faxes, letters and phone calls")
+    p = sub.add_parser("activity", parents=[common], help="appointments, tasks, faxes, letters and phone calls")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("list", parents=[common], help="list activities")
-    a.add_argument("--type", choices=ACTIVITY_KINDS)
+    a.add_argument("--type", choices=ACTIVITY_KINDS, help="only activities of this type (default: all)")
     a.add_argument("--owner", metavar="USER", help="only those USER owns")
     a.add_argument("--as", dest="readable_by", metavar="USER", help="only those USER may read (role depth)")
-    a.add_argument("--limit", type=int, default=None)
+    a.add_argument("--limit", type=int, default=None, metavar="COUNT", help="at most COUNT, newest first (default: all)")
     a.set_defaults(func=activity_list)
 
     a = actions.add_parser("show", parents=[common], help="show one activity with its parties")
-    a.add_argument("id")
+    a.add_argument("id", help="the activity's id")
     a.set_defaults(func=activity_show)
 
     a = actions.add_parser("create", parents=[common], help="create an activity")
-    a.add_argument("type", choices=ACTIVITY_KINDS)
-    a.add_argument("--owner", required=True, metavar="USER")
-    a.add_argument("--subject", required=True)
-    a.add_argument("--description")
+    a.add_argument("type", choices=ACTIVITY_KINDS, help="what to create")
+    a.add_argument("--owner", required=True, metavar="USER", help="the owning user (user name, id or email)")
+    a.add_argument("--subject", required=True, help="the subject")
+    a.add_argument("--description", help="the notes (plain text)")
     a.add_argument("--start", help="appointment start / task start date")
     a.add_argument("--end", help="appointment end / task due date")
     a.add_argument("--all-day", action="store_true", help="appointment: whole days (--start and --end are dates, "
                                                            "--end exclusive); task: dates without a time")
     a.add_argument("--tz", default="UTC", help="IANA time zone the times are given in (default UTC)")
-    a.add_argument("--location")
-    a.add_argument("--organiser", metavar="EMAIL")
-    a.add_argument("--required", action="append", default=[], metavar="EMAIL", help="required attendee")
-    a.add_argument("--optional", action="append", default=[], metavar="EMAIL", help="optional attendee")
+    a.add_argument("--location", help="appointment: where")
+    a.add_argument("--organiser", metavar="EMAIL", help="appointment: the organiser (default: none recorded)")
+    a.add_argument("--required", action="append", default=[], metavar="EMAIL", help="a required attendee (repeatable)")
+    a.add_argument("--optional", action="append", default=[], metavar="EMAIL", help="an optional attendee (repeatable)")
     a.add_argument("--regarding", metavar="ENTITY:ID", help="the record it is about, e.g. contact:<id>")
-    a.add_argument("--priority", choices=[p.name for p in Priority], default="normal")
-    a.add_argument("--state", choices=[s.name for s in ActivityState])
+    a.add_argument("--priority", choices=[p.name for p in Priority], default="normal",
+                   help="importance (default: normal)")
+    a.add_argument("--state", choices=[s.name for s in ActivityState], help="its state (default: scheduled for an appointment, open otherwise)")
     a.add_argument("--percent", type=int, help="task: percent complete")
     a.add_argument("--phone", help="phone call: the number")
     a.set_defaults(func=activity_create)
 
     a = actions.add_parser("delete", parents=[common], help="delete an activity")
-    a.add_argument("id")
+    a.add_argument("id", help="the activity's id")
     a.set_defaults(func=activity_delete)
 
 

@@ -27,24 +27,24 @@ ENTITIES = ("contact", "appointment", "task")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("sync", help="contacts, appointments and tasks in step with users' mailboxes")
+    p = sub.add_parser("sync", parents=[common], help="contacts, appointments and tasks in step with users' mailboxes")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (("now", "synchronise a user's mailbox now"),
                        ("plan", "print what a sync would do now, writing nothing")):
         a = actions.add_parser(name, parents=[common], help=text)
         a.add_argument("--user", required=True, metavar="USER", help="user name, id or email")
-        a.add_argument("--entity", choices=ENTITIES, action="append", help="only these (default: [sync] entities)")
+        a.add_argument("--entity", choices=ENTITIES, action="append", help="only these (repeatable; default: [sync] entities)")
         a.add_argument("--force", action="store_true", help="go on even when the mass-delete guard would stop")
         a.set_defaults(func=sync_now if name == "now" else sync_plan)
     a = actions.add_parser("status", parents=[common], help="each user's last sync: actions, conflicts, errors")
     a.set_defaults(func=sync_status)
     a = actions.add_parser("conflicts", parents=[common], help="open conflicts, with both sides' values")
-    a.add_argument("--user", metavar="USER")
+    a.add_argument("--user", metavar="USER", help="only this user's (default: everyone's)")
     a.add_argument("--all", action="store_true", help="resolved ones too (the values that lost)")
     a.set_defaults(func=sync_conflicts)
     a = actions.add_parser("resolve", parents=[common], help="choose who wins a conflict (the next sync writes it)")
-    a.add_argument("id", type=int)
-    a.add_argument("--winner", required=True, choices=("crm", "mailbox"))
+    a.add_argument("id", type=int, help="the conflict's id (abook sync conflicts)")
+    a.add_argument("--winner", required=True, choices=("crm", "mailbox"), help="whose values the next sync keeps")
     a.set_defaults(func=sync_resolve)
 
 

@@ -28,6 +28,8 @@ MEANINGS: dict[str, tuple[tuple[str, ...] | None, str]] = {
                                           "or not at all"),
     "outgoing_method": (OUTGOING_METHODS, "who sends CRM email written by this user or queue: abook's router "
                                           "over [smtp], the user's own mail client, or no one"),
+    "sync_enabled": (("yes", "no"), "whether abook keeps this user's contacts, appointments and tasks in step "
+                                    "with their mailbox ([sync]; `abook sync status`)"),
     "statecode": (("active", "inactive"), "inactive users cannot bind; inactive queues are left out"),
     "firstname": (None, "first name"),
     "lastname": (None, "last name"),

@@ -89,4 +89,3 @@ def test_abook_help_lists_the_commands_but_not_the_internal_ones(capsys: pytest.
         if len(path) == 1 and path[0] not in HIDDEN:
             assert re.search(rf"^    {re.escape(path[0])}\b", out, re.M), path
     assert "ldap-worker" not in out
-    assert "sync" not in out  # not built
