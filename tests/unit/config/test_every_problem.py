@@ -107,5 +107,6 @@ def test_load_config_resolves_tls_files_beside_the_config(tmp_path: Path) -> Non
     f.write_text('[ldap]\ntls_certificate = "cert.pem"\ntls_key = "key.pem"\n')
     assert load_config(f).ldap.serves_tls
     shutil.move(str(etc / "key.pem"), str(tmp_path / "key.pem"))
-    with pytest.raises(ConfigError, match=r"^abook.toml: ldap.tls_key: no such file key.pem$"):
+    with pytest.raises(ConfigError) as e:  # the path it looked at, resolved against the config's directory
         load_config(f)
+    assert str(e.value) == f"abook.toml: ldap.tls_key: no such file {etc / 'key.pem'}"

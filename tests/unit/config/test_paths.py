@@ -9,6 +9,7 @@ import pytest
 
 from abook.cli import main
 from abook.config import load_config
+from tests.fixtures.ldap_server import make_tls_files
 
 
 @pytest.fixture
@@ -22,6 +23,8 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_every_relative_path_resolves_against_the_config_directory(tmp_path: Path, elsewhere: Path) -> None:
     site = tmp_path / "site"
     (site / "secrets").mkdir(parents=True)
+    (site / "tls").mkdir()
+    make_tls_files(site / "tls")  # read at load time (config/tls.py)
     (site / "secrets" / "smtp.secret").write_text("s3cret\n")
     (site / "secrets" / "jane.secret").write_text("jane-pw\n")
     config = site / "abook.toml"
