@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from abook.config import AbookConfig, load_config
+from abook.config import AbookConfig, endpoints, load_config
 from abook.config.location import config_file
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
@@ -188,6 +188,7 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
 def run_daemon(config: AbookConfig) -> int:
     """The body of ``abook serve``: the whole daemon in the foreground until SIGTERM or SIGINT."""
     leave_out_tls_stack(config)
+    endpoints.check(config)  # loaded without Twisted's parse of them: now that pyOpenSSL is decided
     from twisted.internet import reactor
 
     from abook.logs import begin_logging
@@ -202,6 +203,7 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
     """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
     Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
     leave_out_tls_stack(config)
+    endpoints.check(config)
     from twisted.internet import reactor
 
     from abook.server.workers import begin_worker_logging, watch_parent

@@ -322,9 +322,12 @@ DERIVED_PREFIX = "auto:"
 def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state.RouterOwner, ...]
                               ) -> tuple[MailboxConfig, ...]:
     """A MailboxConfig per router owner from the template (reads per-mailbox secret files)."""
+    from abook.config import placeholders
+
     out = []
     for owner in owners:
-        username = template.username.format(email=owner.email, user=owner.user)
+        # {username}: the user name, or a queue's address (config/placeholders.py)
+        username = placeholders.fill(template.username, owner.user.removeprefix("queue:"), owner.email, owner.id)
         password = template.password
         if template.password_dir:
             path = Path(template.password_dir) / username
