@@ -41,6 +41,9 @@ class AbookService(MultiService):
     #: which of the allowed CPUs this process runs on (process.cpu_affinity = "one"): the daemon the
     #: first, LDAP worker i the i-th, so each interpreter lock gets a CPU of its own
     cpu_index = 0
+    #: twistd's: a UserError while starting to listen (a port in use) ends the process with its one line,
+    #: as ``abook serve`` does, not with twistd's traceback
+    exit_on_start_error = False
 
     def __init__(self, config: AbookConfig, store: Store, reactor: Any, tune_process: bool = False) -> None:
         super().__init__()
@@ -50,6 +53,14 @@ class AbookService(MultiService):
         #: pin the process to a CPU and tune malloc at start (a daemon's own process; never a
         #: test's, which builds services in-process)
         self.tune_process = tune_process
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except UserError as e:
+            if not self.exit_on_start_error:
+                raise
+            raise SystemExit(f"abook: {e}") from None
 
     def startService(self) -> None:
         if self.tune_process:
@@ -235,6 +246,8 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        return build_service(options["parsed"], reactor)
+        root = build_service(options["parsed"], reactor)
     except UserError as e:
         raise SystemExit(f"abook: {e}") from None
+    root.exit_on_start_error = True
+    return root
