@@ -191,9 +191,35 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
 
     root.privilegedStartService()
     reactor.callWhenRunning(start)
+    reactor.callWhenRunning(quiet_repeated_stops, reactor)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run(installSignalHandlers=True)
     return not failed
+
+
+def quiet_repeated_stops(reactor: Any) -> None:
+    """Once the reactor runs (its SIGTERM and SIGINT handlers are in place): a signal that comes while the
+    daemon is already stopping (GNU timeout sends two; Ctrl-C pressed twice; the daemon's SIGTERM to its
+    LDAP workers after a Ctrl-C reached them too) is logged as such, not handed to ``reactor.stop`` again,
+    which would raise ReactorNotRunning: a critical traceback in the log."""
+    import signal
+
+    stopping: list[bool] = []
+    reactor.addSystemEventTrigger("before", "shutdown", stopping.append, True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if not callable(handler):  # ignored, or the default: not the reactor's
+            continue
+
+        def once(number: int, frame: Any, handler: Any = handler) -> None:
+            if stopping:
+                Logger().info("received {signal} while stopping: already stopping",
+                              signal=signal.Signals(number).name)
+                return
+            stopping.append(True)
+            handler(number, frame)
+
+        signal.signal(signum, once)
 
 
 def run_daemon(config: AbookConfig) -> int:
@@ -250,4 +276,5 @@ def makeService(options: Options) -> IService:
     except UserError as e:
         raise SystemExit(f"abook: {e}") from None
     root.exit_on_start_error = True
+    reactor.callWhenRunning(quiet_repeated_stops, reactor)
     return root
