@@ -121,7 +121,10 @@ class MailboxPoller:
             if self.mailbox.role == "router":
                 self._owner = await store.run(state.resolve_owner_txn, self.mailbox.owner or "")
                 if self._owner is None:
-                    await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None)
+                    if not await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None):
+                        # disabled (by this failure, or another): not polled, as claim_lease_txn would say
+                        self.log.debug("not polling {mailbox}: disabled", mailbox=self.name)
+                        return
                     raise health.OwnerUnknown(
                         f"owner {self.mailbox.owner!r} is no user or queue in the store" if self.mailbox.owner
                         else "a router mailbox needs an owner (a user name or queue:<address>)")
