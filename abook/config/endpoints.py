@@ -66,6 +66,9 @@ def _twisted_problem(value: str, kind: str) -> str | None:
 
     try:
         args, kwargs = endpoints._parse(value)
+    except (ValueError, RuntimeError) as e:  # e.g. a trailing backslash, which escapes nothing
+        return f"Twisted cannot read it ({e})"
+    try:
         bound = inspect.signature(_parser(kind)).bind(None, *args[1:], **kwargs).arguments
     except TypeError as e:  # an unknown option, a missing port, too many arguments
         return _plain(str(e), kind)
@@ -98,7 +101,7 @@ def _twisted_problem(value: str, kind: str) -> str | None:
 def _plain(message: str, kind: str) -> str:
     """Python's words for a call that does not fit Twisted's parser, in the words of endpoint strings."""
     options = ", ".join(p for p in inspect.signature(_parser(kind)).parameters if p not in ("factory", "reactor"))
-    unknown = re.search(r"unexpected keyword argument '(\w+)'", message)
+    unknown = re.search(r"unexpected keyword argument '(\w*)'", message)
     if unknown:
         return f"unknown option {unknown.group(1)!r}; {kind}: takes {options}"
     missing = re.search(r"missing a required argument: '(\w+)'", message)

@@ -28,6 +28,7 @@ def _problems(data: dict, config_dir: Path | str = ".") -> list[str]:
     ("unix:/run/abook.sock:mode=999", "bad endpoint 'unix:/run/abook.sock:mode=999': mode: expected a number, got '999'"),
     ("systemd:domain=INET", "bad endpoint 'systemd:domain=INET': give exactly one of index= and name="),
     ("ssl:10636", "an ssl: endpoint serves LDAPS: give 'ssl:10636' in ldap.listen_tls"),
+    ("tcp:10389\\", "bad endpoint 'tcp:10389\\\\': Twisted cannot read it (generator raised StopIteration)"),
 ])
 def test_endpoints_are_parsed_as_the_daemon_parses_them(listen: str, message: str) -> None:
     """`listen = ["tcp:port=abc"]` was OK to check-config and a 38-line ValueError traceback from serve."""
