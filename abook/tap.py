@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from abook.config import AbookConfig, load_config
+from abook.config import AbookConfig, endpoints, load_config
 from abook.config.location import config_file
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
@@ -41,6 +41,9 @@ class AbookService(MultiService):
     #: which of the allowed CPUs this process runs on (process.cpu_affinity = "one"): the daemon the
     #: first, LDAP worker i the i-th, so each interpreter lock gets a CPU of its own
     cpu_index = 0
+    #: twistd's: a UserError while starting to listen (a port in use) ends the process with its one line,
+    #: as ``abook serve`` does, not with twistd's traceback
+    exit_on_start_error = False
 
     def __init__(self, config: AbookConfig, store: Store, reactor: Any, tune_process: bool = False) -> None:
         super().__init__()
@@ -50,6 +53,14 @@ class AbookService(MultiService):
         #: pin the process to a CPU and tune malloc at start (a daemon's own process; never a
         #: test's, which builds services in-process)
         self.tune_process = tune_process
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except UserError as e:
+            if not self.exit_on_start_error:
+                raise
+            raise SystemExit(f"abook: {e}") from None
 
     def startService(self) -> None:
         if self.tune_process:
@@ -180,14 +191,41 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
 
     root.privilegedStartService()
     reactor.callWhenRunning(start)
+    reactor.callWhenRunning(quiet_repeated_stops, reactor)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run(installSignalHandlers=True)
     return not failed
 
 
+def quiet_repeated_stops(reactor: Any) -> None:
+    """Once the reactor runs (its SIGTERM and SIGINT handlers are in place): a signal that comes while the
+    daemon is already stopping (GNU timeout sends two; Ctrl-C pressed twice; the daemon's SIGTERM to its
+    LDAP workers after a Ctrl-C reached them too) is logged as such, not handed to ``reactor.stop`` again,
+    which would raise ReactorNotRunning: a critical traceback in the log."""
+    import signal
+
+    stopping: list[bool] = []
+    reactor.addSystemEventTrigger("before", "shutdown", stopping.append, True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if not callable(handler):  # ignored, or the default: not the reactor's
+            continue
+
+        def once(number: int, frame: Any, handler: Any = handler) -> None:
+            if stopping:
+                Logger().info("received {signal} while stopping: already stopping",
+                              signal=signal.Signals(number).name)
+                return
+            stopping.append(True)
+            handler(number, frame)
+
+        signal.signal(signum, once)
+
+
 def run_daemon(config: AbookConfig) -> int:
     """The body of ``abook serve``: the whole daemon in the foreground until SIGTERM or SIGINT."""
     leave_out_tls_stack(config)
+    endpoints.check(config)  # loaded without Twisted's parse of them: now that pyOpenSSL is decided
     from twisted.internet import reactor
 
     from abook.logs import begin_logging
@@ -202,6 +240,7 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
     """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
     Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
     leave_out_tls_stack(config)
+    endpoints.check(config)
     from twisted.internet import reactor
 
     from abook.server.workers import begin_worker_logging, watch_parent
@@ -238,6 +277,9 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        return build_service(options["parsed"], reactor)
+        root = build_service(options["parsed"], reactor)
     except UserError as e:
         raise SystemExit(f"abook: {e}") from None
+    root.exit_on_start_error = True
+    reactor.callWhenRunning(quiet_repeated_stops, reactor)
+    return root

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from abook.cli.common import config_of, open_store
+from abook.config import load_config
 from abook.store import schema
 
 
@@ -62,7 +63,8 @@ def init(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     from abook.tap import run_daemon
 
-    return run_daemon(config_of(args))
+    # run_daemon parses the endpoints once it has decided whether pyOpenSSL may load (config/endpoints.py)
+    return run_daemon(load_config(args.config, endpoints=False))
 
 
 def ldap_worker(args: argparse.Namespace) -> int:
@@ -70,7 +72,7 @@ def ldap_worker(args: argparse.Namespace) -> int:
     from abook.tap import run_worker
 
     inherited = [InheritedListener.decode(text) for text in args.listener]
-    return run_worker(config_of(args), inherited, args.index)
+    return run_worker(load_config(args.config, endpoints=False), inherited, args.index)
 
 
 

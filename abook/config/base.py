@@ -1,4 +1,4 @@
-"""Building blocks for the config model: a frozen strict base, endpoint strings and secrets."""
+"""Building blocks for the config model: a frozen strict base, secrets, and problems that name their key."""
 
 from __future__ import annotations
 
@@ -6,13 +6,46 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+
+#: a problem a section finds in its keys together: where (a key path within the section), and what
+Problem = tuple[tuple[str | int, ...], str]
 
 
 class Section(BaseModel):
-    """A frozen config section: unknown keys are errors, values are not coerced across types."""
+    """A frozen config section: unknown keys are errors, values are not coerced across types.
+
+    What a section's keys cannot do together (``problems_together``) is looked for in the values as the
+    file gives them, beside the checks of each key, so that a file's problems all come at once: a check of
+    the built section would run only once every key of it was valid."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        """What this section's keys, as given, cannot do together; ``context`` has the loader's
+        ``config_dir``. Values of the wrong type are left to the key's own check."""
+        return []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _together(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        problems = cls.problems_together(data, info.context or {}) if isinstance(data, dict) else []
+        if not problems:
+            return handler(data)
+        found = [InitErrorDetails(type="value_error", loc=loc, input=data, ctx={"error": ValueError(message)})
+                 for loc, message in problems]
+        try:
+            handler(data)
+        except ValidationError as e:  # the keys' own problems, then these
+            keys = [InitErrorDetails(type=x["type"], loc=x["loc"], input=x["input"], ctx=x.get("ctx", {}))
+                    for x in e.errors()]
+            raise ValidationError.from_exception_data(e.title, keys + found) from None
+        raise ValidationError.from_exception_data(cls.__name__, found)
 
     @model_validator(mode="before")
     @classmethod
@@ -28,16 +61,53 @@ class Section(BaseModel):
             field = cls.model_fields.get(base)
             if field is None or not _is_secret(field.annotation):
                 continue
-            if base in data:
-                raise ValueError(f"give either {base} or {key}, not both")
-            if not isinstance(value, str):
-                raise ValueError(f"{key}: expected a file path, got {value!r}")
-            try:
-                out[base] = Secret(Path(value).read_text(encoding="utf-8").rstrip("\r\n"))
-            except OSError as e:
-                raise ValueError(f"{key}: cannot read {value}: {e.strerror}") from None
             del out[key]
+            # A problem is left in the field's place, so that the section's other keys are still checked
+            # and every problem of the file is reported at once (see _to_secret).
+            if base in data:
+                out[base] = _FileProblem(key, f"give either {base} or {key}, not both")
+            elif not isinstance(value, str):
+                out[base] = _FileProblem(key, f"expected a file path, got {value!r}")
+            else:
+                try:
+                    out[base] = Secret(Path(value).read_text(encoding="utf-8").rstrip("\r\n"))
+                except OSError as e:
+                    out[base] = _FileProblem(key, f"cannot read {value}: {e.strerror}")
         return out
+
+
+class KeyProblem(ValueError):
+    """A problem a field's validator finds in one element of it (``key``: a list index), or in the key
+    beside it (``sibling``: ``password_file`` for ``password``); the loader reports it at that key."""
+
+    def __init__(self, key: str | int, message: str, sibling: bool = False) -> None:
+        super().__init__(message)
+        self.key = key
+        self.sibling = sibling
+
+
+class KeyProblems(ValueError):
+    """Several problems a field's validator found at once; the loader reports each on its own line."""
+
+    def __init__(self, problems: list[KeyProblem]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+
+def raise_problems(problems: list[KeyProblem]) -> None:
+    """Raise what a field's validator found, if anything."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise KeyProblems(problems)
+
+
+class _FileProblem:
+    """Why a ``*_file`` secret could not be read, waiting in the secret field for ``_to_secret``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -72,6 +142,8 @@ class Secret:
 def _to_secret(value: Any) -> Secret:
     if isinstance(value, Secret):
         return value
+    if isinstance(value, _FileProblem):
+        raise KeyProblem(value.key, value.message, sibling=True)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, env:NAME or a *_file key, got {type(value).__name__}")
     if value.startswith("env:"):
@@ -85,29 +157,12 @@ def _to_secret(value: Any) -> Secret:
 SecretValue = Annotated[Secret, BeforeValidator(_to_secret), PlainSerializer(lambda s: "********")]
 
 
-_ENDPOINT_KINDS = ("tcp", "ssl", "unix", "tcp6", "systemd")
+#: a TCP port number (``smtp.port``, a mailbox's ``port``)
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-def _endpoint(value: Any) -> str:
-    example = '"tcp:10389:interface=127.0.0.1"'
-    if not isinstance(value, str):
-        raise ValueError(f"expected a Twisted endpoint string such as {example}, got {value!r}")
-    kind = value.split(":", 1)[0]
-    if kind not in _ENDPOINT_KINDS or ":" not in value:
-        raise ValueError(f"expected a Twisted endpoint string such as {example}, got {value!r}")
-    return value
-
-
-Endpoint = Annotated[str, BeforeValidator(_endpoint)]
-
-
-def _endpoints(value: Any) -> Any:
-    """One endpoint string or a list of them."""
+def strings(value: Any) -> list[str]:
+    """The strings of a value that should be one string or a list of them (others: the key's own check)."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list):
-        return value
-    return [_endpoint(value)]
-
-
-EndpointList = Annotated[list[Endpoint], BeforeValidator(_endpoints)]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -19,8 +19,8 @@ DEFAULT_CONFIG = "abook.toml"
 
 #: keys holding a path, besides those ending in ``_file`` or ``_dir``
 _PATH_KEYS = frozenset({"data_dir", "tls_certificate", "tls_key"})
-#: top-level keys the loader sets itself
-_LOADER_KEYS = frozenset({"config_dir", "config_file"})
+#: top-level keys the loader sets itself (in a file, they are unknown keys)
+LOADER_KEYS = frozenset({"config_dir", "config_file"})
 
 
 def config_file(given: str | None) -> str:
@@ -43,7 +43,7 @@ def resolve_paths(data: dict[str, Any], config_dir: Path, section: str = "") -> 
         elif isinstance(value, list):
             out[key] = [resolve_paths(v, config_dir, key) if isinstance(v, dict) else v for v in value]
         elif (isinstance(value, str) and value and value != "-" and _is_path_key(key, section)
-              and not (section == "" and key in _LOADER_KEYS)):
+              and not (section == "" and key in LOADER_KEYS)):
             out[key] = str(config_dir / Path(value).expanduser())
         else:
             out[key] = value

@@ -7,11 +7,11 @@ interval and batch size. Exchange-only options sit in the ``[mailboxes.ews]`` su
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from abook.config.base import SecretValue, Section
+from abook.config.base import Port, Problem, SecretValue, Section
 
 _BUILD = re.compile(r"^\d+(\.\d+){1,3}$")
 
@@ -63,7 +63,7 @@ class MailboxConfig(Section):
     #: owner of a router mailbox: a CRM user name (domainname) or "queue:<email address>"
     owner: Optional[str] = None
     host: str = "127.0.0.1"
-    port: Optional[int] = None
+    port: Optional[Port] = None
     #: "tls" (implicit TLS), "starttls", or "none" (loopback testing only)
     security: Literal["tls", "starttls", "none"] = "tls"
     ca_file: Optional[str] = None
@@ -91,10 +91,32 @@ class MailboxConfig(Section):
             raise ValueError(f'expected an IMAP keyword atom such as "$CRMTracked", got {v!r}')
         return v
 
-    @model_validator(mode="after")
-    def _ews_needs_options(self) -> "MailboxConfig":
-        if self.type == "ews" and self.ews is None:
-            raise ValueError("type \"ews\" needs a [mailboxes.ews] table with service_endpoint and primary_smtp_address")
-        if self.type != "ews" and self.ews is not None:
-            raise ValueError(f"a [mailboxes.ews] table is only for type \"ews\", not {self.type!r}")
-        return self
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        kind = data.get("type")
+        if kind == "ews" and data.get("ews") is None:
+            return [(("ews",), 'type "ews" needs a [mailboxes.ews] table with service_endpoint and '
+                               "primary_smtp_address")]
+        if kind != "ews" and data.get("ews") is not None:
+            return [(("ews",), f'a [mailboxes.ews] table is only for type "ews", not {kind!r}')]
+        return []
+
+
+def mailbox_problems(mailboxes: Any) -> list[Problem]:
+    """What the router needs of the ``[[mailboxes]]`` tables (checked by the whole config: a backend reads
+    a single MailboxConfig, without an owner)."""
+    problems: list[Problem] = []
+    seen = set()
+    for n, mailbox in enumerate(mailboxes if isinstance(mailboxes, list) else []):
+        if not isinstance(mailbox, dict):
+            continue
+        # the router tracks a router mailbox's mail for its owner: without one it can poll nothing
+        if mailbox.get("role", "router") == "router" and not mailbox.get("owner"):
+            problems.append((("mailboxes", n, "owner"), 'a router mailbox needs an owner: a CRM user name or '
+                                                         '"queue:<email address>" (or role = "forward")'))
+        # the store keys a mailbox's cursor, lease and health by its name
+        name = mailbox.get("name")
+        if isinstance(name, str) and name in seen:
+            problems.append((("mailboxes", n, "name"), f"another [[mailboxes]] table is named {name!r}"))
+        seen.add(name)
+    return problems

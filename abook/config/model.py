@@ -6,13 +6,14 @@ Each option here is documented, with its default, in ``config/abook.example.toml
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from abook.config import tls
-from abook.config.base import EndpointList, Secret, SecretValue, Section
-from abook.config.mail import MailboxConfig
+from abook.config import placeholders, tls
+from abook.config.base import Problem, Secret, SecretValue, Section, strings
+from abook.config.endpoints import PlainEndpoints, TlsEndpoints
+from abook.config.mail import MailboxConfig, mailbox_problems
 from abook.config.routing import RouterConfig, SmtpConfig
 from abook.config.sync import SyncConfig
 from abook.config.transfer import ImportConfig
@@ -27,6 +28,27 @@ class StoreConfig(Section):
     threads: int = Field(default=4, ge=1, le=64)
     password: Optional[SecretValue] = None
 
+    @field_validator("url")
+    @classmethod
+    def _dialect(cls, v: str) -> str:
+        """abook runs on SQLite and on PostgreSQL through psycopg (3): anything else fails at ``abook init``."""
+        if v:
+            why = url_problem(v)
+            if why:
+                raise ValueError(why)
+        return v
+
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        data_dir = data.get("data_dir", "var")
+        if data.get("url") or not isinstance(data_dir, str):
+            return []
+        # the SQLite store is made there: a directory, or nothing yet
+        where = tls.resolve(data_dir, context.get("config_dir", "."))
+        if where.exists() and not where.is_dir():
+            return [(("data_dir",), f"{data_dir} is a file, not a directory")]
+        return []
+
     def resolved_url(self, config_dir: Path) -> str:
         if self.url:
             return self.url
@@ -34,6 +56,29 @@ class StoreConfig(Section):
         if not data_dir.is_absolute():
             data_dir = config_dir / data_dir
         return f"sqlite:///{data_dir / 'abook.sqlite3'}"
+
+
+#: the databases abook runs on, as SQLAlchemy names them: backend -> the drivers it works with
+DIALECTS = {"sqlite": ("", "pysqlite"), "postgresql": ("", "psycopg")}
+
+
+def url_problem(url: str) -> str | None:
+    """Why abook cannot store its data at ``url`` (a SQLAlchemy URL), or None. Never repeats a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    supported = ('abook runs on SQLite (leave url empty for <data_dir>/abook.sqlite3, or "sqlite:///path") and '
+                 'PostgreSQL ("postgresql+psycopg://user@host/database")')
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"expected a database URL: {supported}"
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in DIALECTS:
+        return f"{supported}, not {backend}"
+    if driver not in DIALECTS[backend]:
+        return f"{supported}; the {backend} driver {driver!r} is not installed"
+    return None
 
 
 class LdapLimits(Section):
@@ -69,16 +114,19 @@ class LdapUpstream(Section):
     """Pass-through authentication: binds are checked against this directory with ldap3."""
 
     url: str
-    #: How a CRM user maps to an upstream DN; {username}, {mail} and {id} are filled in.
+    #: How a CRM user maps to an upstream DN: {username}, {mail} and {id} are filled in (config/placeholders.py).
     bind_dn: str = "uid={username},ou=people,dc=example,dc=com"
     timeout: float = Field(default=5.0, gt=0)
     ca_file: Optional[str] = None
 
+    _bind_dn = field_validator("bind_dn")(placeholders.validator)
+
 
 class LdapConfig(Section):
-    listen: EndpointList = Field(default_factory=lambda: ["tcp:10389:interface=127.0.0.1"])
+    #: Plain LDAP listeners (StartTLS offered when a certificate is set); see config/endpoints.py.
+    listen: PlainEndpoints = Field(default_factory=lambda: ["tcp:10389:interface=127.0.0.1"])
     #: LDAPS listeners, e.g. "ssl:10636:interface=127.0.0.1" (certificate and key below).
-    listen_tls: EndpointList = Field(default_factory=list)
+    listen_tls: TlsEndpoints = Field(default_factory=list)
     suffix: str = "o=crm"
     tls_certificate: Optional[str] = None
     tls_key: Optional[str] = None
@@ -127,22 +175,27 @@ class LdapConfig(Section):
         """Whether any connection can use TLS: an LDAPS listener, or StartTLS (a certificate and key)."""
         return bool(self.listen_tls) or bool(self.tls_certificate and self.tls_key)
 
-    @model_validator(mode="after")
-    def _tls_pair(self) -> "LdapConfig":
-        if bool(self.tls_certificate) != bool(self.tls_key):
-            raise ValueError("give both tls_certificate and tls_key, or neither")
-        if not self.tls_certificate and any(e.startswith("ssl:") and "privateKey=" not in e for e in self.listen_tls):
-            raise ValueError("LDAPS listeners (listen_tls) need tls_certificate and tls_key")
-        return self
-
-    @model_validator(mode="after")
-    def _workers_tls(self) -> "LdapConfig":
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        certificate, key, listen_tls = data.get("tls_certificate"), data.get("tls_key"), strings(data.get("listen_tls"))
+        if bool(certificate) != bool(key):
+            problems.append((("tls_key" if certificate else "tls_certificate",),
+                             "give both tls_certificate and tls_key, or neither"))
+        elif not certificate and any("privateKey=" not in e for e in listen_tls):
+            problems.append((("listen_tls",), "LDAPS listeners need tls_certificate and tls_key"))
         # Worker processes build their TLS context from tls_certificate and tls_key; an ssl: endpoint
         # carrying its own privateKey= would serve a different certificate there.
-        if self.workers > 1 and any("privateKey=" in e for e in self.listen_tls):
-            raise ValueError("with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
-                             "not as privateKey= in listen_tls")
-        return self
+        workers = data.get("workers", 1)
+        if isinstance(workers, int) and workers > 1 and any("privateKey=" in e for e in listen_tls):
+            problems.append((("listen_tls",), "with workers > 1, give the LDAPS certificate as tls_certificate "
+                                              "and tls_key, not as privateKey= in listen_tls"))
+        # Without the table the daemon has no directory to pass binds to; it never falls back to the
+        # local password hashes (directory/auth.py), which the admin chose not to trust.
+        if data.get("auth") == "upstream" and data.get("upstream") is None:
+            problems.append((("upstream",), 'auth = "upstream" needs an [ldap.upstream] table with the url of '
+                                            "the directory that checks the passwords"))
+        return problems
 
 
 class TrackingConfig(Section):
@@ -185,6 +238,10 @@ class AbookConfig(Section):
     config_dir: str = "."
     #: The config file itself, absolute (set by the loader; LDAP worker processes read it again).
     config_file: str = ""
+
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        return mailbox_problems(data.get("mailboxes"))
 
     @property
     def store_url(self) -> str:

@@ -4,18 +4,19 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
-from abook.config.base import SecretValue, Section
+from abook.config import placeholders
+from abook.config.base import Port, Problem, SecretValue, Section
 from abook.config.mail import EwsOptions
 
 
 class SmtpConfig(Section):
     host: str = "127.0.0.1"
     #: default: 465 for "tls", 587 for "starttls", 25 for "none"
-    port: Optional[int] = None
+    port: Optional[Port] = None
     #: "tls" (implicit TLS), "starttls", or "none" (loopback testing only)
     security: Literal["tls", "starttls", "none"] = "starttls"
     #: CA bundle to verify the server's certificate (default: the system's)
@@ -43,8 +44,9 @@ class EwsTemplate(EwsOptions):
 class UserMailboxTemplate(Section):
     """How to reach the mailbox of a user or queue whose incoming method is ``router``.
 
-    ``username`` may use ``{email}`` (the user's internalemailaddress / the queue's address) and
-    ``{user}`` (the user name, or the queue's address). The password is read from
+    ``username`` may use ``{username}`` (the user name; a queue's address), ``{mail}`` (the user's
+    internalemailaddress, the queue's address) and ``{id}`` (their GUID), as ``ldap.upstream.bind_dn`` does
+    (config/placeholders.py; ``{user}`` and ``{email}`` still work). The password is read from
     ``password_dir/<username>`` when that file exists (a per-mailbox secret), else ``password`` is used
     (one service account, e.g. EWS impersonation or a Dovecot master user). An Exchange template
     (``type = "ews"``) needs ``[router.user_mailbox_template.ews]``.
@@ -52,10 +54,10 @@ class UserMailboxTemplate(Section):
 
     type: Literal["pop3", "imap", "ews"] = "imap"
     host: str = "127.0.0.1"
-    port: Optional[int] = None
+    port: Optional[Port] = None
     security: Literal["tls", "starttls", "none"] = "tls"
     ca_file: Optional[str] = None
-    username: str = "{email}"
+    username: str = "{mail}"
     password: Optional[SecretValue] = None
     password_dir: Optional[str] = None
     folder: str = "INBOX"
@@ -63,11 +65,13 @@ class UserMailboxTemplate(Section):
     batch_size: int = Field(default=100, ge=1, le=10000)
     ews: Optional[EwsTemplate] = None
 
-    @model_validator(mode="after")
-    def _ews_needs_options(self) -> "UserMailboxTemplate":
-        if self.type == "ews" and self.ews is None:
-            raise ValueError('type "ews" needs a [router.user_mailbox_template.ews] table with service_endpoint')
-        return self
+    _username = field_validator("username")(placeholders.validator)
+
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        if data.get("type") == "ews" and data.get("ews") is None:
+            return [(("ews",), 'type "ews" needs a [router.user_mailbox_template.ews] table with service_endpoint')]
+        return []
 
 
 class RouterConfig(Section):

@@ -5,7 +5,8 @@ address (``internalemailaddress``), case-insensitively. The password is checked 
 argon2 hash, or passed through to an upstream directory with ldap3 (``ldap.auth = "upstream"``); both run
 on the ``auth`` thread pool, never on the reactor. Unknown users and wrong passwords fail the same way
 (invalidCredentials, the same message) and take about as long: an unknown user's password is verified
-against a dummy hash. Inactive users cannot bind.
+against a dummy hash. Inactive users cannot bind. ``auth = "upstream"`` never falls back to the local
+hashes: a config without ``[ldap.upstream]`` is refused (config/model.py), and so is an Authenticator.
 
 **Verification cache.** argon2 costs 10-30 ms of CPU by design, and Thunderbird binds on every keystroke.
 Successful verifications are remembered for ``ldap.bind_cache_seconds`` (default 60; 0 turns it off) as
@@ -35,9 +36,11 @@ from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from abook.config import placeholders
 from abook.config.model import LdapConfig, LdapUpstream
 from abook.directory.bindlimit import LOCKED, WINDOW, BindGate
 from abook.directory.tree import BadDN, Tree
+from abook.errors import ConfigError
 from abook.passwords import hash_password, verify_password
 from abook.scheduling import FairQueue, QueueFull
 from abook.store import models, security
@@ -93,9 +96,7 @@ def upstream_bind_blocking(upstream: LdapUpstream, candidate: BindCandidate, pas
     from ldap3.core.exceptions import LDAPException
     from ldap3.utils.dn import escape_rdn
 
-    dn = upstream.bind_dn.format(
-        username=escape_rdn(candidate.domainname), mail=escape_rdn(candidate.mail), id=escape_rdn(candidate.user_id)
-    )
+    dn = placeholders.fill(upstream.bind_dn, candidate.domainname, candidate.mail, candidate.user_id, escape_rdn)
     tls = Tls(ca_certs_file=upstream.ca_file, validate=ssl.CERT_REQUIRED) if upstream.ca_file else None
     server = Server(upstream.url, connect_timeout=upstream.timeout, get_info=NONE, tls=tls)
     # ldap3 packs receive_timeout as whole seconds
@@ -132,6 +133,9 @@ class Authenticator:
     log = Logger()
 
     def __init__(self, store: Any, runner: IBlockingRunner, clock: Any, config: LdapConfig) -> None:
+        if config.auth == "upstream" and config.upstream is None:
+            # never check the local hashes instead: the admin chose the upstream directory (config/model.py)
+            raise ConfigError('auth = "upstream" needs an [ldap.upstream] table', path="ldap.upstream")
         self._store = store
         self._clock = clock
         self._config = config
@@ -224,7 +228,7 @@ class Authenticator:
 
     async def _check(self, candidate: BindCandidate | None, password: str, source: str) -> bool:
         """The password check proper (argon2 or the upstream bind), on the ``auth`` pool, fairly."""
-        if self._config.auth == "upstream" and self._config.upstream is not None:
+        if self._config.auth == "upstream":
             if candidate is None or not candidate.active:
                 return False
             return bool(await self._checks.run((source,), upstream_bind_blocking, self._config.upstream,

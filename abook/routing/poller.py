@@ -121,7 +121,10 @@ class MailboxPoller:
             if self.mailbox.role == "router":
                 self._owner = await store.run(state.resolve_owner_txn, self.mailbox.owner or "")
                 if self._owner is None:
-                    await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None)
+                    if not await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None):
+                        # disabled (by this failure, or another): not polled, as claim_lease_txn would say
+                        self.log.debug("not polling {mailbox}: disabled", mailbox=self.name)
+                        return
                     raise health.OwnerUnknown(
                         f"owner {self.mailbox.owner!r} is no user or queue in the store" if self.mailbox.owner
                         else "a router mailbox needs an owner (a user name or queue:<address>)")
@@ -322,9 +325,12 @@ DERIVED_PREFIX = "auto:"
 def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state.RouterOwner, ...]
                               ) -> tuple[MailboxConfig, ...]:
     """A MailboxConfig per router owner from the template (reads per-mailbox secret files)."""
+    from abook.config import placeholders
+
     out = []
     for owner in owners:
-        username = template.username.format(email=owner.email, user=owner.user)
+        # {username}: the user name, or a queue's address (config/placeholders.py)
+        username = placeholders.fill(template.username, owner.user.removeprefix("queue:"), owner.email, owner.id)
         password = template.password
         if template.password_dir:
             path = Path(template.password_dir) / username

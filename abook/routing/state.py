@@ -133,16 +133,17 @@ class RouterOwner:
 
     user: str  # user name, or "queue:<address>"
     email: str
+    id: str = ""  # the user's or queue's GUID
 
 
 def router_owners_txn(session: Session) -> tuple[RouterOwner, ...]:
-    users = session.execute(select(SystemUser.domainname, SystemUser.internalemailaddress)
+    users = session.execute(select(SystemUser.domainname, SystemUser.internalemailaddress, SystemUser.id)
                             .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active,
                                    SystemUser.internalemailaddress.is_not(None))
                             .order_by(SystemUser.domainname))
-    queues = session.scalars(select(Queue.emailaddress)
+    queues = session.execute(select(Queue.emailaddress, Queue.id)
                              .where(Queue.incoming_method == "router", Queue.statecode == State.active,
                                     Queue.emailaddress.is_not(None))
                              .order_by(Queue.emailaddress))
-    return tuple([RouterOwner(u.domainname, u.internalemailaddress) for u in users]
-                 + [RouterOwner(f"queue:{q}", q) for q in queues])
+    return tuple([RouterOwner(u.domainname, u.internalemailaddress, u.id) for u in users]
+                 + [RouterOwner(f"queue:{q.emailaddress}", q.emailaddress, q.id) for q in queues])

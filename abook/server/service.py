@@ -3,22 +3,26 @@
 ``ldap.listen`` endpoints serve plain LDAP (StartTLS offered when a certificate is configured);
 ``ldap.listen_tls`` endpoints serve LDAPS with the configured certificate and key. Connections are
 limited in all (``limits.max_connections``) and per client address; a connection over a limit gets a
-Notice of Disconnection with busy (51) and is closed.
+Notice of Disconnection with busy (51) and is closed. A listener that cannot listen stops the start with
+one line naming its key (``Listener``); what the config itself gets wrong is found when it is loaded.
 """
 
 from __future__ import annotations
 
+import errno
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ldaptor.protocols.ldap import ldaperrors
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
-from twisted.internet import protocol
+from twisted.internet import endpoints, protocol
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from abook.config.model import AbookConfig, LdapConfig
+from abook.errors import ConfigError
 from abook.directory.api import IDirectory
 from abook.directory.tree import Tree
 from abook.server import encode
@@ -137,14 +141,34 @@ class LDAPServerFactory(protocol.ServerFactory):
             self._notify()
 
 
+class Listener(StreamServerEndpointService):
+    """A listening service for one configured endpoint (``strports.service``'s) that, when it cannot
+    listen (the port is taken, a privileged port, a socket path in a missing directory), says so in one
+    line naming the config key, instead of a CannotListenError traceback."""
+
+    def __init__(self, description: str, factory: Any, reactor: Any, key: str, shown: str, file: str) -> None:
+        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        self._raiseSynchronously = True  # a failure to listen raises from privilegedStartService, as strports'
+        self.key, self.shown, self.file = key, shown, file
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            if getattr(e.socketError, "errno", None) == errno.EADDRINUSE:
+                reason += " (another process listens there: stop it, or choose another port)"
+            elif getattr(e.socketError, "errno", None) == errno.EACCES:
+                reason += " (ports below 1024 need privileges: choose a higher port)"
+            raise ConfigError(f"cannot listen on {self.shown}: {reason}", path=self.key, file=self.file) from None
+
+
 def _with_tls_files(endpoint: str, config: LdapConfig, config_dir: str) -> str:
-    """Add the configured certificate and key to an ``ssl:`` endpoint string that names none."""
+    """Add the configured certificate and key to an ``ssl:`` endpoint string that names none (the config
+    has both whenever it has such an endpoint: config/model.py)."""
     if not endpoint.startswith("ssl:") or "privateKey=" in endpoint:
         return endpoint
-    if not config.tls_certificate or not config.tls_key:
-        from abook.errors import ConfigError
-
-        raise ConfigError("LDAPS listeners need tls_certificate and tls_key", path="ldap.listen_tls")
+    assert config.tls_certificate and config.tls_key
 
     def esc(p: str) -> str:
         return str(_resolve(p, config_dir)).replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
@@ -162,14 +186,16 @@ def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: Any
 
 
 def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
-                  config_dir: str = ".") -> list[IService]:
+                  config_dir: str = ".", config_file: str = "") -> list[IService]:
     """One listening service per configured endpoint."""
     _, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
+    file = Path(config_file).name if config_file else ""
     services: list[IService] = []
-    for endpoint in config.listen:
-        services.append(strports.service(endpoint, plain, reactor=reactor))
-    for endpoint in config.listen_tls:
-        services.append(strports.service(_with_tls_files(endpoint, config, config_dir), secure, reactor=reactor))
+    for n, endpoint in enumerate(config.listen):
+        services.append(Listener(endpoint, plain, reactor, f"ldap.listen[{n}]", endpoint, file))
+    for n, endpoint in enumerate(config.listen_tls):
+        services.append(Listener(_with_tls_files(endpoint, config, config_dir), secure, reactor,
+                                 f"ldap.listen_tls[{n}]", endpoint, file))
     return services
 
 
@@ -209,7 +235,7 @@ def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: li
     directory = store_directory(config, store)
     if inherited is not None:
         return [pool, *adopted_services(config.ldap, directory, authenticator, reactor, inherited, config.config_dir)]
-    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir)
+    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
     if config.ldap.workers == 1:
         return [pool, *listeners]
     from abook.server.workers import Balancer, WorkerPool

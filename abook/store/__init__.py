@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet import defer
 
+from abook.errors import UserError
 from abook.store import search_index
 from abook.threads import IBlockingRunner, SyncRunner
 
@@ -25,11 +27,10 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    """Create an engine for a store URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+    """Create an engine for a store URL (``sqlite:///path`` or ``postgresql+psycopg://...``; a plain
+    ``postgresql://`` means psycopg too, the driver abook installs). It connects at first use: nothing is
+    created until then (a SQLite file and its directory: ``schema.upgrade``)."""
     if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -47,7 +48,39 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             search_index.register_sqlite_functions(dbapi_conn)
 
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2, which abook does not use
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite store (None: not SQLite, or in memory)."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    return Path(engine.url.database)
+
+
+class StoreUnavailable(UserError):
+    """The store cannot be opened: its database server does not answer, or refuses us, or the SQLite file
+    cannot be opened. One line naming the store (never its password) and the database's reason."""
+
+
+@contextmanager
+def reaching(engine: Engine) -> Iterator[None]:
+    """Turn a failure to connect to the store, inside the block, into StoreUnavailable."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as e:
+        reason = " ".join(str(e.orig if e.orig is not None else e).split())
+        password = engine.url.password
+        if password:
+            reason = reason.replace(str(password), "***")
+        where = sqlite_file(engine)
+        if where is not None:
+            raise StoreUnavailable(f"cannot open the SQLite store {where}: {reason}") from None
+        url = engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot connect to the store {url} (store.url): {reason}") from None
 
 
 def ensure_transaction(session: Session) -> None:

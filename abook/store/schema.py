@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect, text
 
 from abook.errors import UserError
+from abook.store import reaching, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,10 +34,18 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create the schema in an empty database, or migrate an existing one to ``revision``."""
+    """Create the schema in an empty database (a SQLite file: with its directory), or migrate an existing
+    one to ``revision``."""
     from alembic import command
 
-    command.upgrade(_alembic_config(engine), revision)
+    database = sqlite_file(engine)
+    if database is not None:
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the store's directory {database.parent}: {e.strerror}") from None
+    with reaching(engine):
+        command.upgrade(_alembic_config(engine), revision)
 
 
 def head_revision() -> str:
@@ -50,8 +59,13 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision Alembic recorded in the store's ``alembic_version`` table (None: not created)."""
-    with engine.connect() as conn:
+    """The revision Alembic recorded in the store's ``alembic_version`` table (None: not created). A SQLite
+    store whose file does not exist is not created by asking (only ``upgrade`` creates it); a store that
+    cannot be reached raises StoreUnavailable, one line."""
+    database = sqlite_file(engine)
+    if database is not None and not database.exists():
+        return None
+    with reaching(engine), engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
         rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()

@@ -84,7 +84,7 @@ def test_check_config_and_serve_report_every_problem_one_line_each(tmp_path: Pat
                    f'tls_certificate = "{cert}"\ntls_key = "./nonexistent.pem"\n'
                    '[ldap.limits]\nidle_timeout = -1\nsize_limit = -5\n')
     expected = [
-        f"abook: abook.toml: ldap.tls_key: no such file {tmp_path / 'nonexistent.pem'}",  # resolved beside the config
+        f"abook: abook.toml: ldap.tls_key: no such file {tmp_path / 'nonexistent.pem'}",  # resolved beside the file
         "abook: abook.toml: ldap.limits.idle_timeout: expected a number greater than 0, got -1",
         "abook: abook.toml: ldap.limits.size_limit: expected a number greater than or equal to 0, got -5",
     ]

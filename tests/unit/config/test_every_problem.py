@@ -3,7 +3,6 @@ load time (exist, readable, a certificate and a key that belong together), revie
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -95,9 +94,9 @@ def test_swapped_or_combined_files_are_accepted_as_the_server_loads_them(tmp_pat
 def test_one_tls_file_without_the_other_and_ldaps_without_files(tmp_path: Path) -> None:
     cert, _key = make_tls_files(tmp_path)
     assert _problems({"ldap": {"tls_certificate": str(cert)}}) == [
-        "abook.toml: ldap: give both tls_certificate and tls_key, or neither"]
+        "abook.toml: ldap.tls_key: give both tls_certificate and tls_key, or neither"]
     assert _problems({"ldap": {"listen_tls": ["ssl:10636:interface=127.0.0.1"]}}) == [
-        "abook.toml: ldap: LDAPS listeners (listen_tls) need tls_certificate and tls_key"]
+        "abook.toml: ldap.listen_tls: LDAPS listeners need tls_certificate and tls_key"]
 
 
 def test_load_config_resolves_tls_files_beside_the_config(tmp_path: Path) -> None:
@@ -108,5 +107,6 @@ def test_load_config_resolves_tls_files_beside_the_config(tmp_path: Path) -> Non
     f.write_text('[ldap]\ntls_certificate = "cert.pem"\ntls_key = "key.pem"\n')
     assert load_config(f).ldap.serves_tls
     shutil.move(str(etc / "key.pem"), str(tmp_path / "key.pem"))
-    with pytest.raises(ConfigError, match=rf"^abook.toml: ldap.tls_key: no such file {re.escape(str(etc / 'key.pem'))}$"):
+    with pytest.raises(ConfigError) as e:  # the path it looked at, resolved against the config's directory
         load_config(f)
+    assert str(e.value) == f"abook.toml: ldap.tls_key: no such file {etc / 'key.pem'}"

@@ -60,7 +60,7 @@ def test_example_documents_every_option() -> None:
         ({"ldap": {"upstream": {}}}, "abook.toml: ldap.upstream.url: required key is missing"),
         ({"ldap": {"workers": 0}}, "abook.toml: ldap.workers: expected a number greater than or equal to 1, got 0"),
         ({"ldap": {"workers": 2, "listen_tls": ["ssl:636:privateKey=k.pem:certKey=c.pem"]}},
-         "abook.toml: ldap: with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
+         "abook.toml: ldap.listen_tls: with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
          "not as privateKey= in listen_tls"),
     ],
 )
@@ -97,5 +97,5 @@ def test_secret_inline_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_secret_errors_never_show_the_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="store.password: environment variable NOPE_NOT_SET is not set"):
         parse_config({"store": {"password": "env:NOPE_NOT_SET"}}, file="abook.toml")
-    with pytest.raises(ConfigError, match=r"store: password_file: cannot read .*missing: No such file"):
+    with pytest.raises(ConfigError, match=r"^abook.toml: store.password_file: cannot read .*missing: No such file"):
         parse_config({"store": {"password_file": str(tmp_path / "missing")}}, file="abook.toml")

@@ -23,10 +23,10 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_every_relative_path_resolves_against_the_config_directory(tmp_path: Path, elsewhere: Path) -> None:
     site = tmp_path / "site"
     (site / "secrets").mkdir(parents=True)
+    (site / "tls").mkdir()
+    make_tls_files(site / "tls")  # read at load time (config/tls.py)
     (site / "secrets" / "smtp.secret").write_text("s3cret\n")
     (site / "secrets" / "jane.secret").write_text("jane-pw\n")
-    (site / "tls").mkdir()
-    make_tls_files(site / "tls")  # the TLS files must exist: they are checked when the config loads
     config = site / "abook.toml"
     config.write_text(
         '[store]\ndata_dir = "var"\n'

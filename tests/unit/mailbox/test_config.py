@@ -12,7 +12,7 @@ EWS = {"service_endpoint": "https://mail.example.com/EWS/Exchange.asmx", "primar
 
 
 def _mailbox(**values: object) -> dict:
-    return {"mailboxes": [{"name": "jane", "type": "imap", **values}]}
+    return {"mailboxes": [{"name": "jane", "type": "imap", "owner": "jane", **values}]}
 
 
 def test_ews_defaults() -> None:
@@ -27,8 +27,8 @@ def test_ews_defaults() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"type": "ews"}, 'mailboxes[0]: type "ews" needs a [mailboxes.ews] table'),
-        ({"type": "imap", "ews": EWS}, 'mailboxes[0]: a [mailboxes.ews] table is only for type "ews", not \'imap\''),
+        ({"type": "ews"}, 'mailboxes[0].ews: type "ews" needs a [mailboxes.ews] table'),
+        ({"type": "imap", "ews": EWS}, 'mailboxes[0].ews: a [mailboxes.ews] table is only for type "ews", not \'imap\''),
         ({"type": "ews", "ews": {**EWS, "server_version": "2016"}},
          'mailboxes[0].ews.server_version: expected an Exchange build such as "15.1.2507.6"'),
         ({"type": "ews", "ews": {**EWS, "service_endpoint": "mail.example.com"}},

@@ -127,6 +127,26 @@ def test_missing_mailbox_and_unknown_owner_are_permanent(store, org, make_router
     router.stop()
 
 
+def test_a_disabled_mailbox_is_not_polled_whatever_disabled_it(store, org, make_router) -> None:
+    """Review problem 5: a mailbox disabled because its owner is unknown was still tried (and failed, with a
+    warning) at every interval, and again after a restart: the owner was looked up before the lease."""
+    ghost = {"name": "ghost", "type": "imap", "owner": "nobody", "interval": 60.0}
+    router = make_router([ghost], router={"disable_after_failures": 2}, start=False)
+    router.service.startService()
+    router.advance(60)
+    row = _state(store, "ghost")
+    assert (row.enabled, row.consecutive_failures) == (False, 2)
+    router.advance(60 * 5)
+    after = _state(store, "ghost")
+    assert (after.consecutive_failures, after.last_poll_at) == (2, row.last_poll_at)
+    router.stop()
+    again = make_router([ghost])  # a restarted daemon
+    again.advance(60 * 3)
+    assert _state(store, "ghost").consecutive_failures == 2
+    assert again.sources["ghost"].calls == []
+    again.stop()
+
+
 def test_invalid_cursor_rereads_without_duplicates(store, org, make_router) -> None:
     router = make_router([JANE], start=False)
     src = router.sources["jane"]

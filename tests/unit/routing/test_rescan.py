@@ -40,6 +40,25 @@ def test_router_users_are_picked_up_and_dropped_by_the_rescan(store, org, make_r
     router.stop()
 
 
+def test_the_template_username_takes_the_placeholders_bind_dn_takes(store, org, make_router) -> None:
+    """One vocabulary with ldap.upstream.bind_dn: {username}, {mail} and {id} (a queue's {username} is its
+    address); the template's {user} and {email} still work. {username} was a KeyError at every rescan."""
+    with store.transaction() as s:
+        s.execute(update(Queue).values(incoming_method="router"))
+    for template, jane, support in [
+        ("{username}/{id}", f"jane.doe/{org.jane}", f"support@example.com/{org.support}"),
+        ("{mail}", "jane@example.com", "support@example.com"),
+        ("{user}:{email}", "jane.doe:jane@example.com", "support@example.com:support@example.com"),
+    ]:
+        router = make_router([], router={**TEMPLATE, "user_mailbox_template": {
+            **TEMPLATE["user_mailbox_template"], "username": template}})
+        pollers = router.service.pollers
+        assert sorted(pollers) == ["auto:jane.doe", "auto:queue:support@example.com"], template
+        assert (pollers["auto:jane.doe"].mailbox.username,
+                pollers["auto:queue:support@example.com"].mailbox.username) == (jane, support)
+        router.stop()
+
+
 def test_a_configured_mailbox_wins_over_the_template(store, org, make_router) -> None:
     jane = {"name": "jane", "type": "imap", "owner": "jane.doe", "interval": 60.0}
     router = make_router([jane], router=TEMPLATE)
@@ -68,5 +87,5 @@ def test_exchange_template_needs_its_ews_table() -> None:
     from abook.config import parse_config
     from abook.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"router.user_mailbox_template: type \"ews\" needs a"):
+    with pytest.raises(ConfigError, match=r"router.user_mailbox_template.ews: type \"ews\" needs a"):
         parse_config({"router": {"user_mailbox_template": {"type": "ews"}}})
