@@ -70,8 +70,17 @@ class HeldRunner:
 
     def release_all(self) -> None:
         while self.pending:
-            d, f, args = self.pending.pop(0)
-            d.callback(f(*args))
+            self.release_next()
+
+    def release_next(self) -> None:
+        """Run the oldest held call (calls it leads to are held in turn)."""
+        d, f, args = self.pending.pop(0)
+        try:
+            result = f(*args)
+        except Exception as e:  # handed to the caller's errback, as a thread pool would
+            d.errback(e)
+        else:
+            d.callback(result)
 
 
 @dataclass
