@@ -85,8 +85,8 @@ class _Guarded(Guarded):
         self.budget.spend(len(line))
         if len(line) > MAX_LINE:
             raise poplib.error_proto("line too long")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
+        if not line:  # a connection failure, not an -ERR answer: never taken for "no such message"
+            raise ConnectionResetError("the server closed the connection")
         octets = len(line)
         if line[-2:] == b"\r\n":
             return line[:-2], octets

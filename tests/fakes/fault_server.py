@@ -60,7 +60,8 @@ class FaultServer:
             block_on_close = False
 
         self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=type(self).__name__,
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -115,6 +116,9 @@ class FaultServer:
     # -- the connection's side
 
     def _serve(self, handler: socketserver.StreamRequestHandler) -> None:
+        # answers go out in several small writes: without this, Nagle's algorithm and the client's delayed
+        # ACK hold each one back 40 ms
+        handler.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.lock:
             self.connections += 1
             self._open.add(handler.request)
