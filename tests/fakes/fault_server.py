@@ -7,6 +7,8 @@ mailbox to any login and let the test change it under the client and break the c
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import socketserver
 import threading
@@ -190,3 +192,18 @@ def message_id_of(raw: bytes) -> str:
         if line.lower().startswith(b"message-id:"):
             return line.split(b":", 1)[1].strip().decode()
     return ""
+
+
+def large_message(size: int, kind: str = "attachments") -> bytes:
+    """A message of about ``size`` bytes: a short text and two base64 attachments, or one text body."""
+    if kind == "text":
+        return message(1, tag="large", body=big_body(size))
+    half = base64.encodebytes(os.urandom(size * 3 // 8)).replace(b"\n", b"\r\n")
+    parts = [b"--B\r\nContent-Type: text/plain\r\n\r\nThe scans.\r\n"]
+    for name in (b"scan1.tif", b"scan2.tif"):
+        parts.append(b"--B\r\nContent-Type: image/tiff\r\nContent-Transfer-Encoding: base64\r\n"
+                     b"Content-Disposition: attachment; filename=" + name + b"\r\n\r\n" + half)
+    parts.append(b"--B--\r\n")
+    head = message(1, tag="large", body=b"").replace(b"\r\n\r\n", b"\r\nMIME-Version: 1.0\r\n"
+                                                     b"Content-Type: multipart/mixed; boundary=B\r\n\r\n", 1)
+    return head + b"".join(parts)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from abook.store import Store
-from abook.store.models import Email, EmailSighting
+from abook.store.models import Email, EmailSighting, MailboxState
 from tests.fakes.fault_server import message
 from tests.fakes.imap_server import FakeImapServer
 from tests.helpers import wait_until
@@ -47,6 +47,13 @@ def tracked(store: Store, mailbox: str) -> tuple[int, int, int]:
                 s.scalar(select(func.count(func.distinct(Email.message_id)))) or 0,
                 s.scalar(select(func.count()).select_from(EmailSighting).where(
                     EmailSighting.mailbox == mailbox, EmailSighting.marked.is_(True))) or 0)
+
+
+def polled(store: Store, name: str) -> bool:
+    """Whether the mailbox has been polled successfully once."""
+    with store.transaction() as s:
+        row = s.get(MailboxState, name)
+        return row is not None and row.last_success_at is not None
 
 
 def status_line(cfg: Path, name: str) -> str:
