@@ -34,6 +34,7 @@ def untracked(store) -> list[tuple[str, str, str]]:
 def poll_with_limit(tmp_path, server, kind: str = "imap", **extra) -> tuple[Path, Store, float]:
     """A daemon with ``max_message_bytes = LIMIT`` polls ``server`` (a large message, then a small one) until
     the small one is tracked and the large one listed; (config, store, the daemon's peak in MiB)."""
+    tmp_path.mkdir(exist_ok=True)
     cfg, store = _init(tmp_path, fake_mailbox("jane", server.port, kind=kind, **extra)
                        + f"[tracking]\nmax_message_bytes = {LIMIT}\n")
     seed_org(store)
