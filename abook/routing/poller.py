@@ -364,6 +364,27 @@ class MailPollService(Service):
         self.pollers = {}
         return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
+    def reload(self, mailboxes: list[MailboxConfig]) -> defer.Deferred:
+        """New ``[[mailboxes]]`` tables (SIGHUP): pollers of removed or changed mailboxes stop (after the poll
+        in hand), those of added or changed ones start. Fires with what was done, for the log."""
+        return defer.ensureDeferred(self._reload(list(mailboxes)))
+
+    async def _reload(self, mailboxes: list[MailboxConfig]) -> str:
+        old = {m.name: m for m in self._configured}
+        new = {m.name: m for m in mailboxes}
+        self._configured = mailboxes
+        removed = [n for n in old if n not in new]
+        changed = [n for n in old if n in new and old[n] != new[n]]
+        added = [n for n in new if n not in old]
+        for name in removed + changed:
+            poller = self.pollers.pop(name, None)
+            if poller is not None:
+                await poller.stop()
+        for name in changed + added:
+            if self.running and name not in self.pollers:
+                self._add(new[name])
+        return f"mailboxes: {len(added)} added, {len(removed)} removed, {len(changed)} changed"
+
     def _add(self, mailbox: MailboxConfig) -> None:
         poller = MailboxPoller(mailbox, self.deps)
         self.pollers[mailbox.name] = poller

@@ -51,6 +51,10 @@ class RouterService(MultiService):
         self.log.info("router started: {count} mailboxes configured, outgoing {outgoing}",
                       count=len(self.pollers.pollers), outgoing="on" if self.outgoing else "off")
 
+    def reload_mailboxes(self, config: AbookConfig) -> defer.Deferred:
+        """Apply new ``[[mailboxes]]`` tables (SIGHUP); fires with what was done."""
+        return self.pollers.reload(config.mailboxes)
+
     def stopService(self) -> defer.Deferred:
         d = defer.maybeDeferred(super().stopService)
         d.addBoth(lambda r: (self.pool.stopService(), r)[1])
