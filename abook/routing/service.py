@@ -16,7 +16,8 @@ from twisted.logger import Logger
 
 from abook.config import AbookConfig
 from abook.routing.outgoing import OutgoingService
-from abook.routing.poller import MailPollService, PollerDeps, SourceFactory, open_source_blocking
+from abook.routing.poller import PollerDeps, SourceFactory, open_source_blocking
+from abook.routing.pollers import MailPollService
 from abook.store import Store
 from abook.threads import ThreadPoolRunner, ThreadPoolService
 

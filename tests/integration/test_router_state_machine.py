@@ -28,7 +28,8 @@ from sqlalchemy import func, select
 from twisted.internet.task import Clock
 
 from abook.config import parse_config
-from abook.routing.poller import MailPollService, PollerDeps, open_source_blocking
+from abook.routing.poller import PollerDeps, open_source_blocking
+from abook.routing.pollers import MailPollService
 from abook.store import Store, make_engine, schema
 from abook.store.models import Email, EmailSighting, MailboxState
 from abook.threads import SyncRunner

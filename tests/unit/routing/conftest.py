@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 
 from abook.config import parse_config
 from abook.config.mail import MailboxConfig
-from abook.routing.poller import MailPollService, PollerDeps
+from abook.routing.poller import PollerDeps
+from abook.routing.pollers import MailPollService
 from abook.store import Store
 from abook.store.models import BusinessUnit, Contact, Queue, SystemUser
 from abook.threads import SyncRunner
