@@ -180,7 +180,6 @@ class MailboxPoller:
             cursor = batch.cursor
             if not batch.more:
                 break
-        await deps.store.run(state.record_success_txn, self.name, deps.now())
         if self._reread:
             self._reread = False  # a re-read after a reset: the next incremental poll shows it recovered
         else:
@@ -188,6 +187,7 @@ class MailboxPoller:
                 self.log.warn("mailbox {mailbox} polled again after {failures} failed polls", mailbox=self.name,
                               failures=self._failures)
             self._failures = 0
+        await deps.store.run(state.record_success_txn, self.name, deps.now(), self._failures)
 
     async def _mail(self, what: str, f: Callable[..., Any], *args: Any) -> Any:
         """One mailbox operation on the mail pool, within ``command_timeout``: past it (or soon after the

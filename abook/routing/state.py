@@ -85,9 +85,13 @@ def release_lease_txn(session: Session, name: str, holder: str) -> None:
                     .values(lease_holder=None, lease_until=None).execution_options(synchronize_session=False))
 
 
-def record_success_txn(session: Session, name: str, now: datetime) -> None:
-    session.execute(update(MailboxState).where(MailboxState.name == name)
-                    .values(last_success_at=now, last_error=None, consecutive_failures=0, failures_in_row=0)
+def record_success_txn(session: Session, name: str, now: datetime, failures_in_row: int = 0) -> None:
+    """A poll succeeded. ``failures_in_row`` stays above 0 (with the last error) after the re-read that
+    follows a cursor reset: only a poll from a stored cursor shows the mailbox has recovered."""
+    values: dict[str, object] = {"last_success_at": now, "consecutive_failures": 0, "failures_in_row": failures_in_row}
+    if failures_in_row == 0:
+        values["last_error"] = None
+    session.execute(update(MailboxState).where(MailboxState.name == name).values(**values)
                     .execution_options(synchronize_session=False))
 
 

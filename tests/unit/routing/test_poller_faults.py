@@ -26,10 +26,14 @@ def test_cursor_resets_in_a_row_back_off_and_alert(store, org, make_router) -> N
         assert src.calls.count("changes") == 3  # third in a row: 20 s back-off
         for _ in range(2):
             router.advance(10)
-        assert src.calls.count("changes") == 4
+        assert src.calls.count("changes") == 4  # the re-read: a success, but not yet a recovery
+        assert _state(store, "jane").failures_in_row == 3
+        router.advance(10)  # a poll from the stored cursor: recovered
+        assert src.calls.count("changes") == 5
     alerts = [e for e in events if e["log_level"] == LogLevel.critical]
     assert [e["failures"] for e in alerts] == [3]
-    assert _state(store, "jane").failures_in_row == 0 and _activities(store) == 1
+    row = _state(store, "jane")
+    assert (row.failures_in_row, row.last_error) == (0, None) and _activities(store) == 1
     router.stop()
 
 
