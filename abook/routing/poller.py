@@ -88,6 +88,7 @@ class MailboxPoller:
         self._reread = False  # the cursor was reset: the next success is the re-read, not yet a recovery
         self._not_before = 0.0
         self._stopping = False
+        self._stop_by = 0.0  # once stopping: when every mail operation still to come is cut
         self._current: defer.Deferred | None = None
         self._deadline: Any = None  # the IDelayedCall that cuts the mail operation in hand
         self._cut: str | None = None  # why the operation in hand was cut
@@ -105,10 +106,11 @@ class MailboxPoller:
     def stop(self) -> defer.Deferred:
         """Stop ticking; fires once the tick in hand (if any) has finished and the source is closed."""
         self._stopping = True
+        self._stop_by = self.deps.clock.seconds() + STOP_GRACE
         if self._loop.running:
             self._loop.stop()
         deadline = self._deadline
-        if deadline is not None and deadline.active() and deadline.getTime() - self.deps.clock.seconds() > STOP_GRACE:
+        if deadline is not None and deadline.active() and deadline.getTime() > self._stop_by:
             deadline.reset(STOP_GRACE)  # finish what is in hand if it is quick, but never wait on a slow server
         done = settled(self._current) if self._current is not None else defer.succeed(None)
         return done.addCallback(lambda _: defer.ensureDeferred(self._close()))
@@ -193,7 +195,10 @@ class MailboxPoller:
         """One mailbox operation on the mail pool, within ``command_timeout``: past it (or soon after the
         daemon starts stopping) the source's connection is cut and the operation fails as Unavailable."""
         self._cut = None
-        self._deadline = self.deps.clock.callLater(self.mailbox.command_timeout, self._expire)
+        seconds = self.mailbox.command_timeout
+        if self._stopping:  # the rest of the poll in hand shares the grace left
+            seconds = min(seconds, max(self._stop_by - self.deps.clock.seconds(), 0.0))
+        self._deadline = self.deps.clock.callLater(seconds, self._expire)
         try:
             return await self.deps.mail.run(f, *args)
         except Exception as e:

@@ -105,3 +105,25 @@ def test_stopping_cuts_a_slow_operation_after_a_grace(store, org, make_router) -
     stopping.addBoth(results.append)
     assert results == [None]
     assert _state(store, "jane").last_error == "Unavailable: jane: listing new mail was cut short: the daemon is stopping"
+
+
+def test_operations_after_a_stop_share_the_grace_left(store, org, make_router) -> None:
+    mail = HeldRunner()
+    router = make_router([JANE], start=False, mail=mail)
+    src = router.sources["jane"]
+    src.deliver(message(1))
+    router.service.startService()
+    mail.release_next()  # the source is opened; the listing is in hand
+    router.service.stopService()
+    router.advance(2)
+    mail.release_next()  # the listing answers: the download starts with 3 s of the grace left, not 300
+    assert [f.__name__ for _, f, _ in mail.pending] == ["fetch_blocking"]
+    router.advance(2.9)
+    assert "abort" not in src.calls
+    router.advance(0.2)
+    assert src.calls[-1] == "abort"
+    src.fail("fetch", Unavailable("jane: socket error: EOF"))
+    mail.release_all()
+    assert _activities(store) == 0
+    assert _state(store, "jane").last_error == ("Unavailable: jane: downloading a message was cut short: the daemon "
+                                                "is stopping")
