@@ -174,9 +174,10 @@ def leave_out_tls_stack(config: AbookConfig) -> None:
         sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import OpenSSL now raises ImportError
 
 
-def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
+def run(root: IService, reactor: Any, fatal_start: bool = False, signals: Any = None) -> bool:
     """Start ``root`` with the reactor, stop it on shutdown (SIGTERM, SIGINT), run until then. With
-    ``fatal_start``, a service that fails to start stops the reactor; False is returned then."""
+    ``fatal_start``, a service that fails to start stops the reactor; False is returned then.
+    ``signals`` (``abook.signals.Signals``) takes over SIGTERM, SIGINT and SIGHUP once the reactor runs."""
     failed: list[bool] = []
 
     def start() -> None:
@@ -191,7 +192,11 @@ def run(root: IService, reactor: Any, fatal_start: bool = False) -> bool:
 
     root.privilegedStartService()
     reactor.callWhenRunning(start)
-    reactor.callWhenRunning(quiet_repeated_stops, reactor)
+    if signals is not None:
+        import signal
+
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the handlers are in: a hangup never kills
+        reactor.callWhenRunning(signals.install)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run(installSignalHandlers=True)
     return not failed
@@ -230,9 +235,13 @@ def run_daemon(config: AbookConfig) -> int:
 
     from abook.logs import begin_logging
 
+    from abook.signals import Signals
+
     begin_logging(config.logging.level, config.logging.file)
     tune_gc()
-    run(build_service(config, reactor), reactor)
+    root = build_service(config, reactor)
+    routers = [c for c in root if hasattr(c, "reload_mailboxes")]
+    run(root, reactor, signals=Signals(reactor, config, routers[0].reload_mailboxes if routers else None))
     return 0
 
 
@@ -244,12 +253,14 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
     from twisted.internet import reactor
 
     from abook.server.workers import begin_worker_logging, watch_parent
+    from abook.signals import Signals
 
     begin_worker_logging(config.logging.level)
     tune_gc()
     root = build_worker_service(config, inherited, reactor, index)
     watch_parent(reactor, 0)
-    return 0 if run(root, reactor, fatal_start=True) else 1
+    signals = Signals(reactor, name=f"LDAP worker {index}")
+    return 0 if run(root, reactor, fatal_start=True, signals=signals) else 1
 
 
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:

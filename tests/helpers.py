@@ -59,6 +59,17 @@ def stop_process(proc: Any, timeout: float = 20.0) -> None:
         proc.wait()
 
 
+def memory(pid: int) -> dict[str, float]:
+    """VmHWM (peak) and VmRSS (now) resident memory of a process, in MiB."""
+    text = _Path(f"/proc/{pid}/status").read_text()
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
 def success_result_of(d: defer.Deferred) -> Any:
     results: list[Any] = []
     d.addBoth(results.append)

@@ -53,8 +53,11 @@ def status(args: argparse.Namespace) -> int:
                        for m in config.mailboxes)
     st = in_store(config, router_status_txn, configured)
     rows = [["MAILBOX", "KIND", "OWNER", "ENABLED", "LAST POLL", "LAST SUCCESS", "TRACKED", "LAST ERROR"]]
+    alert_after = config.router.alert_after_failures
     for m in st.mailboxes:
         enabled = "yes" if m.enabled else f"NO ({m.failures} failures)"
+        if m.enabled and m.failures_in_row >= alert_after:
+            enabled = f"yes, FAILING ({m.failures_in_row} polls in a row)"
         rows.append([m.name, m.kind, m.owner, enabled, _when(m.last_poll), _when(m.last_success), str(m.tracked),
                      (m.last_error or "-").splitlines()[0][:120]])
     print(_table(rows) if st.mailboxes else "no mailboxes")

@@ -79,6 +79,9 @@ class MailboxConfig(Section):
     batch_size: int = Field(default=100, ge=1, le=10000)
     #: seconds a connect or a server reply may take before the poll fails as Unavailable
     timeout: float = Field(default=30.0, gt=0)
+    #: seconds one mailbox operation (listing new mail, downloading one message, marking one) may take in
+    #: all, however steadily the server trickles its answer; then the connection is cut (Unavailable)
+    command_timeout: float = Field(default=300.0, gt=0)
     #: IMAP only: the keyword set on tracked messages
     tracked_keyword: str = "$CRMTracked"
     #: Exchange only (type = "ews"): see EwsOptions

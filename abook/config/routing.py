@@ -63,6 +63,8 @@ class UserMailboxTemplate(Section):
     folder: str = "INBOX"
     interval: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=10000)
+    timeout: float = Field(default=30.0, gt=0)
+    command_timeout: float = Field(default=300.0, gt=0)
     ews: Optional[EwsTemplate] = None
 
     _username = field_validator("username")(placeholders.validator)
@@ -83,6 +85,9 @@ class RouterConfig(Section):
     disable_after_failures: int = Field(default=3, ge=1)
     #: cap, in seconds, of the exponential back-off after transient errors
     max_backoff: float = Field(default=900.0, gt=0)
+    #: polls of one mailbox that fail in a row (of any kind) before an ALERT is logged and `abook status`
+    #: shows the mailbox as failing; it is backed off meanwhile (a reset cursor too, from the second)
+    alert_after_failures: int = Field(default=5, ge=1)
     #: mailboxes polled at once (threads of the ``mail`` pool)
     mail_threads: int = Field(default=4, ge=1, le=256)
     #: this daemon's name in mailbox leases; empty: "<host name>:<config directory>", so a restarted

@@ -33,3 +33,16 @@ class CursorInvalid(MailboxError):
 
 class MessageGone(MailboxError):
     """The message is no longer in the mailbox (deleted or moved by someone else since it was listed)."""
+
+
+class TooLarge(MailboxError):
+    """The message is larger than the limit (``tracking.max_message_bytes``): the size the server announced
+    was over it, so it was not downloaded, or the server sent more and was cut off at the limit. It stays
+    in its mailbox; ``head`` holds its first bytes (at most ``HEAD_BYTES``), for the admin's list."""
+
+    def __init__(self, msg: str, size: int, head: bytes = b"", announced: bool = True) -> None:
+        super().__init__(msg)
+        self.size = size
+        self.head = head
+        #: True: the announced size was over the limit (not downloaded); False: cut off while downloading
+        self.announced = announced

@@ -53,9 +53,10 @@ from abook.mailbox.errors import (
     MailboxMissing,
     MessageGone,
     RateLimited,
+    TooLarge,
     Unavailable,
 )
-from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
+from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
 
 T = TypeVar("T")
 
@@ -166,11 +167,17 @@ class EwsSource:
                        changes=len(changes))
         return Batch(tuple(refs), state or cursor or "", more=not last)
 
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
+    def fetch_blocking(self, ref: MessageRef, limit: int = DEFAULT_LIMIT) -> bytes:
+        if ref.size is not None and ref.size > limit:
+            raise TooLarge(f"{self._config.name}: Exchange announced {ref.size} bytes", ref.size, announced=True)
         item = self._get(ref, ["mime_content"])
         if not item.mime_content:
             raise MailboxError(f"{self._config.name}: Exchange sent no MIME content for an item")
-        return bytes(item.mime_content)
+        raw = bytes(item.mime_content)
+        if len(raw) > limit:  # Exchange's MIME rendering can be larger than the item's size
+            raise TooLarge(f"{self._config.name}: Exchange sent {len(raw)} bytes", len(raw), raw[:HEAD_BYTES],
+                           announced=False)
+        return raw
 
     def mark_tracked_blocking(self, ref: MessageRef) -> None:
         category = self._ews.tracked_category
@@ -212,6 +219,10 @@ class EwsSource:
         account, self._account, self._folder = self._account, None, None
         if account is not None:
             account.protocol.close()
+
+    def abort(self) -> None:
+        """Not done for Exchange: exchangelib's HTTP connections cannot be reached from another thread; each
+        read is bounded by ``timeout`` (``Protocol.TIMEOUT``) instead."""
 
     # -- exchangelib
 

@@ -7,6 +7,13 @@
 - The folder is opened read-only (EXAMINE) and read with ``BODY.PEEK[]``, so ``\\Seen`` never changes;
   only marking (``UID STORE +FLAGS.SILENT ($CRMTracked)``) and removing select it read-write.
 - TLS: implicit (``security = "tls"``, IMAP4_SSL), STARTTLS, or none (loopback tests only).
+- A message's ``external_id`` from an earlier UIDVALIDITY (a mark that failed, then the folder was
+  rebuilt) is found again by its Message-ID (``UID SEARCH HEADER``, each hit's Message-ID compared) when
+  it is marked or removed; ``MessageGone`` when no message has it any more.
+- Bounded: a message over the limit is not downloaded when its RFC822.SIZE says so, and no command may
+  read more than its budget (a literal over it is refused before it is read, and the connection dropped),
+  so the server never decides how much memory abook allocates. ``abort`` cuts the connection from
+  another thread (``_guard.Cutter``).
 - One source serves one poller: its methods are called one at a time, from any one pool thread.
 """
 
@@ -15,6 +22,8 @@ from __future__ import annotations
 import base64
 import imaplib
 import re
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Callable, Optional
 
 from twisted.logger import Logger
@@ -22,10 +31,18 @@ from zope.interface import implementer
 
 from abook.config.mail import MailboxConfig
 from abook.mailbox._net import credentials, login_refused, port_of, tls_context, unavailable, where
-from abook.mailbox.errors import CursorInvalid, MailboxError, MailboxMissing, MessageGone, Unavailable
-from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
+from abook.mailbox._guard import COMMAND_BYTES, Cutter, Guarded, Overspent
+from abook.mailbox._imaplib import IMAP4, IMAP4_SSL, drop, literal
+from abook.mailbox.errors import CursorInvalid, MailboxError, MailboxMissing, MessageGone, TooLarge, Unavailable
+from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
+from abook.tracking.parse import header_text, normalise_message_id
 
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+_UID = re.compile(rb"UID (\d+)")
+#: what a FETCH response may carry besides the message itself (its lines, flags, untagged noise)
+SLACK = 64 * 1024
+#: Message-ID search hits whose header is read to compare it (a substring search may match others)
+MAX_CANDIDATES = 50
 
 
 def _quote(folder: str) -> str:
@@ -80,6 +97,7 @@ class ImapSource:
         self._selected: Optional[str] = None  # "ro" or "rw"
         self._uidvalidity = 0
         self._permanent_flags = b""
+        self._cutter = Cutter()
 
     def __repr__(self) -> str:
         return f"<ImapSource {self._config.name} {where(self._config)}>"
@@ -106,40 +124,55 @@ class ImapSource:
         self.log.debug("{mailbox}: {count} new since UID {last}", mailbox=self._config.name, count=len(refs), last=last)
         return Batch(refs, f"{self._uidvalidity}:{new_last}", more=len(uids) > limit)
 
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
+    def fetch_blocking(self, ref: MessageRef, limit: int = DEFAULT_LIMIT) -> bytes:
         conn = self._select(self._selected or "ro")
         uid = self._uid_of(ref)
-        data = self._uid_cmd(conn, "FETCH", str(uid), "(BODY.PEEK[])")
-        for part in data:
-            if isinstance(part, tuple) and b"BODY[]" in part[0]:
-                return part[1]
-        raise MessageGone(f"{self._config.name}: UID {uid} is no longer in {self._config.folder}")
+        if ref.size is not None and ref.size > limit:
+            raise self._too_large(uid, ref.size, limit, announced=True)
+        try:
+            data = self._uid_cmd(conn, "FETCH", str(uid), "(BODY.PEEK[])", budget=limit + SLACK)
+        except Overspent as e:  # the literal announced more: refused unread, the connection dropped
+            raise self._too_large(uid, e.wanted, limit, announced=False) from None
+        body = literal(data, b"BODY[]")
+        if body is None:
+            raise MessageGone(f"{self._config.name}: UID {uid} is no longer in {self._config.folder}")
+        if len(body) > limit:
+            raise self._too_large(uid, len(body), limit, announced=False, head=body[:HEAD_BYTES])
+        return body
 
-    def mark_tracked_blocking(self, ref: MessageRef) -> None:
+    def mark_tracked_blocking(self, ref: MessageRef) -> MessageRef | None:
         conn = self._select("rw")
-        uid = self._uid_of(ref)
         keyword = self._config.tracked_keyword
         if b"\\*" not in self._permanent_flags and keyword.encode() not in self._permanent_flags:
             raise MailboxError(f"{self._config.name}: the server does not keep keywords in {self._config.folder}")
-        self._uid_cmd(conn, "STORE", str(uid), "+FLAGS.SILENT", f"({keyword})")
+        uids, moved = self._locate(conn, ref)
+        self._uid_cmd(conn, "STORE", ",".join(map(str, uids)), "+FLAGS.SILENT", f"({keyword})")
+        return moved
 
-    def remove_blocking(self, ref: MessageRef) -> None:
+    def remove_blocking(self, ref: MessageRef) -> MessageRef | None:
         conn = self._select("rw")
-        uid = str(self._uid_of(ref))
-        self._uid_cmd(conn, "STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
+        found, moved = self._locate(conn, ref)
+        uids = ",".join(map(str, found))
+        self._uid_cmd(conn, "STORE", uids, "+FLAGS.SILENT", "(\\Deleted)")
         if "UIDPLUS" in conn.capabilities:
-            self._uid_cmd(conn, "EXPUNGE", uid)
+            self._uid_cmd(conn, "EXPUNGE", uids)
         else:  # without UIDPLUS, EXPUNGE also removes what others flagged \Deleted: that is their intent too
             self._ok(self._call(conn.expunge), "EXPUNGE")
+        return moved
 
     def close_blocking(self) -> None:
         conn, self._conn, self._selected = self._conn, None, None
-        if conn is None:
-            return
         try:
-            conn.logout()
-        except (imaplib.IMAP4.error, OSError) as e:
+            if conn is not None:
+                conn.logout()
+        except (imaplib.IMAP4.error, OSError, Overspent) as e:
             self.log.debug("{mailbox}: logout failed: {error}", mailbox=self._config.name, error=str(e))
+        finally:
+            self._cutter.detach()
+            self._cutter.reset()
+
+    def abort(self) -> None:
+        self._cutter.cut()
 
     # -- connection
 
@@ -149,13 +182,17 @@ class ImapSource:
         context = tls_context(c)
         try:
             if c.security == "tls":
-                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(c.host, port_of(c), ssl_context=context, timeout=c.timeout)
+                conn: imaplib.IMAP4 = IMAP4_SSL(c.host, port_of(c), ssl_context=context, timeout=c.timeout,
+                                                 cutter=self._cutter)
             else:
-                conn = imaplib.IMAP4(c.host, port_of(c), timeout=c.timeout)
+                conn = IMAP4(c.host, port_of(c), timeout=c.timeout, cutter=self._cutter)
                 if c.security == "starttls":
                     conn.starttls(ssl_context=context)
+                    self._cutter.attach(conn.sock)
         except (OSError, imaplib.IMAP4.abort) as e:
             raise unavailable(c, e) from None
+        except Overspent as e:
+            raise Unavailable(f"{c.name}: {where(c)}: {e}") from None
         except imaplib.IMAP4.error as e:  # STARTTLS refused
             raise Unavailable(f"{c.name}: {where(c)}: {_text(e.args[0] if e.args else e)}") from None
         try:
@@ -167,7 +204,7 @@ class ImapSource:
         except imaplib.IMAP4.abort as e:
             raise unavailable(c, e) from None
         except imaplib.IMAP4.error as e:
-            _drop(conn)
+            drop(conn)
             raise login_refused(c, _text(e.args[0] if e.args else e), ("[UNAVAILABLE]", "[INUSE]")) from None
         except OSError as e:
             raise unavailable(c, e) from None
@@ -183,7 +220,7 @@ class ImapSource:
         try:
             return self._select_once(mode, refresh)
         except Unavailable:
-            if not reused:
+            if not reused or self._cutter.is_cut:
                 raise
             self.log.info("{mailbox}: connection lost, logging in again", mailbox=self._config.name)
             return self._select_once(mode, refresh)
@@ -218,6 +255,67 @@ class ImapSource:
             raise CursorInvalid(f"{self._config.name}: {ref.external_id} is from an earlier UIDVALIDITY")
         return uid
 
+    def _locate(self, conn: imaplib.IMAP4, ref: MessageRef) -> tuple[list[int], MessageRef | None]:
+        """The UIDs to mark or remove for ``ref``, and the ref it was found under when that changed."""
+        if ":" not in ref.external_id:
+            return [int(ref.external_id)], None
+        validity, uid = parse_cursor(ref.external_id)
+        if validity == self._uidvalidity:
+            return [uid], None
+        name, folder = self._config.name, self._config.folder
+        if not ref.message_id:
+            raise MessageGone(f"{name}: {ref.external_id} is from an earlier UIDVALIDITY of {folder} "
+                              f"(now {self._uidvalidity}) and has no Message-ID to find it by")
+        uids = self._with_message_id(conn, ref.message_id)
+        if not uids:
+            raise MessageGone(f"{name}: {ref.external_id} is from an earlier UIDVALIDITY of {folder} "
+                              f"(now {self._uidvalidity}) and no message in it has its Message-ID")
+        self.log.info("{mailbox}: {old} found again by its Message-ID as UID {uid}", mailbox=name,
+                      old=ref.external_id, uid=uids[0])
+        return uids, MessageRef(f"{self._uidvalidity}:{uids[0]}", ref.size, ref.message_id)
+
+    def _with_message_id(self, conn: imaplib.IMAP4, message_id: str) -> list[int]:
+        """UIDs of the messages whose Message-ID, normalised, is ``message_id``."""
+        if not message_id.isascii():
+            return []  # SEARCH without CHARSET is ASCII; such an id is not worth a literal
+        quoted = '"' + message_id.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        data = self._uid_cmd(conn, "SEARCH", "HEADER", "Message-ID", quoted)
+        hits = sorted(int(x) for x in b" ".join(d for d in data if isinstance(d, bytes)).split())[:MAX_CANDIDATES]
+        if not hits:
+            return []
+        data = self._uid_cmd(conn, "FETCH", ",".join(map(str, hits)), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        found = []
+        for i, part in enumerate(data):
+            if not isinstance(part, tuple):
+                continue
+            m = _UID.search(part[0])
+            if m is None and i + 1 < len(data) and isinstance(data[i + 1], bytes):
+                m = _UID.search(data[i + 1])  # the UID item after the literal
+            head = BytesHeaderParser(policy=compat32).parsebytes(part[1])
+            if m and normalise_message_id(header_text(head.get("Message-ID", ""))) == message_id:
+                found.append(int(m.group(1)))
+        return sorted(set(found))
+
+    def _too_large(self, uid: int, size: int | None, limit: int, announced: bool, head: bytes | None = None
+                   ) -> TooLarge:
+        if head is None:
+            head = self._head(uid)
+        how = "announced" if announced else "sent"
+        return TooLarge(f"{self._config.name}: UID {uid}: the server {how} "
+                        f"{size if size is not None else 'more than ' + str(limit)} bytes", size or limit + 1,
+                        head, announced=announced)
+
+    def _head(self, uid: int) -> bytes:
+        """The first bytes of an over-size message, for the admin's list (empty if that fails too)."""
+        try:
+            conn = self._select(self._selected or "ro")
+            data = self._uid_cmd(conn, "FETCH", str(uid), f"(BODY.PEEK[]<0.{HEAD_BYTES}>)", budget=HEAD_BYTES + SLACK)
+        except (MailboxError, Overspent) as e:
+            self.log.info("{mailbox}: the head of UID {uid} could not be read either: {error}",
+                          mailbox=self._config.name, uid=uid, error=str(e))
+            return b""
+        return (literal(data, b"BODY[]") or b"")[:HEAD_BYTES]
+
     def _sizes(self, conn: imaplib.IMAP4, uids: list[int]) -> dict[int, int]:
         if not uids:
             return {}
@@ -230,15 +328,24 @@ class ImapSource:
                 sizes[int(uid)] = int(size)
         return sizes
 
-    def _uid_cmd(self, conn: imaplib.IMAP4, command: str, *args: str) -> list:
-        return self._ok(self._call(lambda: conn.uid(command, *args)), "UID " + command)
+    def _uid_cmd(self, conn: imaplib.IMAP4, command: str, *args: str, budget: int | None = None) -> list:
+        return self._ok(self._call(lambda: conn.uid(command, *args), budget), "UID " + command)
 
-    def _call(self, f: Callable[[], tuple[str, list]]) -> tuple[str, list]:
+    def _call(self, f: Callable[[], tuple[str, list]], budget: int | None = None) -> tuple[str, list]:
+        """Run one command on the connection, reading at most ``budget`` bytes (given: an over-budget
+        answer raises Overspent for the caller; else it is a MailboxError)."""
+        conn = self._conn
+        if isinstance(conn, Guarded):
+            conn.budget.start(budget or COMMAND_BYTES)
         try:
             return f()
+        except Overspent as e:
+            self._lose_connection()
+            if budget is not None:
+                raise
+            raise MailboxError(f"{self._config.name}: {where(self._config)}: {e}") from None
         except (imaplib.IMAP4.abort, OSError) as e:
-            _drop(self._conn)
-            self._conn, self._selected = None, None
+            self._lose_connection()
             raise unavailable(self._config, e) from None
         except imaplib.IMAP4.error as e:
             raise MailboxError(f"{self._config.name}: the server rejected a command: {_text(e.args[0])}") from None
@@ -250,10 +357,7 @@ class ImapSource:
         return data
 
 
-def _drop(conn: Optional[imaplib.IMAP4]) -> None:
-    """Close a broken connection's socket without talking to the server."""
-    if conn is not None:
-        try:
-            conn.shutdown()
-        except OSError:
-            pass
+    def _lose_connection(self) -> None:
+        drop(self._conn)
+        self._conn, self._selected = None, None
+        self._cutter.detach()

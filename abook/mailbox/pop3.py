@@ -10,23 +10,35 @@
 - Nothing is ever deleted (DELE) unless ``delete_after_tracking`` is set: then marking a message tracked
   deletes it. POP3 has no flags, so otherwise ``mark_tracked_blocking`` does nothing.
 - ``remove_blocking`` (the forward mailbox's wrappers) deletes at once: DELE, then QUIT to commit it.
+  When the router knows the message's Message-ID, the message under that UIDL is checked first (``TOP n
+  0``): a server that reassigned its UIDLs (a migration) or reuses them must never make abook delete
+  another message. A message not found under its UIDL is looked for by its Message-ID in the session.
 - Lines longer than poplib's 2048-byte limit (real mail has them) are read whole.
+- Bounded: a message whose LIST size is over the limit is not downloaded, a download is cut off at the
+  limit, and every other answer has a byte budget too; ``abort`` cuts the connection from another
+  thread (``_guard``). A message is collected in one buffer, not a list of lines.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import poplib
-from typing import Callable, Optional, TypeVar
+import socket
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any, Callable, Optional, TypeVar
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import MailboxConfig
 from abook.mailbox._net import credentials, login_refused, port_of, tls_context, unavailable, where
-from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, Unavailable
-from abook.mailbox.interfaces import Batch, IMailSource, MessageRef
+from abook.mailbox._guard import COMMAND_BYTES, Cutter, Guarded, Overspent
+from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
+from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
+from abook.tracking.parse import header_text, normalise_message_id
 
 T = TypeVar("T")
 _PREFIX = "h1:"
@@ -35,6 +47,8 @@ _DIGEST = 8
 _ALL_LINES = 2_000_000_000
 #: longest line accepted from the server (poplib's own limit is 2048 bytes)
 MAX_LINE = 1 << 20
+#: what a message download may read besides the message (the status line, the dot-stuffing, the end)
+SLACK = 64 * 1024
 
 
 def _digest(uidl: str) -> bytes:
@@ -57,15 +71,22 @@ def decode_cursor(cursor: str) -> set[bytes]:
     return {raw[i:i + _DIGEST] for i in range(0, len(raw), _DIGEST)}
 
 
-class _LongLines:
-    """poplib reads at most 2048 bytes a line; read up to MAX_LINE instead."""
+class _Guarded(Guarded):
+    """poplib with lines up to MAX_LINE (its own limit is 2048 bytes), a byte budget per command, and its
+    socket handed to a Cutter as soon as it exists."""
+
+    def _create_socket(self, timeout: Any) -> socket.socket:
+        sock = poplib.POP3._create_socket(self, timeout)  # type: ignore[arg-type]
+        context = self.context if isinstance(self, poplib.POP3_SSL) else None
+        return self.guard_socket(sock, context, self.host)  # type: ignore[attr-defined]
 
     def _getline(self) -> tuple[bytes, int]:
-        line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
+        line = self.file.readline(min(MAX_LINE, self.budget.left) + 1)  # type: ignore[attr-defined]
+        self.budget.spend(len(line))
         if len(line) > MAX_LINE:
             raise poplib.error_proto("line too long")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
+        if not line:  # a connection failure, not an -ERR answer: never taken for "no such message"
+            raise ConnectionResetError("the server closed the connection")
         octets = len(line)
         if line[-2:] == b"\r\n":
             return line[:-2], octets
@@ -74,11 +95,11 @@ class _LongLines:
         return line[:-1], octets
 
 
-class _POP3(_LongLines, poplib.POP3):
+class _POP3(_Guarded, poplib.POP3):
     pass
 
 
-class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+class _POP3_SSL(_Guarded, poplib.POP3_SSL):
     pass
 
 
@@ -91,6 +112,7 @@ class Pop3Source:
         self._conn: Optional[poplib.POP3] = None
         self._numbers: dict[str, int] = {}  # UIDL -> message number in the current session
         self._peek = True  # read with TOP until the server refuses it
+        self._cutter = Cutter()
 
     def __repr__(self) -> str:
         return f"<Pop3Source {self._config.name} {where(self._config)}>"
@@ -114,38 +136,72 @@ class Pop3Source:
         self.log.debug("{mailbox}: {count} new of {total}", mailbox=self._config.name, count=len(refs), total=len(listing))
         return Batch(refs, encode_cursor(kept), more=len(new) > limit)
 
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
+    def fetch_blocking(self, ref: MessageRef, limit: int = DEFAULT_LIMIT) -> bytes:
         conn, number = self._number_of(ref)
-        # TOP with every body line gives the whole message, and servers such as Dovecot leave it unseen
-        lines = self._call(lambda: _top(conn, number)) if self._peek else None
-        if lines is None:
-            self._peek = False  # TOP is optional (RFC 1939): RETR from now on
-            lines = self._call(lambda: conn.retr(number))[1]
-        return b"".join(line + b"\r\n" for line in lines)
+        if ref.size is not None and ref.size > limit:
+            raise TooLarge(f"{self._config.name}: UIDL {ref.external_id}: the server announced {ref.size} bytes",
+                           ref.size, self._head_of(ref), announced=True)
+        try:
+            # TOP with every body line gives the whole message, and servers such as Dovecot leave it unseen
+            raw = self._call(lambda: _message(conn, f"TOP {number} {_ALL_LINES}"), limit + SLACK) if self._peek \
+                else None
+            if raw is None:
+                self._peek = False  # TOP is optional (RFC 1939): RETR from now on
+                raw = self._call(lambda: _message(conn, f"RETR {number}"), limit + SLACK)
+            if raw is None:
+                raise MessageGone(f"{self._config.name}: UIDL {ref.external_id} could not be read: it is gone")
+        except Overspent:  # the rest is unread: the session was dropped
+            raise TooLarge(f"{self._config.name}: UIDL {ref.external_id}: the server sent more than {limit} bytes",
+                           limit + 1, self._head_of(ref), announced=False) from None
+        if len(raw) > limit:
+            raise TooLarge(f"{self._config.name}: UIDL {ref.external_id}: the server sent {len(raw)} bytes",
+                           len(raw), raw[:HEAD_BYTES], announced=False)
+        return raw
 
-    def mark_tracked_blocking(self, ref: MessageRef) -> None:
+    def mark_tracked_blocking(self, ref: MessageRef) -> MessageRef | None:
         """POP3 has no flags: nothing to set, unless ``delete_after_tracking`` asks to delete it."""
         if self._config.delete_after_tracking:
-            self.remove_blocking(ref)
+            return self.remove_blocking(ref)
+        return None
 
-    def remove_blocking(self, ref: MessageRef) -> None:
+    def remove_blocking(self, ref: MessageRef) -> MessageRef | None:
         try:
             conn, number = self._number_of(ref)
         except MessageGone:
-            return  # already gone: the wanted outcome
+            number = None
+        moved = None
+        if ref.message_id is not None and (number is None or self._message_id_at(number) != ref.message_id):
+            found = self._find(ref.message_id)
+            if found is None:
+                return None  # no message has its Message-ID any more: already gone, the wanted outcome
+            uidl, number = found
+            moved = MessageRef(uidl, ref.size, ref.message_id)
+            self.log.info("{mailbox}: UIDL {old} found again by its Message-ID as UIDL {uidl}",
+                          mailbox=self._config.name, old=ref.external_id, uidl=uidl)
+        elif number is None:
+            return None  # already gone: the wanted outcome
+        conn = self._session()
         self._call(lambda: conn.dele(number))
         self._call(conn.quit)  # the deletion takes effect on QUIT
         self._conn, self._numbers = None, {}
+        self._cutter.detach()
+        return moved
 
     def close_blocking(self) -> None:
         conn, self._conn, self._numbers = self._conn, None, {}
-        if conn is None:
-            return
         try:
-            conn.quit()
-        except (poplib.error_proto, OSError) as e:
+            if conn is not None:
+                conn.budget.start()  # type: ignore[attr-defined]
+                conn.quit()
+        except (poplib.error_proto, OSError, Overspent) as e:
             self.log.debug("{mailbox}: QUIT failed: {error}", mailbox=self._config.name, error=str(e))
-            conn.close()
+            conn.close()  # type: ignore[union-attr]
+        finally:
+            self._cutter.detach()
+            self._cutter.reset()
+
+    def abort(self) -> None:
+        self._cutter.cut()
 
     # -- session
 
@@ -157,14 +213,16 @@ class Pop3Source:
         context = tls_context(c)
         try:
             if c.security == "tls":
-                conn: poplib.POP3 = _POP3_SSL(c.host, port_of(c), context=context, timeout=c.timeout)
+                conn: poplib.POP3 = _POP3_SSL(c.host, port_of(c), context=context, timeout=c.timeout,
+                                              cutter=self._cutter)
             else:
-                conn = _POP3(c.host, port_of(c), timeout=c.timeout)
+                conn = _POP3(c.host, port_of(c), timeout=c.timeout, cutter=self._cutter)
                 if c.security == "starttls":
                     conn.stls(context=context)
+                    self._cutter.attach(conn.sock)
         except OSError as e:
             raise unavailable(c, e) from None
-        except poplib.error_proto as e:
+        except (poplib.error_proto, Overspent) as e:
             raise Unavailable(f"{c.name}: {where(c)}: {_text(e)}") from None
         try:
             conn.user(username)
@@ -172,6 +230,9 @@ class Pop3Source:
         except OSError as e:
             conn.close()
             raise unavailable(c, e) from None
+        except Overspent as e:
+            conn.close()
+            raise Unavailable(f"{c.name}: {where(c)}: {e}") from None
         except poplib.error_proto as e:
             conn.close()
             raise login_refused(c, _text(e), ("[SYS/TEMP]", "[IN-USE]")) from None
@@ -194,26 +255,80 @@ class Pop3Source:
         except KeyError:
             raise MessageGone(f"{self._config.name}: UIDL {ref.external_id} is no longer on the server") from None
 
-    def _call(self, f: Callable[[], T]) -> T:
+    def _message_id_at(self, number: int) -> str | None:
+        """The normalised Message-ID of message ``number`` of this session (its header read with TOP n 0)."""
+        head = self._head(number)
+        value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID", "")
+        return normalise_message_id(header_text(value))
+
+    def _find(self, message_id: str) -> tuple[str, int] | None:
+        """(UIDL, number) of the message of this session whose Message-ID is ``message_id``."""
+        self._session()
+        for uidl, number in sorted(self._numbers.items(), key=lambda item: item[1]):
+            if self._message_id_at(number) == message_id:
+                return uidl, number
+        return None
+
+    def _head_of(self, ref: MessageRef) -> bytes:
+        """The head of an over-size message, for the admin's list (empty if that fails too)."""
+        try:
+            return self._head(self._number_of(ref)[1])
+        except MailboxError as e:
+            self.log.info("{mailbox}: the head of UIDL {uidl} could not be read either: {error}",
+                          mailbox=self._config.name, uidl=ref.external_id, error=str(e))
+            return b""
+
+    def _head(self, number: int) -> bytes:
+        """The header section of message ``number`` (TOP n 0), at most HEAD_BYTES of it."""
+        conn = self._session()
+        try:
+            return self._call(lambda: _message(conn, f"TOP {number} 0"), HEAD_BYTES + SLACK) or b""
+        except Overspent:
+            return b""  # a header section that long is not worth reading
+
+    def _call(self, f: Callable[[], T], budget: int | None = None) -> T:
+        """Run one command, reading at most ``budget`` bytes (given: an over-budget answer raises Overspent
+        for the caller, after the session is dropped; else it is a MailboxError)."""
+        conn = self._conn
+        if isinstance(conn, _Guarded):
+            conn.budget.start(budget or COMMAND_BYTES)
         try:
             return f()
         except OSError as e:
-            conn, self._conn, self._numbers = self._conn, None, {}
-            if conn is not None:
-                conn.close()
+            self._lose_session()
             raise unavailable(self._config, e) from None
+        except Overspent as e:
+            self._lose_session()
+            if budget is not None:
+                raise
+            raise MailboxError(f"{self._config.name}: {where(self._config)}: {e}") from None
         except poplib.error_proto as e:
             raise MailboxError(f"{self._config.name}: the server refused: {_text(e)}") from None
 
+    def _lose_session(self) -> None:
+        conn, self._conn, self._numbers = self._conn, None, {}
+        self._cutter.detach()
+        if conn is not None:
+            conn.close()
 
-def _top(conn: poplib.POP3, number: int) -> Optional[list[bytes]]:
-    """The whole message by TOP, or None when the server refuses TOP."""
+
+def _message(conn: poplib.POP3, command: str) -> Optional[bytes]:
+    """A multi-line answer (RETR, TOP) as one message, un-dot-stuffed, each line ended with CRLF; None when
+    the server answers -ERR. One buffer grows with it: no list of lines, no second copy when it is done."""
+    conn._putcmd(command)  # type: ignore[attr-defined]
     try:
-        return conn.top(number, _ALL_LINES)[1]
+        conn._getresp()  # type: ignore[attr-defined]
     except poplib.error_proto:
         return None
+    out = io.BytesIO()
+    while True:
+        line, _ = conn._getline()  # type: ignore[attr-defined]
+        if line == b".":
+            return out.getvalue()
+        out.write(line[1:] if line.startswith(b"..") else line)
+        out.write(b"\r\n")
 
 
-def _text(error: poplib.error_proto) -> str:
+def _text(error: Exception) -> str:
     arg = error.args[0] if error.args else error
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)

@@ -23,6 +23,7 @@ from abook.routing import forward
 from abook.store import ensure_transaction
 from abook.store.models import MailArrival, MailboxState, UntrackedMessage
 from abook.tracking.api import Owner, TrackRequest, TrackResult, track_many_txn, track_txn
+from abook.tracking.parse import header_text, normalise_message_id
 
 _log = Logger(namespace="abook.routing.batch")
 
@@ -43,7 +44,11 @@ class MessageFailed(Exception):
 @dataclass(frozen=True)
 class Fetched:
     external_id: str
+    #: the message; for one over the size limit, only its first bytes (``oversize`` says why)
     raw: bytes
+    #: set for a message over ``tracking.max_message_bytes``: recorded as untracked ``too_large`` with this
+    #: detail and left in its mailbox, unmarked
+    oversize: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class PostAction:
     external_id: str
     action: Literal["mark", "remove"]
     activity_ids: tuple[str, ...]
+    #: the item's normalised Message-ID: the source finds it by that if ``external_id`` no longer applies
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,10 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     skip = dict(spec.skip)
     planned: list[_Item] = []
     for item in items:
+        if item.oversize is not None:
+            _untracked(session, spec, item.external_id, spec.owner, "too_large", item.oversize, item.raw)
+            planned.append(_Item(item, untracked=1))
+            continue
         if item.external_id in skip:
             _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id], item.raw)
             planned.append(_Item(item, untracked=1))
@@ -123,10 +134,10 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
             continue  # decided by the router itself: the message stays in its mailbox
         if spec.role != "forward":
             if activity_ids:
-                actions.append(PostAction(p.item.external_id, "mark", tuple(activity_ids)))
+                actions.append(PostAction(p.item.external_id, "mark", tuple(activity_ids), message_id_of(p.item.raw)))
         elif not any(m.held for m in p.messages):  # held by loop damping is not rejected: the wrapper stays
             actions.append(PostAction(p.item.external_id, "remove" if spec.forward_remove else "mark",
-                                      tuple(activity_ids)))
+                                      tuple(activity_ids), message_id_of(p.item.raw)))
     _prune_arrivals(session, spec, now)
     saved = session.execute(
         update(MailboxState).where(MailboxState.name == spec.mailbox, MailboxState.lease_holder == spec.holder)
@@ -247,6 +258,11 @@ def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
     session.execute(delete(MailArrival).where(MailArrival.mailbox == spec.mailbox,
                                               MailArrival.arrived_at <= now - spec.loop_window)
                     .execution_options(synchronize_session=False))
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """A message's Message-ID, normalised as the tracking engine stores it (from its header fields only)."""
+    return normalise_message_id(header_text(forward.parse_head(raw).get("Message-ID", "")))
 
 
 def _untracked(session: Session, spec: BatchSpec, external_id: str, owner: Owner | None, reason: str, detail: str,

@@ -1,10 +1,17 @@
-"""MailPollService: one poller per mailbox, each on its own LoopingCall and interval.
+"""MailboxPoller: one mailbox's polls, each on its own LoopingCall and interval (``pollers.MailPollService``
+runs one per mailbox).
 
 A tick: claim the mailbox's lease -> read changes since the stored cursor and fetch them (mail pool) ->
 one store transaction tracks them and saves the new cursor (``batch.commit_batch_txn``) -> mark each
 message (mail pool) -> mark its sighting (store). LoopingCall waits for the tick's Deferred, so polls of
 one mailbox never overlap; a tick catches everything, records it (``health``), backs off and never
 re-raises, so one broken mailbox never stops the loop or the others.
+
+Nothing wedges a mailbox: every mailbox operation runs within ``command_timeout`` (then the source's
+connection is cut), a message over ``max_message_bytes`` is recorded as untracked ``too_large`` without
+being downloaded, a sighting whose message cannot be marked under its old id is found again by its
+Message-ID or retired, and polls that keep failing, in whatever way (a cursor reset too, from the second
+in a row), are backed off and alerted on after ``alert_after_failures``.
 
 ``ABOOK_TEST_CRASH_AT`` (after_fetch, after_commit, before_mark, after_mark) is a test-only hook: the
 process exits at once at that step, so the exactly-once test can kill it between any two steps.
@@ -13,32 +20,31 @@ process exits at once at that step, so the exactly-once test can kill it between
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from abook.config.mail import EwsOptions, MailboxConfig
+from abook.config.mail import MailboxConfig
 from abook.config.model import TrackingConfig
-from abook.config.base import Secret
-from abook.config.routing import RouterConfig, UserMailboxTemplate
-from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone
+from abook.config.routing import RouterConfig
+from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import IMailSource, MessageRef
 from abook.routing import health, state
 from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
 )
-from abook.tracking.api import mark_sighting_txn
 from abook.store import Store
 from abook.threads import IBlockingRunner
 from abook.tracking.api import Owner
 
 SourceFactory = Callable[[MailboxConfig], IMailSource]
+
+#: seconds a mailbox operation in hand may still take once the daemon is stopping (then it is cut)
+STOP_GRACE = 5.0
 
 
 def open_source_blocking(config: MailboxConfig) -> IMailSource:
@@ -77,11 +83,15 @@ class MailboxPoller:
         self._source: IMailSource | None = None
         self._owner: Owner | None = None
         self._ready = False
-        self._recover = True  # re-mark what a crash left unmarked, once per start
-        self._transient = 0
+        self._recover = True  # re-mark what a crash or a failure left unmarked
+        self._failures = 0  # polls in a row that failed
+        self._reread = False  # the cursor was reset: the next success is the re-read, not yet a recovery
         self._not_before = 0.0
         self._stopping = False
+        self._stop_by = 0.0  # once stopping: when every mail operation still to come is cut
         self._current: defer.Deferred | None = None
+        self._deadline: Any = None  # the IDelayedCall that cuts the mail operation in hand
+        self._cut: str | None = None  # why the operation in hand was cut
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = deps.clock
 
@@ -96,8 +106,12 @@ class MailboxPoller:
     def stop(self) -> defer.Deferred:
         """Stop ticking; fires once the tick in hand (if any) has finished and the source is closed."""
         self._stopping = True
+        self._stop_by = self.deps.clock.seconds() + STOP_GRACE
         if self._loop.running:
             self._loop.stop()
+        deadline = self._deadline
+        if deadline is not None and deadline.active() and deadline.getTime() > self._stop_by:
+            deadline.reset(STOP_GRACE)  # finish what is in hand if it is quick, but never wait on a slow server
         done = settled(self._current) if self._current is not None else defer.succeed(None)
         return done.addCallback(lambda _: defer.ensureDeferred(self._close()))
 
@@ -146,17 +160,20 @@ class MailboxPoller:
             self._source = await deps.mail.run(deps.source_factory, self.mailbox)
         source = self._source
         if self._recover:
-            await self._remark(source)
-            self._recover = False
+            self._recover = await self._remark(source)
+        limit = deps.tracking.max_message_bytes
         while not self._stopping:
-            batch = await deps.mail.run(source.changes_blocking, cursor, self.mailbox.batch_size)
+            batch = await self._mail("listing new mail", source.changes_blocking, cursor, self.mailbox.batch_size)
             fetched = []
             for ref in batch.messages:
                 try:
-                    fetched.append(Fetched(ref.external_id, await deps.mail.run(source.fetch_blocking, ref)))
+                    fetched.append(Fetched(ref.external_id, await self._mail("downloading a message",
+                                                                            source.fetch_blocking, ref, limit)))
                 except MessageGone:  # deleted or moved since it was listed: nothing left to track
                     self.log.info("{external_id} left {mailbox} before it was read", external_id=ref.external_id,
                                   mailbox=self.name)
+                except TooLarge as e:  # recorded as untracked too_large; stays in the mailbox, unmarked
+                    fetched.append(Fetched(ref.external_id, e.head, oversize=_oversize(e, limit)))
             if fetched:
                 crash_point("after_fetch")
             result = await self._commit(tuple(fetched), batch.cursor)
@@ -168,8 +185,42 @@ class MailboxPoller:
             cursor = batch.cursor
             if not batch.more:
                 break
-        await deps.store.run(state.record_success_txn, self.name, deps.now())
-        self._transient = 0
+        if self._reread:
+            self._reread = False  # a re-read after a reset: the next incremental poll shows it recovered
+        else:
+            if self._failures >= deps.router.alert_after_failures:
+                self.log.warn("mailbox {mailbox} polled again after {failures} failed polls", mailbox=self.name,
+                              failures=self._failures)
+            self._failures = 0
+        await deps.store.run(state.record_success_txn, self.name, deps.now(), self._failures)
+
+    async def _mail(self, what: str, f: Callable[..., Any], *args: Any) -> Any:
+        """One mailbox operation on the mail pool, within ``command_timeout``: past it (or soon after the
+        daemon starts stopping) the source's connection is cut and the operation fails as Unavailable."""
+        self._cut = None
+        seconds = self.mailbox.command_timeout
+        if self._stopping:  # the rest of the poll in hand shares the grace left
+            seconds = min(seconds, max(self._stop_by - self.deps.clock.seconds(), 0.0))
+        self._deadline = self.deps.clock.callLater(seconds, self._expire)
+        try:
+            return await self.deps.mail.run(f, *args)
+        except Exception as e:
+            if self._cut is None:
+                raise
+            raise Unavailable(f"{self.name}: {what} {self._cut}") from None
+        finally:
+            deadline, self._deadline = self._deadline, None
+            if deadline.active():
+                deadline.cancel()
+
+    def _expire(self) -> None:
+        if self._stopping:
+            self._cut = "was cut short: the daemon is stopping"
+        else:
+            self._cut = f"took more than command_timeout ({self.mailbox.command_timeout:g}s)"
+        self.log.warn("cutting the connection of {mailbox}: {what}", mailbox=self.name, what=self._cut)
+        if self._source is not None:
+            self._source.abort()
 
     def _spec(self) -> BatchSpec:
         r = self.deps.router
@@ -190,58 +241,88 @@ class MailboxPoller:
                 skip += ((e.external_id, e.error),)
 
     async def _apply(self, source: IMailSource, actions: tuple[PostAction, ...]) -> None:
+        store = self.deps.store
         for action in actions:
             crash_point("before_mark")
-            ref = MessageRef(action.external_id)
-            if action.action == "remove":
-                await self.deps.mail.run(source.remove_blocking, ref)
-            else:
-                await self.deps.mail.run(source.mark_tracked_blocking, ref)
+            ref = MessageRef(action.external_id, message_id=action.message_id)
+            mark = source.remove_blocking if action.action == "remove" else source.mark_tracked_blocking
+            try:
+                moved = await self._mail("marking a message", mark, ref)
+            except MessageGone as e:  # no longer there, under its id or its Message-ID: nothing left to mark
+                self.log.info("{external_id} left {mailbox} before it was marked, its sighting is retired: {error}",
+                              external_id=action.external_id, mailbox=self.name, error=str(e))
+                if action.activity_ids:
+                    await store.run(state.retire_sightings_txn, self.name, action.activity_ids)
+                continue
             crash_point("after_mark")
-            for activity_id in action.activity_ids:
-                await self.deps.store.run(mark_sighting_txn, activity_id, self.name)
+            if action.activity_ids:
+                # a forward mailbox's sightings name the wrapper's inner messages: they keep their ids
+                now_at = moved.external_id if moved is not None and self.mailbox.role != "forward" else None
+                await store.run(state.sightings_marked_txn, self.name, action.activity_ids, now_at)
 
-    async def _remark(self, source: IMailSource) -> None:
-        """Finish what a crash interrupted: sightings committed but never marked in the mailbox."""
+    async def _remark(self, source: IMailSource) -> bool:
+        """Finish what a crash or a failure interrupted: sightings committed but never marked in the mailbox.
+        A message the server refuses to mark is left for later, so it never keeps new mail from being read;
+        a connection failure fails the poll. Returns whether any was left."""
         unmarked = await self.deps.store.run(state.unmarked_sightings_txn, self.name)
-        by_ref: dict[str, list[str]] = {}
+        forward = self.mailbox.role == "forward"
+        by_ref: dict[str, tuple[list[str], str | None]] = {}
         for u in unmarked:
             # forward mailbox sightings are "<wrapper id>#<n>": the wrapper is what gets removed or marked
-            ref = u.external_id.split("#", 1)[0] if self.mailbox.role == "forward" else u.external_id
-            by_ref.setdefault(ref, []).append(u.activity_id)
+            ref = u.external_id.split("#", 1)[0] if forward else u.external_id
+            by_ref.setdefault(ref, ([], None if forward else u.message_id))[0].append(u.activity_id)
         if not by_ref:
-            return
+            return False
         self.log.info("re-marking {count} messages of {mailbox} left unmarked", count=len(by_ref), mailbox=self.name)
-        kind = "remove" if self.mailbox.role == "forward" and self.deps.router.forward_remove_wrappers else "mark"
-        await self._apply(source, tuple(PostAction(ref, kind, tuple(ids)) for ref, ids in by_ref.items()))
+        kind = "remove" if forward and self.deps.router.forward_remove_wrappers else "mark"
+        left = False
+        for ref, (ids, message_id) in by_ref.items():
+            try:
+                await self._apply(source, (PostAction(ref, kind, tuple(ids), message_id),))
+            except Unavailable:
+                raise
+            except MailboxError as e:
+                self.log.warn("re-marking {external_id} of {mailbox} failed, left for later: {error}",
+                              external_id=ref, mailbox=self.name, error=str(e))
+                left = True
+        return left
 
     async def _failed(self, failure: Failure) -> None:
         deps = self.deps
         permanent = health.is_permanent(failure)
         error = health.describe(failure)
-        if failure.check(CursorInvalid):
+        reset = failure.check(CursorInvalid) is not None
+        self._failures += 1
+        if reset:
             self.log.warn("cursor of {mailbox} is no longer valid, reading it again from the start: {error}",
                           mailbox=self.name, error=error)
-            await deps.store.run(state.reset_cursor_txn, self.name)
         elif permanent or failure.check(MailboxError, LeaseLost):
             self.log.warn("poll of {mailbox} failed: {error}", mailbox=self.name, error=error)
         else:
             self.log.failure("poll of {mailbox} failed", failure, mailbox=self.name)
         self._recover = True
+        # the back-off first: it must hold even when the failure cannot be recorded (the store is down)
+        if not permanent and not (reset and self._failures == 1):  # a first reset re-reads at the next tick
+            delay = health.backoff_delay(self._failures - int(reset), self.mailbox.interval, deps.router.max_backoff,
+                                         health.retry_after_of(failure))
+            self._not_before = deps.clock.seconds() + delay
+            self.log.info("backing off {mailbox} for {delay:.0f}s", mailbox=self.name, delay=delay)
+        if reset:
+            self._reread = True
         await self._close()
         self._ready = self._ready and not failure.check(health.OwnerUnknown)
+        if self._failures == deps.router.alert_after_failures:
+            self.log.critical("ALERT: {failures} polls of mailbox {mailbox} failed in a row, the last with {error}; "
+                              "it is backed off meanwhile (`abook status` shows it)",
+                              mailbox=self.name, failures=self._failures, error=error)
+        if reset:
+            await deps.store.run(state.reset_cursor_txn, self.name)
         status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
-                                      deps.router.disable_after_failures, deps.now())
+                                      deps.router.disable_after_failures, deps.now(), self._failures)
         if status.disabled:
             self.log.critical("ALERT: mailbox {mailbox} disabled after {failures} failures ({error}); "
                               "fix it, then run `abook mailbox enable {mailbox}`",
                               mailbox=self.name, failures=status.consecutive_failures, error=error)
-        if not permanent and not failure.check(CursorInvalid):
-            self._transient += 1
-            delay = health.backoff_delay(self._transient, self.mailbox.interval, deps.router.max_backoff,
-                                         health.retry_after_of(failure))
-            self._not_before = deps.clock.seconds() + delay
-            self.log.info("backing off {mailbox} for {delay:.0f}s", mailbox=self.name, delay=delay)
 
     async def _close(self) -> None:
         source, self._source = self._source, None
@@ -252,99 +333,11 @@ class MailboxPoller:
                 self.log.failure("closing {mailbox} failed", mailbox=self.name)
 
 
-class MailPollService(Service):
-    """Every mailbox's poller: the configured ones, and (with a template) one per router user or queue.
-
-    With ``[router.user_mailbox_template]`` the store is rescanned every ``rescan_interval`` seconds:
-    a user or queue that switched to incoming method ``router`` gets a poller without a restart, one
-    that left it loses its poller. Config mailboxes always win over derived ones for the same owner.
-    """
-
-    log = Logger()
-
-    def __init__(self, mailboxes: list[MailboxConfig], deps: PollerDeps) -> None:
-        self.setName("mail-pollers")
-        self.deps = deps
-        self._configured = list(mailboxes)
-        self.pollers: dict[str, MailboxPoller] = {}
-        self._rescan: task.LoopingCall | None = None
-        self._rescanning: defer.Deferred | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        for mailbox in self._configured:
-            self._add(mailbox)
-        if self.deps.router.user_mailbox_template is not None:
-            self._rescan = task.LoopingCall(self.rescan)
-            self._rescan.clock = self.deps.clock
-            self._rescan.start(self.deps.router.rescan_interval, now=True)
-
-    def stopService(self) -> defer.Deferred:
-        super().stopService()
-        if self._rescan is not None and self._rescan.running:
-            self._rescan.stop()
-        waits = [p.stop() for p in self.pollers.values()]
-        if self._rescanning is not None:
-            waits.append(settled(self._rescanning))
-        self.pollers = {}
-        return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
-
-    def _add(self, mailbox: MailboxConfig) -> None:
-        poller = MailboxPoller(mailbox, self.deps)
-        self.pollers[mailbox.name] = poller
-        poller.start()
-
-    def rescan(self) -> defer.Deferred:
-        d = defer.ensureDeferred(self._rescan_once())
-        d.addErrback(lambda f: self.log.failure("rescanning router users failed", f))
-        self._rescanning = d
-        return d
-
-    async def _rescan_once(self) -> None:
-        template = self.deps.router.user_mailbox_template
-        assert template is not None
-        owners = await self.deps.store.run(state.router_owners_txn)
-        taken = {(m.owner or "").lower() for m in self._configured}
-        wanted = [o for o in owners if o.user.lower() not in taken]
-        derived = await self.deps.mail.run(derive_mailboxes_blocking, template, tuple(wanted))
-        if not self.running:
-            return
-        names = {m.name for m in derived}
-        for name in [n for n in self.pollers if n.startswith(DERIVED_PREFIX) and n not in names]:
-            self.log.info("stopping poller of {mailbox}: no longer incoming method router", mailbox=name)
-            await self.pollers.pop(name).stop()
-        for mailbox in derived:
-            if mailbox.name not in self.pollers and self.running:
-                self.log.info("starting poller of {mailbox}", mailbox=mailbox.name)
-                self._add(mailbox)
-
-
-DERIVED_PREFIX = "auto:"
-
-
-def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state.RouterOwner, ...]
-                              ) -> tuple[MailboxConfig, ...]:
-    """A MailboxConfig per router owner from the template (reads per-mailbox secret files)."""
-    from abook.config import placeholders
-
-    out = []
-    for owner in owners:
-        # {username}: the user name, or a queue's address (config/placeholders.py)
-        username = placeholders.fill(template.username, owner.user.removeprefix("queue:"), owner.email, owner.id)
-        password = template.password
-        if template.password_dir:
-            path = Path(template.password_dir) / username
-            if path.is_file():
-                password = Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
-        ews = None
-        if template.ews is not None:
-            ews = EwsOptions.model_validate({**template.ews.model_dump(), "primary_smtp_address": owner.email})
-        out.append(MailboxConfig(
-            name=DERIVED_PREFIX + owner.user, type=template.type, role="router", owner=owner.user,
-            host=template.host, port=template.port, security=template.security, ca_file=template.ca_file,
-            username=username, password=password, folder=template.folder, interval=template.interval,
-            batch_size=template.batch_size, ews=ews))
-    return tuple(out)
+def _oversize(e: TooLarge, limit: int) -> str:
+    """The untracked reason's detail for a message over the limit, for the admin's list."""
+    if e.announced:
+        return f"{e.size} bytes, more than {limit} (the size the server announced: not downloaded)"
+    return f"{e.size} bytes or more, more than {limit} (found while downloading: cut off at the limit)"
 
 
 def settled(d: defer.Deferred) -> defer.Deferred:

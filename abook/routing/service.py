@@ -16,7 +16,8 @@ from twisted.logger import Logger
 
 from abook.config import AbookConfig
 from abook.routing.outgoing import OutgoingService
-from abook.routing.poller import MailPollService, PollerDeps, SourceFactory, open_source_blocking
+from abook.routing.poller import PollerDeps, SourceFactory, open_source_blocking
+from abook.routing.pollers import MailPollService
 from abook.store import Store
 from abook.threads import ThreadPoolRunner, ThreadPoolService
 
@@ -50,6 +51,10 @@ class RouterService(MultiService):
         super().startService()
         self.log.info("router started: {count} mailboxes configured, outgoing {outgoing}",
                       count=len(self.pollers.pollers), outgoing="on" if self.outgoing else "off")
+
+    def reload_mailboxes(self, config: AbookConfig) -> defer.Deferred:
+        """Apply new ``[[mailboxes]]`` tables (SIGHUP); fires with what was done."""
+        return self.pollers.reload(config.mailboxes)
 
     def stopService(self) -> defer.Deferred:
         d = defer.maybeDeferred(super().stopService)

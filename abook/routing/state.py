@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from abook.store.models import EmailSighting, MailboxState, Queue, State, SystemUser
+from abook.store.models import Email, EmailSighting, MailboxState, Queue, State, SystemUser
 from abook.tracking.api import Owner
 
 
@@ -35,6 +35,8 @@ class FailureState:
 class Unmarked:
     activity_id: str
     external_id: str
+    #: the email's normalised Message-ID, to find the message again when its external id no longer applies
+    message_id: str | None = None
 
 
 def resolve_owner_txn(session: Session, owner: str) -> Owner | None:
@@ -83,20 +85,26 @@ def release_lease_txn(session: Session, name: str, holder: str) -> None:
                     .values(lease_holder=None, lease_until=None).execution_options(synchronize_session=False))
 
 
-def record_success_txn(session: Session, name: str, now: datetime) -> None:
-    session.execute(update(MailboxState).where(MailboxState.name == name)
-                    .values(last_success_at=now, last_error=None, consecutive_failures=0)
+def record_success_txn(session: Session, name: str, now: datetime, failures_in_row: int = 0) -> None:
+    """A poll succeeded. ``failures_in_row`` stays above 0 (with the last error) after the re-read that
+    follows a cursor reset: only a poll from a stored cursor shows the mailbox has recovered."""
+    values: dict[str, object] = {"last_success_at": now, "consecutive_failures": 0, "failures_in_row": failures_in_row}
+    if failures_in_row == 0:
+        values["last_error"] = None
+    session.execute(update(MailboxState).where(MailboxState.name == name).values(**values)
                     .execution_options(synchronize_session=False))
 
 
 def record_failure_txn(session: Session, name: str, error: str, permanent: bool, disable_after: int,
-                       now: datetime) -> FailureState:
-    """Record a failed poll. Permanent failures count towards disabling; transient ones only show."""
+                       now: datetime, failures_in_row: int = 1) -> FailureState:
+    """Record a failed poll. Permanent failures count towards disabling; every failure shows, with the
+    number of polls in a row that failed (``abook status``)."""
     row = session.get(MailboxState, name)
     if row is None:
         return FailureState(0, False)
     row.last_error = error[:2000]
     row.last_poll_at = now
+    row.failures_in_row = failures_in_row
     if permanent:
         row.consecutive_failures = (row.consecutive_failures or 0) + 1
         if row.enabled and row.consecutive_failures >= disable_after:
@@ -119,12 +127,36 @@ def enable_mailbox_txn(session: Session, name: str) -> bool:
 
 
 def unmarked_sightings_txn(session: Session, name: str) -> tuple[Unmarked, ...]:
-    """Messages committed as tracked in this mailbox but not marked there yet (a crash before the mark)."""
-    rows = session.execute(select(EmailSighting.email_id, EmailSighting.external_id)
+    """Messages committed as tracked in this mailbox but not marked there yet (a crash or a failure before
+    the mark)."""
+    rows = session.execute(select(EmailSighting.email_id, EmailSighting.external_id, Email.message_id)
+                           .join(Email, Email.activity_id == EmailSighting.email_id)
                            .where(EmailSighting.mailbox == name, EmailSighting.marked.is_(False),
                                   EmailSighting.external_id.is_not(None))
                            .order_by(EmailSighting.id))
-    return tuple(Unmarked(r.email_id, r.external_id) for r in rows)
+    return tuple(Unmarked(r.email_id, r.external_id, r.message_id) for r in rows)
+
+
+def sightings_marked_txn(session: Session, name: str, activity_ids: tuple[str, ...],
+                         external_id: str | None = None) -> None:
+    """The message of these sightings is marked in the mailbox; ``external_id``: it was found under that id
+    (its old one no longer applied), which the sightings keep from now on."""
+    values: dict[str, object] = {"marked": True}
+    if external_id is not None:
+        values["external_id"] = external_id
+    session.execute(update(EmailSighting)
+                    .where(EmailSighting.mailbox == name, EmailSighting.email_id.in_(activity_ids))
+                    .values(**values).execution_options(synchronize_session=False))
+
+
+def retire_sightings_txn(session: Session, name: str, activity_ids: tuple[str, ...]) -> None:
+    """The message of these sightings is no longer in the mailbox, under its id or its Message-ID: nothing is
+    left to mark. The sightings stay (the email was seen there), unmarked, without an external id, so they
+    are never tried again."""
+    session.execute(update(EmailSighting)
+                    .where(EmailSighting.mailbox == name, EmailSighting.email_id.in_(activity_ids),
+                           EmailSighting.marked.is_(False))
+                    .values(external_id=None).execution_options(synchronize_session=False))
 
 
 @dataclass(frozen=True)

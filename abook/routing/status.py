@@ -23,6 +23,8 @@ class MailboxStatus:
     last_error: str | None
     tracked: int
     failures: int
+    #: polls in a row that failed, of any kind
+    failures_in_row: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,6 @@ def router_status_txn(session: Session, configured: tuple[tuple[str, str, str], 
     for r in rows.values():
         out.append(MailboxStatus(r.name, r.kind, _owner_name(session, r.owner_type, r.owner_id), bool(r.enabled),
                                  r.last_poll_at, r.last_success_at, r.last_error, r.messages_tracked or 0,
-                                 r.consecutive_failures or 0))
+                                 r.consecutive_failures or 0, r.failures_in_row or 0))
     out.sort(key=lambda m: m.name)
     return RouterStatus(tuple(out), queue_lengths_txn(session), emails_in_txn(session, EmailStatus.sending))

@@ -518,7 +518,9 @@ class MailboxState(Base):
     owner_id: Mapped[Optional[str]] = mapped_column(String(36))
     cursor: Mapped[Optional[str]] = mapped_column(Text)  # EWS sync state, UIDVALIDITY:UID, UIDL set
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)  # permanent ones: disable after
+    #: polls in a row that failed, of any kind (the router backs off, alerts and `abook status` shows it)
+    failures_in_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_poll_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[Optional[str]] = mapped_column(Text)

@@ -335,10 +335,27 @@ def insert_emails_txn(session: Session, emails: Sequence[NewEmail]) -> None:
     conn.execute(EmailSighting.__table__.insert(), [_sighting_row(e.activity["id"], **e.sighting) for e in emails])
 
 
+#: on SQLite, an attachment larger than this is written through the blob API, in pieces of this size
+BLOB_CHUNK = 1 << 20
+
+
 def insert_attachment_txn(session: Session, email_id: str, *, part: str, filename: str | None,
                           mimetype: str, content_id: str | None, body: bytes) -> None:
-    session.connection().execute(Attachment.__table__.insert(), [_attachment_row(
-        email_id, part=part, filename=filename, mimetype=mimetype, content_id=content_id, body=body)])
+    row = _attachment_row(email_id, part=part, filename=filename, mimetype=mimetype, content_id=content_id,
+                          body=body)
+    conn = session.connection()
+    if len(body) <= BLOB_CHUNK or conn.dialect.name != "sqlite":
+        conn.execute(Attachment.__table__.insert(), [row])
+        return
+    # pysqlite copies a bound value, and SQLite copies it again into the row's record: a big attachment
+    # costs twice its size on top of itself. body is the table's last column, so a zeroblob placeholder is
+    # not materialised, and the bytes go straight to the pages.
+    rowid = conn.execute(Attachment.__table__.insert().values(body=func.zeroblob(len(body))),
+                         {k: v for k, v in row.items() if k != "body"}).lastrowid
+    view = memoryview(body)
+    with conn.connection.dbapi_connection.blobopen("attachment", "body", rowid) as blob:  # type: ignore[union-attr]
+        for start in range(0, len(body), BLOB_CHUNK):
+            blob.write(view[start:start + BLOB_CHUNK])
 
 
 def add_sighting_txn(session: Session, email_id: str, mailbox: str, external_id: str | None,

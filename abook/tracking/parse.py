@@ -332,29 +332,70 @@ def _filename(part: Message) -> str | None:
 
 
 def _payload_bytes(part: Message) -> bytes:
+    payload = part.get_payload()
+    if isinstance(payload, str) and payload.isascii() and _cte(part) == "base64":
+        # straight from the str: the email package encodes it, splits its lines and joins them first,
+        # three more copies of a big attachment
+        try:
+            return binascii.a2b_base64(payload)
+        except (binascii.Error, ValueError):
+            pass  # bad padding and such: the email package repairs what it can
     try:
         data = part.get_payload(decode=True)
     except Exception:
         data = None
     if isinstance(data, bytes):
         return data
-    payload = part.get_payload()
     if isinstance(payload, str):
         return payload.encode("utf-8", "surrogateescape")
     return b""
 
 
+def _cte(part: Message) -> str:
+    return str(part.get("content-transfer-encoding", "")).strip().lower()
+
+
+#: charsets in which every ASCII byte is that ASCII character (the codec's name -> whether it is)
+_ASCII_SAFE: dict[str, bool] = {}
+_ASCII = bytes(range(128))
+
+
+def _ascii_safe(charset: str | None) -> bool:
+    """Whether ASCII bytes declared in ``charset`` decode (in ``decode_bytes``) to the same characters: no
+    charset, an unknown one (UTF-8 is tried then), or a codec that leaves ASCII alone (not UTF-16, UTF-7...)."""
+    if not charset:
+        return True
+    name = charset.split("*", 1)[0].strip().strip('"').lower()
+    if name not in _ASCII_SAFE:
+        try:
+            _ASCII_SAFE[name] = _ASCII.decode(name) == _ASCII.decode("ascii")
+        except LookupError:
+            _ASCII_SAFE[name] = True
+        except (UnicodeDecodeError, ValueError):
+            _ASCII_SAFE[name] = False
+    return _ASCII_SAFE[name]
+
+
 def _has_payload(part: Message) -> bool:
     payload = part.get_payload()
-    return bool(payload.strip()) if isinstance(payload, str) else bool(payload)
+    return bool(payload) and not payload.isspace() if isinstance(payload, str) else bool(payload)
 
 
 def _text_of(part: Message) -> str:
-    data = _payload_bytes(part)
+    """A body part's text. The part is not read again, so its payload is let go as soon as it is converted:
+    a big body is never held as the payload, its bytes and its text at once."""
     try:
         charset = part.get_content_charset()
     except Exception:
         charset = None
+    payload = part.get_payload()
+    if (isinstance(payload, str) and payload.isascii() and _cte(part) in ("", "7bit", "8bit", "binary")
+            and _ascii_safe(charset)):
+        part.set_payload("")
+        return clean(payload)  # ASCII text as it stands: decoding its bytes would give the same characters
+    data = _payload_bytes(part)
+    del payload
+    part.set_payload("")
     return clean(decode_bytes(data, charset))
 
 

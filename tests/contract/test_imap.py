@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import imaplib
+import re
 
 import pytest
 
-from abook.mailbox.errors import CursorInvalid, MailboxMissing
+from abook.mailbox.errors import CursorInvalid, MailboxMissing, MessageGone, TooLarge
 from abook.mailbox.imap import ImapSource
+from abook.mailbox.interfaces import MessageRef
+from abook.tracking.parse import normalise_message_id
 from tests.contract.harness import DovecotHarness, crlf, make_message
 
 
@@ -111,5 +114,49 @@ def test_a_connection_the_server_dropped_is_opened_anew(imap: DovecotHarness) ->
         imap.deliver(sent)
         (ref,) = source.changes_blocking(cursor, 10).messages
         assert source.fetch_blocking(ref) == crlf(sent)
+    finally:
+        source.close_blocking()
+
+
+def test_a_ref_from_an_earlier_uidvalidity_is_marked_by_its_message_id(imap: DovecotHarness) -> None:
+    """What the router's re-marking does after a folder rebuild: Dovecot's SEARCH HEADER finds the message,
+    the Message-ID each hit carries is compared, the keyword lands on it and the new ref comes back."""
+    other = imap.imap()
+    assert other.create("Rebuilt")[0] == "OK"
+    kept, gone = make_message("kept"), make_message("gone")
+    _append(other, "Rebuilt", kept)
+    _append(other, "Rebuilt", gone)
+    source = ImapSource(imap.config(folder="Rebuilt"))
+    try:
+        old = source.changes_blocking(None, 10).messages
+        source.close_blocking()
+        assert other.delete("Rebuilt")[0] == "OK" and other.create("Rebuilt")[0] == "OK"
+        _append(other, "Rebuilt", make_message("a newcomer first, so UIDs shift"))
+        _append(other, "Rebuilt", kept)
+        ids = [normalise_message_id(re.search(rb"Message-ID: (<[^>]+>)", m).group(1).decode()) for m in (kept, gone)]
+        moved = source.mark_tracked_blocking(MessageRef(old[0].external_id, message_id=ids[0]))
+        assert moved is not None and moved.external_id.endswith(":2") and moved.external_id != old[0].external_id
+        other.select("Rebuilt", readonly=True)
+        _, data = other.uid("FETCH", "1:*", "(FLAGS)")
+        flags = b" ".join(d for d in data if isinstance(d, bytes))
+        assert flags.count(b"$CRMTracked") == 1 and re.search(rb"UID 2 FLAGS \([^)]*\$CRMTracked", flags)
+        with pytest.raises(MessageGone, match="no message in it has its Message-ID"):
+            source.mark_tracked_blocking(MessageRef(old[1].external_id, message_id=ids[1]))
+    finally:
+        source.close_blocking()
+        other.logout()
+
+
+def test_a_message_over_the_limit_is_not_downloaded_its_head_is(imap: DovecotHarness) -> None:
+    sent = make_message("big") + b"z" * 200_000 + b"\n"
+    imap.deliver(sent)
+    source = ImapSource(imap.config())
+    try:
+        (ref,) = source.changes_blocking(None, 10).messages
+        assert ref.size == len(crlf(sent))  # Dovecot's RFC822.SIZE
+        with pytest.raises(TooLarge) as e:
+            source.fetch_blocking(ref, limit=100_000)
+        assert e.value.announced and e.value.size == ref.size
+        assert e.value.head == crlf(sent)[:65536]  # a partial fetch, BODY.PEEK[]<0.65536>
     finally:
         source.close_blocking()

@@ -50,7 +50,7 @@ class FakeMailSource:
         new = str(batch[-1]) if batch else str(last)
         return Batch(tuple(MessageRef(str(u), len(self.messages[u])) for u in batch), new, len(uids) > limit)
 
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
+    def fetch_blocking(self, ref: MessageRef, limit: int | None = None) -> bytes:
         self._call("fetch")
         return self.messages[int(ref.external_id)]
 
@@ -66,3 +66,6 @@ class FakeMailSource:
 
     def close_blocking(self) -> None:
         self.closed += 1
+
+    def abort(self) -> None:
+        self.calls.append("abort")

@@ -29,7 +29,7 @@ class GatedSource(FakeMailSource):
         self.gate = threading.Event()
         self._told = False
 
-    def fetch_blocking(self, ref: MessageRef) -> bytes:
+    def fetch_blocking(self, ref: MessageRef, limit: int | None = None) -> bytes:
         if not self._told:
             self._told = True
             reactor.callFromThread(self.entered.callback, None)  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 
 from abook.config import parse_config
 from abook.config.mail import MailboxConfig
-from abook.routing.poller import MailPollService, PollerDeps
+from abook.routing.poller import PollerDeps
+from abook.routing.pollers import MailPollService
 from abook.store import Store
 from abook.store.models import BusinessUnit, Contact, Queue, SystemUser
 from abook.threads import SyncRunner
@@ -70,8 +71,17 @@ class HeldRunner:
 
     def release_all(self) -> None:
         while self.pending:
-            d, f, args = self.pending.pop(0)
-            d.callback(f(*args))
+            self.release_next()
+
+    def release_next(self) -> None:
+        """Run the oldest held call (calls it leads to are held in turn)."""
+        d, f, args = self.pending.pop(0)
+        try:
+            result = f(*args)
+        except Exception as e:  # handed to the caller's errback, as a thread pool would
+            d.errback(e)
+        else:
+            d.callback(result)
 
 
 @dataclass

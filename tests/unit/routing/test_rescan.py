@@ -68,7 +68,7 @@ def test_a_configured_mailbox_wins_over_the_template(store, org, make_router) ->
 
 def test_exchange_template_reads_each_users_own_address_with_one_service_account() -> None:
     from abook.config import parse_config
-    from abook.routing.poller import derive_mailboxes_blocking
+    from abook.routing.pollers import derive_mailboxes_blocking
     from abook.routing.state import RouterOwner
 
     config = parse_config({"router": {"user_mailbox_template": {
