@@ -26,10 +26,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from abook import ber
 from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
 from abook.server import controls as ctl
-from abook.server import encode, match, rootdse
-from abook.server.framing import SEARCH, FrameError, Framer, span
+from abook.server import encode, match, rootdse, strict
+from abook.server.framing import EXTENDED, SEARCH, FrameError, Framer, extended_name, span
 
 NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
 
@@ -166,8 +167,14 @@ class AbookLDAPServer(LDAPServer):
         except FrameError as e:
             self.disconnect(e.reason)
             return
-        for _op, pdu in pdus:
+        held = self.framer.buffered
+        for op, pdu in pdus:
             if self._closing:
+                return
+            if op == EXTENDED and (held or pdu is not pdus[-1][1]) and extended_name(pdu) == rootdse.STARTTLS:
+                # RFC 4511 4.14.1: nothing may follow StartTLS until its response. What did was sent in
+                # the clear and must never run inside TLS (CVE-2011-0411): end the connection, in the clear.
+                self.disconnect("data received after a StartTLS request")
                 return
             try:
                 msg = self._decode(pdu)
@@ -234,7 +241,7 @@ class AbookLDAPServer(LDAPServer):
     def handle(self, msg: Any) -> None:
         op = msg.value
         msg_id = msg.id
-        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest):
+        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest) and not _starttls(op):
             if len(self._queued) >= self._limits.max_outstanding:
                 self.disconnect("too many requests sent during a bind")
                 return
@@ -311,7 +318,7 @@ class AbookLDAPServer(LDAPServer):
             matched = getattr(e, "matchedDN", None) or b""
             self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
             return
-        self.log.failure("{request} from {address} failed", failure, request=name, address=self.peer)
+        strict.log_failure(self.log, failure, name, self.peer)
         self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))
 
     # -- bind -------------------------------------------------------------------------------------
@@ -386,6 +393,7 @@ class AbookLDAPServer(LDAPServer):
         return Response(encode.result(0x65, 0))
 
     def handle_LDAPSearchRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        strict.check_search(request)
         special = self._special_entry(request, msg_id)
         if special is not None:
             ctl.check_critical(controls, ctl.SUPPORTED)
@@ -488,11 +496,11 @@ class AbookLDAPServer(LDAPServer):
         raise ldaperrors.LDAPProtocolError("unknown extended operation " + oid.decode("ascii", "replace"))
 
     def _start_tls(self, msg_id: int) -> Any:
+        if self.tls:  # an LDAPS connection too (RFC 4511 4.14.1)
+            raise ldaperrors.LDAPOperationsError("TLS is already established")
         if not self.factory.starttls_available:
             raise ldaperrors.LDAPProtocolError("StartTLS is not configured")
-        if self.tls:
-            raise ldaperrors.LDAPOperationsError("TLS is already established")
-        if self._outstanding:
+        if self._outstanding:  # a bind in progress included
             raise ldaperrors.LDAPOperationsError("requests are outstanding")
         extra = encode.octets(rootdse.STARTTLS, 0x8A)
         self.write_message(msg_id, encode.result(0x78, 0, b"", b"", extra))
@@ -557,6 +565,10 @@ def _search_op(pdu: bytes) -> tuple[int, int, int]:
     if op_end != body_end:
         return 0, -1, -1  # controls follow (paged results cookies differ per page): not cached
     return int.from_bytes(pdu[id_start:id_end], "big", signed=True), id_end, op_end
+
+
+def _starttls(op: Any) -> bool:
+    return isinstance(op, pureldap.LDAPExtendedRequest) and ber.as_bytes(op.requestName) == rootdse.STARTTLS
 
 
 def _filter_wire(op: bytes) -> bytes:
