@@ -8,12 +8,15 @@ over the current limit as soon as the header arrives, so nothing over the limit 
 bounded, the message id is in 1..maxInt (RFC 4511 4.1.1.1), the protocol op must be a request abook
 knows, DNs are bounded, a SearchRequest's filter is bounded in depth and element count, and a BOOLEAN
 (typesOnly, a control's criticality) is one octet (X.690 8.2.1). Only then is the PDU handed to ldaptor.
+
+The Framer holds no reference back to its connection (``max_size`` is a plain attribute the connection
+updates when it binds): a connection and its buffer are then freed as soon as the connection is dropped,
+not by the cyclic garbage collector, which the daemon runs rarely (``tap.tune_gc``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 #: LDAPMessage protocolOp tags of the requests a client may send (RFC 4511 section 4.2 ff.)
 BIND, UNBIND, SEARCH, MODIFY, ADD, DELETE, MODIFY_DN, COMPARE, ABANDON, EXTENDED = (
@@ -193,18 +196,25 @@ def extended_name(pdu: bytes) -> bytes | None:
 class Framer:
     """Splits a byte stream into checked LDAPMessage PDUs.
 
-    ``max_size`` is asked for the limit at each new message, so it can grow once a client binds.
+    ``max_size`` is the limit for each new message; the connection raises it once a client binds.
     """
 
-    def __init__(self, limits: FrameLimits, max_size: Callable[[], int]) -> None:
+    __slots__ = ("_limits", "max_size", "_buf", "_need")
+
+    def __init__(self, limits: FrameLimits, max_size: int) -> None:
         self._limits = limits
-        self._max_size = max_size
+        self.max_size = max_size
         self._buf = bytearray()
         self._need: int | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    def release(self) -> None:
+        """Drop whatever is buffered (the connection has ended)."""
+        self._buf = bytearray()
+        self._need = None
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add received bytes; return the complete messages now available as (op tag, PDU)."""
@@ -218,7 +228,7 @@ class Framer:
                 tag, length, hl = h
                 if tag != 0x30:
                     raise FrameError("not an LDAPMessage")
-                if length > self._max_size():
+                if length > self.max_size:
                     raise FrameError("message larger than the limit")
                 self._need = hl + length
             if len(self._buf) < self._need:

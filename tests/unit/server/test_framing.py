@@ -25,7 +25,7 @@ def _and(depth: int) -> bytes:
 
 def test_messages_split_across_reads_come_out_whole():
     pdu = _search(b"\x87\x02cn")
-    framer = Framer(LIMITS, lambda: 1000)
+    framer = Framer(LIMITS, 1000)
     stream = pdu * 3
     got = []
     for i in range(0, len(stream), 7):
@@ -42,16 +42,16 @@ def test_messages_split_across_reads_come_out_whole():
 ])
 def test_bad_headers_are_refused_before_any_body_arrives(header, reason):
     with pytest.raises(FrameError, match=reason):
-        Framer(LIMITS, lambda: 1000).feed(header)
+        Framer(LIMITS, 1000).feed(header)
 
 
-def test_the_size_limit_is_asked_for_each_message():
-    limit = [10]
-    framer = Framer(LIMITS, lambda: limit[0])
-    with pytest.raises(FrameError):
-        framer.feed(_search(b"\x87\x02cn"))
-    limit[0] = 1000
-    assert Framer(LIMITS, lambda: limit[0]).feed(_search(b"\x87\x02cn"))
+def test_the_size_limit_applies_to_each_new_message():
+    framer = Framer(LIMITS, 1000)
+    pdu = _search(b"\x87\x02cn")
+    assert framer.feed(pdu)
+    framer.max_size = 10  # the connection lowers it (a failed rebind leaves it anonymous)
+    with pytest.raises(FrameError, match="larger than the limit"):
+        framer.feed(pdu)
 
 
 def test_filter_depth_elements_and_dn_length():
@@ -108,6 +108,14 @@ def test_extended_request_name():
     starttls = bytes.fromhex("301d02010177188016312e332e362e312e342e312e313436362e3230303337")
     assert extended_name(starttls) == b"1.3.6.1.4.1.1466.20037"
     assert extended_name(encode.message(3, b"\x77\x00")) is None
+
+
+def test_release_drops_the_buffer():
+    framer = Framer(LIMITS, 1 << 20)
+    assert framer.feed(b"\x30\x83\x0f\xff\xf0\x02\x01\x02" + b"x" * 1000) == []
+    assert framer.buffered == 1008
+    framer.release()
+    assert framer.buffered == 0
 
 
 def test_a_control_criticality_is_one_octet():
