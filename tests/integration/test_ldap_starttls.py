@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest_twisted
 from ldaptor.protocols import pureldap
-from twisted.internet import endpoints, reactor, ssl
+from twisted.internet import defer, endpoints, reactor, ssl
 
 from abook.server.framing import read_header
 from tests.fixtures.ldap_server import RawClient, decode_messages, raw_connect, request
@@ -28,6 +28,11 @@ STARTTLS_2 = bytes.fromhex("301d02010277188016312e332e362e312e342e312e313436362e
 WHOAMI = "1.3.6.1.4.1.4203.1.11.3"
 
 
+def _within(d: defer.Deferred, seconds: float = 15) -> defer.Deferred:
+    """``d``, or a TimeoutError after ``seconds`` (a server that switched to TLS would keep us waiting)."""
+    return d.addTimeout(seconds, reactor)
+
+
 def _client_tls(tmp_path) -> ssl.CertificateOptions:
     ca = ssl.Certificate.loadPEM((tmp_path / "cert.pem").read_bytes())
     return ssl.optionsForClientTLS("localhost", trustRoot=ca)
@@ -38,12 +43,12 @@ def _is_notice(msg) -> bool:
 
 
 @pytest_twisted.ensureDeferred
-async def test_requests_pipelined_after_starttls_are_never_run(ldap_server, capture_log_events):
-    ldap_server.add_user("alice", "alice-demo", "alice@example.com")
-    await ldap_server.start(tls=True, limits={"idle_timeout": 10})  # (unfixed, the session stayed open)
+async def test_requests_pipelined_after_starttls_are_never_run(ldap_server, tmp_path, capture_log_events):
+    uid = ldap_server.add_user("alice", "alice-demo", "alice@example.com")
+    await ldap_server.start(tls=True)
     c = await raw_connect(ldap_server.port)
     c.write(STARTTLS_BIND_SEARCH)
-    got = await c.lost  # the server closes; the client never gets to start TLS
+    got = await _within(c.lost)  # the server closes; the client never gets to start TLS
     msgs = decode_messages(got)
     # one message, in the clear: the Notice of Disconnection; no StartTLS response, no bind, no entries
     assert len(msgs) == 1 and _is_notice(msgs[0]) and msgs[0].value.resultCode == 2, msgs
@@ -51,40 +56,34 @@ async def test_requests_pipelined_after_starttls_are_never_run(ldap_server, capt
     tag, length, header = read_header(got, 0, len(got))
     assert header + length == len(got)  # nothing after it (no TLS record either)
     assert not [e for e in capture_log_events if "bind" in e.lower()]  # the bind was never looked at
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_partial_request_after_starttls_ends_the_connection_too(ldap_server):
-    await ldap_server.start(tls=True, limits={"idle_timeout": 10})
-    c = await raw_connect(ldap_server.port)
-    c.write(STARTTLS_2 + STARTTLS_BIND_SEARCH[31:40])  # the first 9 bytes of the bind
-    msgs = decode_messages(await c.lost)
-    assert len(msgs) == 1 and _is_notice(msgs[0]) and msgs[0].value.resultCode == 2
-
-
-@pytest_twisted.ensureDeferred
-async def test_starttls_alone_then_tls_and_the_session_starts_anonymous(ldap_server, tmp_path):
-    """The well-behaved client: StartTLS, wait for its response, handshake, then bind inside TLS."""
-    uid = ldap_server.add_user("alice", "alice-demo", "alice@example.com")
-    await ldap_server.start(tls=True)
+    # the well-behaved client: StartTLS, wait for its answer, handshake, then bind inside TLS
     c = await raw_connect(ldap_server.port)
     c.write(STARTTLS_BIND_SEARCH[:31])
-    (answer,) = await c.responses(1)
+    (answer,) = await _within(c.responses(1))
     assert answer.id == 1 and answer.value.resultCode == 0 and answer.value.responseName == STARTTLS_OID
     c.data.clear()
     c.protocol.transport.startTLS(_client_tls(tmp_path))
     c.write(request(pureldap.LDAPExtendedRequest(requestName=WHOAMI), 4))
-    (who,) = await c.responses(1)
+    (who,) = await _within(c.responses(1))
     assert who.id == 4 and (who.value.response or b"") == b""  # anonymous inside TLS
     c.data.clear()
     c.write(STARTTLS_BIND_SEARCH[31:60])  # bind alice (id 2), now inside TLS
-    (bound,) = await c.responses(1)
+    (bound,) = await _within(c.responses(1))
     assert bound.id == 2 and bound.value.resultCode == 0
     c.data.clear()
     c.write(request(pureldap.LDAPExtendedRequest(requestName=WHOAMI), 5))
-    (who,) = await c.responses(1)
+    (who,) = await _within(c.responses(1))
     assert who.value.response == b"dn:" + ldap_server.user_dn(uid).encode()
     await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_partial_request_after_starttls_ends_the_connection_too(ldap_server):
+    await ldap_server.start(tls=True)
+    c = await raw_connect(ldap_server.port)
+    c.write(STARTTLS_2 + STARTTLS_BIND_SEARCH[31:40])  # the first 9 bytes of the bind
+    msgs = decode_messages(await _within(c.lost))
+    assert len(msgs) == 1 and _is_notice(msgs[0]) and msgs[0].value.resultCode == 2
 
 
 @pytest_twisted.ensureDeferred
@@ -95,12 +94,12 @@ async def test_starttls_on_ldaps_answers_operations_error(ldap_server, tmp_path)
     endpoint = endpoints.SSL4ClientEndpoint(reactor, "127.0.0.1", ldap_server.tls_port, _client_tls(tmp_path))
     await endpoints.connectProtocol(endpoint, client.protocol)
     client.write(STARTTLS_2)
-    (answer,) = await client.responses(1)
+    (answer,) = await _within(client.responses(1))
     assert answer.id == 2 and answer.value.resultCode == 1
     assert answer.value.errorMessage == b"TLS is already established"
     # the connection goes on
     client.write(request(pureldap.LDAPExtendedRequest(requestName=WHOAMI), 3))
-    msgs = await client.responses(2)
+    msgs = await _within(client.responses(2))
     assert msgs[1].id == 3 and msgs[1].value.resultCode == 0
     await client.close()
 
@@ -113,12 +112,12 @@ async def test_starttls_while_a_bind_is_in_progress_is_refused(ldap_server):
     await ldap_server.start(tls=True)
     c = await raw_connect(ldap_server.port)
     c.write(STARTTLS_BIND_SEARCH[31:60] + STARTTLS_BIND_SEARCH[:31].replace(b"\x02\x01\x01", b"\x02\x01\x07", 1))
-    msgs = await c.responses(2)
+    msgs = await _within(c.responses(2))
     by_id = {m.id: m.value for m in msgs}
     assert by_id[7].resultCode == 1 and by_id[7].errorMessage == b"requests are outstanding"
     assert by_id[2].resultCode == 0  # the bind
     c.data.clear()
     c.write(request(pureldap.LDAPExtendedRequest(requestName=WHOAMI), 8))  # still plain LDAP
-    (who,) = await c.responses(1)
+    (who,) = await _within(c.responses(1))
     assert who.id == 8 and who.value.response.startswith(b"dn:uid=")
     await c.close()
