@@ -149,6 +149,10 @@ def test_a_nul_in_a_filter_value_matches_literally(demo: Daemon) -> None:  # noq
         assert raw_search(raw, 10 + i, flt) == [], flt
     # ordering: the value cut at the NUL orders the same (no stored value holds one)
     assert len(raw_search(raw, 20, "(cn>=Nancy\\00)")) == len(raw_search(raw, 21, "(&(cn>=Nancy)(!(cn=Nancy)))"))
+    # a base DN naming a record id with a NUL: no such object, under its book (PostgreSQL: rc 80 before)
+    raw.send(_search("uid=30000000-0000-4000-8000-000000000002\x00,ou=Users,o=crm", "(objectClass=*)"), 22)
+    done = raw.until_done(22)[-1].value
+    assert done.resultCode == 32 and done.matchedDN == b"ou=Users,o=crm", done
     raw.close()
 
 

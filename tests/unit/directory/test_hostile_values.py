@@ -48,6 +48,12 @@ def test_a_nul_in_a_value_matches_no_value_without_one(search: Searcher, flt: ob
     assert contacts(search, pureldap.LDAPFilter_not(flt)) == contacts(search, "(objectClass=*)")
 
 
+def test_a_base_dn_whose_uid_holds_a_nul_names_no_entry(search: Searcher) -> None:
+    """PostgreSQL cannot bind a NUL: the record id was a DataError (internal error 80) there."""
+    err = search.fails(base="uid=00000004-0000-4000-8000-000000000002\x00,ou=Contacts,o=crm")
+    assert isinstance(err, ldaperrors.LDAPNoSuchObject) and err.matchedDN == "ou=Contacts,o=crm", err
+
+
 def test_ordering_with_a_nul_compares_as_the_value_cut_at_it(search: Searcher) -> None:
     ge, le = pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual
     # "doe" < "doe\0x" < "doe!" for values without a NUL: >= is "> doe", <= is "<= doe"
