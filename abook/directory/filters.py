@@ -18,6 +18,11 @@ Matching follows the attribute's syntax:
 * an attribute the schema does not know (mozillaNickname is known; icsCalendar, roomNumber are not) is
   Undefined; one the schema knows but this entity lacks is FALSE (absent), as slapd does.
 
+A NUL in a value matches literally: PostgreSQL text cannot hold one, so there a value with a NUL matches
+nothing (an ordering filter compares with the value cut at its NUL, which orders the same); on SQLite
+equality and ordering compare whole values, and substrings with a NUL go to ``abook_substrings``
+(``store/search_index.py``), since LIKE and FTS5 stop reading at a NUL.
+
 Substrings: Thunderbird's ``*rog**`` (empty ``any`` parts) matches like ``*rog*``. On SQLite, in an
 indexed field an initial part becomes a range on the folded-value index (``>= 'jo' AND < 'jp'``);
 without one, the fragments of three or more characters are looked up in the FTS5 trigram table
@@ -144,23 +149,7 @@ def values_match(f: Any, values: Iterable[str]) -> bool | None:
 
 
 def _substring_match(v: str, initial: str | None, anys: list[str], final: str | None) -> bool:
-    pos = 0
-    if initial is not None:
-        if not v.startswith(fold(initial)):
-            return False
-        pos = len(initial)
-    end = len(v)
-    if final is not None:
-        fin = fold(final)
-        if len(v) - pos < len(fin) or not v.endswith(fin):
-            return False
-        end = len(v) - len(fin)
-    for a in anys:
-        i = v.find(fold(a), pos, end)
-        if i < 0:
-            return False
-        pos = i + len(a)
-    return True
+    return search_index.substrings_match(v, *_folded((initial, anys, final)))
 
 
 def _simple_extensible(f: pureldap.LDAPFilter_extensibleMatch) -> bool:
@@ -347,9 +336,11 @@ class Compiler:
         if isinstance(f, pureldap.LDAPFilter_present):
             return TRUE
         if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
-            return Sql(f"{col} = {self.ph}", (fold(text_of(f.assertionValue.value)),))
+            v = fold(text_of(f.assertionValue.value))
+            return FALSE if _NUL in v else Sql(f"{col} = {self.ph}", (v,))  # no record id holds a NUL
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            return self._like(col, like_pattern(*_folded(substring_parts(f))))
+            parts = _folded(substring_parts(f))
+            return FALSE if _has_nul(*parts) else self._like(col, like_pattern(*parts))
         return None
 
     def _field_leaf(self, f: Any, field: str, phone: bool) -> Pred | None:
@@ -364,10 +355,13 @@ class Compiler:
         if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
             if not _simple_extensible(f):
                 return None
-            return conj([present, Sql(f"{folded} = {ph}", (norm(text_of(f.matchValue.value)),))], self)
+            v = norm(text_of(f.matchValue.value))
+            if _NUL in v and not self.sqlite:
+                return FALSE
+            return conj([present, Sql(f"{folded} = {ph}", (v,))], self)
         if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
             v = norm(text_of(f.assertionValue.value))
-            if not v:
+            if not v or (_NUL in v and not self.sqlite):
                 return FALSE
             return conj([present, Sql(f"{folded} = {ph}", (v,))], self)
         if isinstance(f, (pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual)):
@@ -376,6 +370,9 @@ class Compiler:
             v = fold(text_of(f.assertionValue.value))
             ordered = folded if self.sqlite else f'{folded} COLLATE "C"'
             op = ">=" if isinstance(f, pureldap.LDAPFilter_greaterOrEqual) else "<="
+            if _NUL in v and not self.sqlite:
+                # for values without a NUL: x >= p + NUL + r exactly when x > p, x <= p + NUL + r when x <= p
+                v, op = v[: v.index(_NUL)], (">" if op == ">=" else "<=")
             return conj([present, Sql(f"{ordered} {op} {ph}", (v,))], self)
         if isinstance(f, pureldap.LDAPFilter_substrings):
             initial, anys, final = substring_parts(f)
@@ -384,6 +381,11 @@ class Compiler:
             initial, anys, final = _folded((initial, anys, final))
             if initial is None and not anys and final is None:
                 return present
+            if _has_nul(initial, anys, final):
+                if not self.sqlite:
+                    return FALSE
+                return Sql(search_index.substrings_sql(folded, ph),
+                           (search_index.substrings_param(initial, anys, final),))
             conditions = self._substring(folded, value_expr, self.view.search_field(field), initial, anys, final)
             if len(conditions) == 1 and isinstance(conditions[0], Match):
                 return conditions[0]  # definite on its own: absent and empty values are not in the index
@@ -414,6 +416,13 @@ class Compiler:
         if not exact:
             out.append(like)
         return out
+
+
+_NUL = "\x00"
+
+
+def _has_nul(initial: str | None, anys: list[str], final: str | None) -> bool:
+    return _NUL in (initial or "") or _NUL in (final or "") or any(_NUL in a for a in anys)
 
 
 def _fts_string(value: str) -> str:

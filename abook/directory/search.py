@@ -576,14 +576,27 @@ class _Search:
         prefix = _COOKIE_VERSION + self._request_hash()
         if not cookie.startswith(prefix):
             raise ldaperrors.LDAPUnwillingToPerform("paged results cookie does not belong to this search")
+        # The hash ties a cookie to its user and request but is no secret: a client can forge the rest, so
+        # everything is checked (a number too large for a float, JSON nested too deep, a cursor of the
+        # wrong length or with values that are not text) and every bad cookie answers 53.
         try:
             segment, cursor = json.loads(cookie[len(prefix):])
-            segment = int(segment)
-            if not 0 <= segment <= len(segments) or not (cursor is None or isinstance(cursor, list)):
+            if type(segment) is not int or not 0 <= segment <= len(segments):
                 raise ValueError(segment)
-        except (ValueError, TypeError) as e:
+            if cursor is not None and not self._valid_cursor(segments, segment, cursor):
+                raise ValueError(cursor)
+        except (ValueError, TypeError, OverflowError, RecursionError) as e:
             raise ldaperrors.LDAPUnwillingToPerform("invalid paged results cookie") from e
         return segment, tuple(cursor) if cursor is not None else None
+
+    def _valid_cursor(self, segments: list[_Segment], segment: int, cursor: Any) -> bool:
+        """A cursor as ``_cookie`` writes it: within a records segment, its sort key values and id, as text
+        a store can hold (PostgreSQL text holds no NUL)."""
+        if segment == len(segments) or segments[segment].kind != "records" or not isinstance(cursor, list):
+            return False
+        book = segments[segment].book
+        keys = len(self._sort_keys(view(BOOKS[book]))) if self.sort_result == 0 else 0  # type: ignore[index]
+        return len(cursor) == keys + 1 and all(type(v) is str and "\x00" not in v for v in cursor)
 
 
 @lru_cache(maxsize=512)

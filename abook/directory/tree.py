@@ -77,8 +77,8 @@ class Tree:
         if len(rest) > 2:
             return Location("missing", book)
         entry_avas = rest[0].split()
-        if len(entry_avas) != 1 or entry_avas[0].attributeType.lower() != "uid":
-            return Location("missing", book)
+        if len(entry_avas) != 1 or entry_avas[0].attributeType.lower() != "uid" or "\x00" in entry_avas[0].value:
+            return Location("missing", book)  # no record id holds a NUL (and PostgreSQL cannot bind one)
         return Location("entry", book, entry_avas[0].value.lower())
 
 

@@ -5,14 +5,18 @@ hostile client could make it hold gigabytes or exhaust the stack. ``Framer.feed`
 tag and length of each LDAPMessage (rejecting indefinite lengths, length-of-length over 4 and lengths
 over the current limit as soon as the header arrives, so nothing over the limit is ever buffered), and
 ``check_message`` walks a complete PDU iteratively: every nested length must fit its parent, nesting is
-bounded, the protocol op must be a request abook knows, DNs are bounded, and a SearchRequest's filter
-is bounded in depth and element count. Only then is the PDU handed to ldaptor.
+bounded, the message id is in 1..maxInt (RFC 4511 4.1.1.1), the protocol op must be a request abook
+knows, DNs are bounded, a SearchRequest's filter is bounded in depth and element count, and a BOOLEAN
+(typesOnly, a control's criticality) is one octet (X.690 8.2.1). Only then is the PDU handed to ldaptor.
+
+The Framer holds no reference back to its connection (``max_size`` is a plain attribute the connection
+updates when it binds): a connection and its buffer are then freed as soon as the connection is dropped,
+not by the cyclic garbage collector, which the daemon runs rarely (``tap.tune_gc``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 #: LDAPMessage protocolOp tags of the requests a client may send (RFC 4511 section 4.2 ff.)
 BIND, UNBIND, SEARCH, MODIFY, ADD, DELETE, MODIFY_DN, COMPARE, ABANDON, EXTENDED = (
@@ -28,6 +32,7 @@ FILTER_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0x87, 0xA8, 0
 _CONTROLS = 0xA0
 #: nesting allowed outside the filter: message, op, a leaf filter's inner sequences, controls
 _STRUCTURE_DEPTH = 8
+_BOOLEAN = 0x01
 
 
 class FrameError(Exception):
@@ -122,6 +127,18 @@ def _check_filter(pdu: bytes, pos: int, end: int, limits: FrameLimits) -> None:
             pos = stop
 
 
+def _check_criticality(pdu: bytes, pos: int, end: int) -> None:
+    """Each Control ::= SEQUENCE { controlType, criticality BOOLEAN DEFAULT FALSE, controlValue OPTIONAL }:
+    a criticality present is one octet."""
+    while pos < end:
+        _, start, pos = span(pdu, pos, end)
+        _, _, inner = span(pdu, start, pos)  # controlType
+        if inner < pos:
+            tag, b_start, b_end = span(pdu, inner, pos)
+            if tag == _BOOLEAN and b_end - b_start != 1:
+                raise FrameError("BOOLEAN not one octet")
+
+
 def check_message(pdu: bytes, limits: FrameLimits) -> int:
     """Check a complete LDAPMessage PDU; return its protocolOp tag. Raises FrameError."""
     _check_structure(pdu, limits.max_filter_depth + _STRUCTURE_DEPTH)
@@ -129,17 +146,18 @@ def check_message(pdu: bytes, limits: FrameLimits) -> int:
     if tag != 0x30 or end != len(pdu):
         raise FrameError("not an LDAPMessage")
     id_tag, id_start, id_end = span(pdu, start, end)
-    if id_tag != 0x02 or not 1 <= id_end - id_start <= 4:
-        raise FrameError("bad message id")
+    if id_tag != 0x02 or not 1 <= id_end - id_start <= 4 or pdu[id_start] & 0x80:
+        raise FrameError("bad message id")  # MessageID ::= INTEGER (0 .. maxInt): 1-4 octets, not negative
     if id_end == end:
         raise FrameError("no protocol op")
     op, op_start, op_end = span(pdu, id_end, end)
     if op not in REQUEST_TAGS:
         raise FrameError("not a request")
     if op_end != end:
-        ctl, _, ctl_end = span(pdu, op_end, end)
+        ctl, ctl_start, ctl_end = span(pdu, op_end, end)
         if ctl != _CONTROLS or ctl_end != end:
             raise FrameError("trailing data after the request")
+        _check_criticality(pdu, ctl_start, ctl_end)
     if op == DELETE:
         if op_end - op_start > limits.max_dn_length:
             raise FrameError("DN too long")
@@ -154,28 +172,49 @@ def check_message(pdu: bytes, limits: FrameLimits) -> int:
             raise FrameError("DN too long")
         if op == SEARCH:
             pos = dn_end
-            for _ in range(5):  # scope, derefAliases, sizeLimit, timeLimit, typesOnly
+            for _ in range(4):  # scope, derefAliases, sizeLimit, timeLimit
                 _, _, pos = span(pdu, pos, op_end)
+            b_tag, b_start, pos = span(pdu, pos, op_end)  # typesOnly
+            if b_tag == _BOOLEAN and pos - b_start != 1:
+                raise FrameError("BOOLEAN not one octet")
             f_tag, _, f_end = span(pdu, pos, op_end)
             _check_filter(pdu, pos, f_end, limits)
     return op
 
 
+def extended_name(pdu: bytes) -> bytes | None:
+    """The requestName of a checked ExtendedRequest PDU (None if it has none)."""
+    _, start, end = span(pdu, 0, len(pdu))
+    _, _, id_end = span(pdu, start, end)
+    _, op_start, op_end = span(pdu, id_end, end)
+    if op_start == op_end:
+        return None
+    tag, name_start, name_end = span(pdu, op_start, op_end)
+    return pdu[name_start:name_end] if tag == 0x80 else None
+
+
 class Framer:
     """Splits a byte stream into checked LDAPMessage PDUs.
 
-    ``max_size`` is asked for the limit at each new message, so it can grow once a client binds.
+    ``max_size`` is the limit for each new message; the connection raises it once a client binds.
     """
 
-    def __init__(self, limits: FrameLimits, max_size: Callable[[], int]) -> None:
+    __slots__ = ("_limits", "max_size", "_buf", "_need")
+
+    def __init__(self, limits: FrameLimits, max_size: int) -> None:
         self._limits = limits
-        self._max_size = max_size
+        self.max_size = max_size
         self._buf = bytearray()
         self._need: int | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    def release(self) -> None:
+        """Drop whatever is buffered (the connection has ended)."""
+        self._buf = bytearray()
+        self._need = None
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add received bytes; return the complete messages now available as (op tag, PDU)."""
@@ -189,7 +228,7 @@ class Framer:
                 tag, length, hl = h
                 if tag != 0x30:
                     raise FrameError("not an LDAPMessage")
-                if length > self._max_size():
+                if length > self.max_size:
                     raise FrameError("message larger than the limit")
                 self._need = hl + length
             if len(self._buf) < self._need:

@@ -26,10 +26,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from abook import ber
 from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
 from abook.server import controls as ctl
-from abook.server import encode, match, rootdse
-from abook.server.framing import SEARCH, FrameError, Framer, span
+from abook.server import encode, match, rootdse, strict
+from abook.server.deadlines import InputLimits
+from abook.server.framing import EXTENDED, SEARCH, FrameError, Framer, extended_name, span
 
 NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
 
@@ -64,7 +66,7 @@ def _message_text(e: ldaperrors.LDAPException) -> bytes:
 
 
 @implementer(IPushProducer)
-class AbookLDAPServer(LDAPServer):
+class AbookLDAPServer(InputLimits, LDAPServer):
     log = Logger()
 
     def __init__(self) -> None:
@@ -99,7 +101,7 @@ class AbookLDAPServer(LDAPServer):
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         self.tls = self.factory.tls_listener
-        self.framer = Framer(self.factory.frame_limits, self._max_size)
+        self.framer = Framer(self.factory.frame_limits, self._max_size())
         self.transport.registerProducer(self, True)
         # Nagle's algorithm would hold a small SearchResultDone back until the client ACKs the entries
         # before it, and clients delay that ACK (40 ms on Linux): a paged download of 184 pages took 10 s
@@ -108,6 +110,7 @@ class AbookLDAPServer(LDAPServer):
         if no_delay is not None:
             no_delay(True)
         self._idle = self.factory.clock.callLater(self._limits.idle_timeout, self._idle_timeout)
+        self.start_bind_deadline()
         self.factory.connection_made(self)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
@@ -117,15 +120,25 @@ class AbookLDAPServer(LDAPServer):
             if call is not None and call.active():
                 call.cancel()
         self._idle = self._abort_call = None
+        self.release_input()
         for d in list(self._outstanding.values()):
             d.cancel()
         self._outstanding.clear()
+        self._queued.clear()
+        self._paged_sent.clear()
         self._resume_waiters()
         self.factory.connection_lost(self)
 
     def _max_size(self) -> int:
         limits = self._limits
         return limits.max_request_size if self.identity is not None else limits.max_request_size_anonymous
+
+    def _set_identity(self, identity: Any) -> None:
+        """Bound (or anonymous again): the request size limit follows."""
+        self.identity = identity
+        self.framer.max_size = self._max_size()
+        if identity is not None:
+            self.bound()
 
     def _idle_timeout(self) -> None:
         self._idle = None
@@ -134,6 +147,17 @@ class AbookLDAPServer(LDAPServer):
             return
         self.log.info("closing idle connection from {address}", address=self.peer)
         self.transport.loseConnection()
+
+    def close(self, reason: str, code: int | None = None) -> None:
+        """End the connection: with a Notice of Disconnection carrying ``code``, or (None) without one."""
+        if code is not None:
+            self.disconnect(reason, code)
+            return
+        if self._closing:
+            return
+        self._closing = True
+        self.log.info("closing connection from {address}: {reason}", address=self.peer, reason=reason)
+        self._end()
 
     def _touch(self) -> None:
         if self._idle is not None and self._idle.active():
@@ -147,6 +171,10 @@ class AbookLDAPServer(LDAPServer):
         self.log.info("ending connection from {address}: {reason}", address=self.peer, reason=reason)
         op = encode.result(0x78, code, b"", reason.encode("utf-8"), encode.octets(NOTICE_OF_DISCONNECTION, 0x8A))
         self.transport.write(encode.message(0, op))
+        self._end()
+
+    def _end(self) -> None:
+        self.release_input()  # later input is ignored: what is buffered can go now
         for d in list(self._outstanding.values()):
             d.cancel()
         self.transport.loseConnection()
@@ -161,13 +189,22 @@ class AbookLDAPServer(LDAPServer):
         if self._closing:
             return
         self._touch()
+        framer = self.framer
         try:
-            pdus = self.framer.feed(data)
+            pdus = framer.feed(data)
         except FrameError as e:
             self.disconnect(e.reason)
             return
-        for _op, pdu in pdus:
+        held = framer.buffered
+        if (held or self._held) and not self.held_changed(held, bool(pdus)):
+            return
+        for op, pdu in pdus:
             if self._closing:
+                return
+            if op == EXTENDED and (held or pdu is not pdus[-1][1]) and extended_name(pdu) == rootdse.STARTTLS:
+                # RFC 4511 4.14.1: nothing may follow StartTLS until its response. What did was sent in
+                # the clear and must never run inside TLS (CVE-2011-0411): end the connection, in the clear.
+                self.disconnect("data received after a StartTLS request")
                 return
             try:
                 msg = self._decode(pdu)
@@ -234,7 +271,7 @@ class AbookLDAPServer(LDAPServer):
     def handle(self, msg: Any) -> None:
         op = msg.value
         msg_id = msg.id
-        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest):
+        if self._binding is not None and not isinstance(op, pureldap.LDAPAbandonRequest) and not _starttls(op):
             if len(self._queued) >= self._limits.max_outstanding:
                 self.disconnect("too many requests sent during a bind")
                 return
@@ -311,14 +348,14 @@ class AbookLDAPServer(LDAPServer):
             matched = getattr(e, "matchedDN", None) or b""
             self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
             return
-        self.log.failure("{request} from {address} failed", failure, request=name, address=self.peer)
+        strict.log_failure(self.log, failure, name, self.peer)
         self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))
 
     # -- bind -------------------------------------------------------------------------------------
 
     def handle_LDAPBindRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
         ctl.check_critical(controls)
-        self.identity = None  # a bind (even a failing one) leaves the connection anonymous first
+        self._set_identity(None)  # a bind (even a failing one) leaves the connection anonymous first
         if request.version != 3:
             raise ldaperrors.LDAPProtocolError("only LDAP version 3 is supported")
         if request.sasl:
@@ -337,7 +374,7 @@ class AbookLDAPServer(LDAPServer):
         self._binding = d
 
         def bound(identity: Any) -> Any:
-            self.identity = identity
+            self._set_identity(identity)
             return pureldap.LDAPBindResponse(resultCode=0)
 
         def finished(result: Any) -> Any:
@@ -386,6 +423,7 @@ class AbookLDAPServer(LDAPServer):
         return Response(encode.result(0x65, 0))
 
     def handle_LDAPSearchRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
+        strict.check_search(request)
         special = self._special_entry(request, msg_id)
         if special is not None:
             ctl.check_critical(controls, ctl.SUPPORTED)
@@ -494,17 +532,16 @@ class AbookLDAPServer(LDAPServer):
         raise ldaperrors.LDAPProtocolError("unknown extended operation " + oid.decode("ascii", "replace"))
 
     def _start_tls(self, msg_id: int) -> Any:
+        if self.tls:  # an LDAPS connection too (RFC 4511 4.14.1)
+            raise ldaperrors.LDAPOperationsError("TLS is already established")
         if not self.factory.starttls_available:
             raise ldaperrors.LDAPProtocolError("StartTLS is not configured")
-        if self.tls:
-            raise ldaperrors.LDAPOperationsError("TLS is already established")
-        if self._outstanding:
+        if self._outstanding:  # a bind in progress included
             raise ldaperrors.LDAPOperationsError("requests are outstanding")
         extra = encode.octets(rootdse.STARTTLS, 0x8A)
         self.write_message(msg_id, encode.result(0x78, 0, b"", b"", extra))
         self.transport.startTLS(self.factory.tls_context)
         self.tls = True
-        self.framer = Framer(self.factory.frame_limits, self._max_size)
         return None
 
     def handle_LDAPCompareRequest(self, request: Any, controls: Any, msg_id: int) -> Any:
@@ -564,6 +601,10 @@ def _search_op(pdu: bytes) -> tuple[int, int, int]:
     if op_end != body_end:
         return 0, -1, -1  # controls follow (paged results cookies differ per page): not cached
     return int.from_bytes(pdu[id_start:id_end], "big", signed=True), id_end, op_end
+
+
+def _starttls(op: Any) -> bool:
+    return isinstance(op, pureldap.LDAPExtendedRequest) and ber.as_bytes(op.requestName) == rootdse.STARTTLS
 
 
 def _filter_wire(op: bytes) -> bytes:

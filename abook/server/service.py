@@ -26,6 +26,7 @@ from abook.errors import ConfigError
 from abook.directory.api import IDirectory
 from abook.directory.tree import Tree
 from abook.server import encode
+from abook.server.deadlines import Buffered
 from abook.server.framing import FrameLimits
 from abook.server.protocol import NOTICE_OF_DISCONNECTION, AbookLDAPServer
 
@@ -79,7 +80,7 @@ class LDAPServerFactory(protocol.ServerFactory):
     log = Logger()
 
     def __init__(self, config: LdapConfig, directory: IDirectory, authenticator: Any, clock: Any,
-                 tls_context: Any = None, tls_listener: bool = False) -> None:
+                 tls_context: Any = None, tls_listener: bool = False, buffered: Buffered | None = None) -> None:
         self.config = config
         self.directory = directory
         self.authenticator = authenticator
@@ -90,6 +91,8 @@ class LDAPServerFactory(protocol.ServerFactory):
         self.anonymous_books = frozenset(config.anonymous_books)
         limits = config.limits
         self.frame_limits = FrameLimits(limits.max_filter_depth, limits.max_filter_elements, limits.max_dn_length)
+        #: bytes of unfinished requests, per client address and in all (shared with the process's other listener)
+        self.buffered = buffered or Buffered(limits.max_buffered_per_address, limits.max_buffered)
         #: shared by every connection (Thunderbird opens one per keystroke); it encodes the entries that
         #: come as values: record entries from StoreDirectory(encode=True) arrive encoded (Entry.ber)
         self.encoder = encode.EntryEncoder(cache_size=20_000)
@@ -180,8 +183,10 @@ def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: Any
                    config_dir: str = ".") -> tuple[Any, LDAPServerFactory, LDAPServerFactory]:
     """The TLS context (or None) and the factories of plain (StartTLS) and LDAPS connections."""
     context = tls_context(config, config_dir)
-    plain = LDAPServerFactory(config, directory, authenticator, reactor, context)
-    secure = LDAPServerFactory(config, directory, authenticator, reactor, context, tls_listener=True)
+    buffered = Buffered(config.limits.max_buffered_per_address, config.limits.max_buffered)
+    plain = LDAPServerFactory(config, directory, authenticator, reactor, context, buffered=buffered)
+    secure = LDAPServerFactory(config, directory, authenticator, reactor, context, tls_listener=True,
+                               buffered=buffered)
     return context, plain, secure
 
 

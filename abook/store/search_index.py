@@ -8,6 +8,10 @@ What the directory searches is described here once, as SQL text templates over o
   database with a UTF-8 ctype); SQLite's built-in ``lower()`` folds ASCII only, so every SQLite
   connection gets a deterministic ``abook_fold(x)`` (Python's ``str.lower``), registered by
   ``store.make_engine`` through ``register_sqlite_functions``. ``fold_sql(dialect)`` names the function.
+* **NUL.** SQLite's LIKE and FTS5 read a value only up to its first NUL, so ``LIKE '%' || char(0) || '%'``
+  matches every value. A substring filter whose parts hold a NUL is matched on SQLite by
+  ``abook_substrings(folded value, parts as JSON)`` (``substrings_match`` in Python: exact, and only
+  ever used for such filters); PostgreSQL text cannot hold a NUL, so there such a filter matches nothing.
 * **Equality and prefixes**: a B-tree expression index on ``fold(expr)`` for every searchable field
   (``ix_dir_<entity>_<field>``; on PostgreSQL the email fields reuse models.py's ``lower()`` indexes).
   SQLite: prefixes are ranges ``>= 'jo' AND < 'jp'`` (a LIKE on an expression never uses an index);
@@ -21,6 +25,8 @@ What the directory searches is described here once, as SQL text templates over o
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -85,9 +91,51 @@ def _fold(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+def substrings_match(value: str, initial: str | None, anys: list[str] | tuple[str, ...], final: str | None) -> bool:
+    """Whether ``value`` is ``initial``, then each of ``anys`` in order, then ``final`` (RFC 4511 substrings),
+    every part matched literally; the caller folds value and parts alike."""
+    pos = 0
+    if initial is not None:
+        if not value.startswith(initial):
+            return False
+        pos = len(initial)
+    end = len(value)
+    if final is not None:
+        if end - pos < len(final) or not value.endswith(final):
+            return False
+        end -= len(final)
+    for part in anys:
+        i = value.find(part, pos, end)
+        if i < 0:
+            return False
+        pos = i + len(part)
+    return True
+
+
+@lru_cache(maxsize=64)
+def _parts(parts: str) -> tuple[str | None, tuple[str, ...], str | None]:
+    initial, anys, final = json.loads(parts)
+    return initial, tuple(anys), final
+
+
+def _substrings(value: Any, parts: str) -> int:
+    return int(isinstance(value, str) and substrings_match(value, *_parts(parts)))
+
+
+def substrings_sql(folded: str, placeholder: str = "?") -> str:
+    """SQLite: the predicate ``abook_substrings`` (``substrings_match``) with the parts as a JSON parameter."""
+    return f"abook_substrings({folded}, {placeholder})"
+
+
+def substrings_param(initial: str | None, anys: list[str], final: str | None) -> str:
+    return json.dumps([initial, anys, final])
+
+
 def register_sqlite_functions(dbapi_conn: Any) -> None:
-    """Give a SQLite connection the functions the schema's indexes and triggers use."""
+    """Give a SQLite connection the functions the schema's indexes and triggers use, and
+    ``abook_substrings`` (substring filters holding a NUL)."""
     dbapi_conn.create_function("abook_fold", 1, _fold, deterministic=True)
+    dbapi_conn.create_function("abook_substrings", 2, _substrings, deterministic=True)
 
 
 def _statements(dialect: str) -> list[str]:
