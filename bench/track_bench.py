@@ -72,7 +72,7 @@ def populate(store: Store, addresses: int, rng: random.Random) -> tuple[list[str
         s.add(bu)
         s.flush()
         users = [SystemUser(domainname=f"user{i}", fullname=f"User {i}", internalemailaddress=f"user{i}@corp.example",
-                            business_unit_id=bu.id, tracking_number=i + 1) for i in range(50)]
+                            business_unit_id=bu.id, tracking_number=i + 1, incoming_method="router") for i in range(50)]
         s.add_all(users)
         s.flush()
         user_ids = [u.id for u in users]

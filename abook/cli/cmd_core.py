@@ -36,9 +36,27 @@ def check_config(args: argparse.Namespace) -> int:
     if args.file:
         args.config = args.file
     config = config_of(args)
+    if config.tracking.queue_owner:
+        _check_in_store(config, str(args.config))
     print(f"{args.config}: OK (store {config.store_url.split('://', 1)[0]}, "
           f"LDAP on {', '.join(config.ldap.listen + config.ldap.listen_tls)})")
     return 0
+
+
+def _check_in_store(config: Any, file: str) -> None:
+    """What only the store can tell (``tracking.queue_owner`` names an active user), when the store exists;
+    a store not created yet (before ``abook init``) has nothing to check against."""
+    from abook.store.owners import check_queue_owner_txn
+
+    store = open_store(config, check=False)
+    try:
+        if schema.current_revision(store.engine) != schema.HEAD:
+            print(f"{file}: tracking.queue_owner not checked: the store is not at this abook's schema (abook init)")
+            return
+        with store.transaction() as session:
+            check_queue_owner_txn(session, config.tracking.queue_owner, file)
+    finally:
+        store.dispose()
 
 
 def init(args: argparse.Namespace) -> int:

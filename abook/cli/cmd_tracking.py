@@ -12,7 +12,7 @@ from typing import Any
 
 from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
-from abook.store import tracking as store_tracking
+from abook.store import owners
 from abook.store import tracking_views
 from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
@@ -42,7 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _user_id(session: Any, name: str) -> str:
-    user_id = store_tracking.find_user_txn(session, name)
+    user_id = owners.find_user_txn(session, name)
     if user_id is None:
         raise NotFound(f"no CRM user {name!r} (give a user name or an email address)")
     return user_id
@@ -51,7 +51,7 @@ def _user_id(session: Any, name: str) -> str:
 def _owner(session: Any, args: argparse.Namespace) -> tuple[Owner, str]:
     if args.user:
         return Owner("systemuser", _user_id(session, args.user)), args.user
-    queue_id = store_tracking.find_queue_txn(session, args.queue)
+    queue_id = owners.find_queue_txn(session, args.queue)
     if queue_id is None:
         raise NotFound(f"no queue {args.queue!r} (give an email address or a queue name)")
     return Owner("queue", queue_id), args.queue

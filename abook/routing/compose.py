@@ -28,7 +28,8 @@ from abook.store.models import (
     State, SystemUser,
 )
 from abook.store.settings import parse_email
-from abook.store.tracking import owner_info_txn, resolve_addresses_txn
+from abook.store.owners import owner_info_txn
+from abook.store.tracking import resolve_addresses_txn
 from abook.tracking.api import token_for_email_txn
 
 #: the states `abook email list` knows, as an admin names them

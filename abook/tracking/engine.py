@@ -16,7 +16,9 @@ addresses still taken from the batch's one resolution).
 Decisions where the SPEC is silent:
 
 * the activity owner is the mailbox owner when a user; for a queue, ``tracking.queue_owner`` or a
-  System Administrator of the queue's business unit (``store.tracking.owner_info_txn``);
+  System Administrator of the queue's business unit or the nearest unit above (``store/owners.py``);
+* incoming method ``none`` stops automatic tracking (router and forward mailbox) as tracking option
+  ``none`` does (``disabled``); ``abook track`` still accepts;
 * the tracking option applies to both directions; on outgoing mail ``crm_parties`` asks whether a
   *recipient* resolves to a lead, contact or account (the sender is the user);
 * a sender matching both a contact and a user counts as a CRM party (it is a lead/contact/account);
@@ -40,6 +42,7 @@ from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
 from abook.store import ensure_transaction
+from abook.store import owners
 from abook.store import tracking as store
 from abook.store.models import EmailStatus, new_id
 from abook.tracking.api import TrackRequest, TrackResult
@@ -121,7 +124,7 @@ def _header_summary(raw: bytes) -> tuple[str | None, str | None, str | None]:
 class _Plan:
     """An accepted message: what storing it takes."""
 
-    owner: store.OwnerInfo
+    owner: owners.OwnerInfo
     parties: tuple[store.NewParty, ...]
     method: str | None
     correlated: store.Correlated | None
@@ -213,8 +216,10 @@ def _accept(session: Session, request: TrackRequest, config: TrackingConfig, par
             raise _Reject("disabled", f"{owner.type} {owner.name}: automatic tracking is {option!r}")
         if not owner.active:
             raise _Reject("disabled", f"{owner.type} {owner.name} is inactive")
+        if owner.incoming_method == "none":
+            raise _Reject("disabled", f"{owner.type} {owner.name}: incoming method is 'none'")
     if owner.activity_owner_id is None:
-        raise _Reject("no_owner", f"queue {owner.name}: no user to own its email (set tracking.queue_owner)")
+        raise _Reject("no_owner", owner.no_owner or f"queue {owner.name}: no user to own its email")
     outgoing = request.direction == "out"
     found = reads.resolve(session, lookup_keys(parsed.addresses, outgoing))
     resolution = build_parties(parsed.addresses, outgoing, found)
@@ -231,7 +236,7 @@ def _accept(session: Session, request: TrackRequest, config: TrackingConfig, par
     return _Plan(owner, resolution.parties, method, correlated)
 
 
-def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> store.OwnerInfo | None:
+def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> owners.OwnerInfo | None:
     """The owner's settings, read once per transaction (a router tracks a whole batch in one)."""
     transaction = session.get_transaction()
     cached = session.info.get("abook.tracking.owners")
@@ -239,7 +244,7 @@ def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig)
         cached = session.info["abook.tracking.owners"] = (transaction, {})
     key = (request.owner.type, request.owner.id, config.queue_owner)
     if key not in cached[1]:
-        cached[1][key] = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
+        cached[1][key] = owners.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
     return cached[1][key]
 
 
