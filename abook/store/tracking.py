@@ -30,6 +30,7 @@ from abook.store.models import (
     SystemUser,
     UntrackedMessage,
 )
+from abook.store import replies
 from abook.store.users import ensure_tracking_number_txn
 
 #: the entities whose addresses make a party of an email (SPEC 3.3); facilities are not email parties
@@ -188,6 +189,8 @@ class NewEmail:
     attachments: Sequence[dict[str, Any]]
     #: ``add_sighting_txn``'s: mailbox, external_id, arrival
     sighting: dict[str, Any]
+    #: ``replies.await_rows``: the Message-IDs an uncorrelated reply waits for
+    awaits: Sequence[dict[str, Any]] = ()
 
 
 def _activity_row(activity: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +244,7 @@ def insert_emails_txn(session: Session, emails: Sequence[NewEmail]) -> None:
     if attachments:
         conn.execute(Attachment.__table__.insert(), attachments)
     conn.execute(EmailSighting.__table__.insert(), [_sighting_row(e.activity["id"], **e.sighting) for e in emails])
+    replies.insert_awaits_txn(session, [row for e in emails for row in e.awaits])
 
 
 #: on SQLite, an attachment larger than this is written through the blob API, in pieces of this size

@@ -222,4 +222,8 @@ def read_head(raw: bytes) -> Head:
         return Head(None, None, None)  # an empty first line: no header fields
     end = _EMPTY_LINE.search(raw)
     head = raw if end is None else raw[:end.start() + 1]
-    return head_of(email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head))
+    try:
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    except Exception:  # the email package raising on a hostile header: nothing is known of it
+        return Head(None, None, None)
+    return head_of(msg)
