@@ -35,8 +35,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default: 100)")
     p.set_defaults(func=untracked)
 
-    p = sub.add_parser("unresolved", parents=[common], help="a user's received emails whose sender is unresolved")
+    p = sub.add_parser("unresolved", parents=[common],
+                       help="a user's email with unknown addresses: received from, or sent to, no CRM record")
     p.add_argument("--user", required=True, help="user name or email address")
+    p.add_argument("--direction", choices=("in", "out"),
+                   help="only received (in) or only sent (out) email (default: both)")
     p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default: 100)")
     p.set_defaults(func=unresolved)
 
@@ -123,13 +126,15 @@ def untracked(args: argparse.Namespace) -> int:
 
 def unresolved(args: argparse.Namespace) -> int:
     rows = in_store(config_of(args), lambda session: tracking_views.unresolved_txn(
-        session, _user_id(session, args.user), limit=args.limit))
+        session, _user_id(session, args.user), limit=args.limit, direction=args.direction))
     if not rows:
-        print(f"no received email with an unresolved sender for {args.user}")
+        what = {"in": "received email from", "out": "sent email to"}.get(args.direction, "email from or to")
+        print(f"no {what} an unresolved address for {args.user}")
         return 0
     for r in rows:
-        sender = f"{r.display_name} <{r.sender}>" if r.display_name else (r.sender or "(no sender)")
-        print(f"{r.activity_id}  {_when(r.received_at)}  {sender}  {r.subject or ''!r}")
+        shown = ", ".join(f"{name} <{address}>" if name else (address or "(no address)")
+                          for name, address in r.addresses)
+        print(f"{r.activity_id}  {_when(r.when)}  {'to ' if r.outgoing else ''}{shown}  {r.subject or ''!r}")
     return 0
 
 

@@ -312,6 +312,22 @@ def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: 
     }])
 
 
+def set_regarding_txn(session: Session, activity_id: str, regarding_type: str | None,
+                      regarding_id: str | None) -> bool:
+    """Set (or, with None, clear) an email's regarding record; False when there is no such email. Emails
+    correlated to it afterwards take it; those correlated before keep theirs."""
+    if email_by_activity_txn(session, activity_id) is None:
+        return False
+    session.execute(update(Activity).where(Activity.id == activity_id)
+                    .values(regarding_type=regarding_type, regarding_id=regarding_id)
+                    .execution_options(synchronize_session=False))
+    return True
+
+
+def email_by_activity_txn(session: Session, activity_id: str) -> str | None:
+    return session.scalar(select(Email.activity_id).where(Email.activity_id == activity_id))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Tokens
 

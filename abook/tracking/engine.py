@@ -99,8 +99,9 @@ def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, pa
 
 def _untracked(session: Session, request: TrackRequest, parsed: ParsedMessage | None, reason: str,
                detail: str) -> TrackResult:
+    head = head_of_parsed(parsed) if parsed else read_head(request.raw)
     record_untracked_txn(session, mailbox=request.mailbox, external_id=request.external_id, owner=request.owner,
-                         reason=reason, detail=detail, head=head_of_parsed(parsed) if parsed else read_head(request.raw))
+                         reason=reason, detail=detail, head=head)
     _log.info("not tracked from {mailbox}: {reason} ({detail})", mailbox=request.mailbox, reason=reason,
               detail=detail)
     return TrackResult("untracked", reason=reason, detail=detail)
