@@ -7,6 +7,7 @@ from typing import Any
 
 from abook.cli.common import config_of, open_store
 from abook.config import load_config
+from abook.errors import UserError
 from abook.store import schema
 
 
@@ -50,7 +51,12 @@ def _check_in_store(config: Any, file: str) -> None:
 
     store = open_store(config, check=False)
     try:
-        if schema.current_revision(store.engine) != schema.HEAD:
+        try:
+            current = schema.current_revision(store.engine)
+        except UserError as e:  # the store cannot be reached: the file itself is still checked
+            print(f"{file}: tracking.queue_owner not checked: {e}")
+            return
+        if current != schema.HEAD:
             print(f"{file}: tracking.queue_owner not checked: the store is not at this abook's schema (abook init)")
             return
         with store.transaction() as session:

@@ -350,10 +350,3 @@ def token_for_email_txn(session: Session, activity_id: str, config: TrackingConf
 def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
     """SPEC 3.6 is the router's: once it has marked the message in ``mailbox``, it records it here."""
     return store.mark_sighting_txn(session, email_id, mailbox)
-
-
-def track_many_txn(session: Session, requests: Any, config: TrackingConfig) -> list[TrackResult]:
-    """``tracking/bulk.py``'s ``track_many_txn``: a batch, each message as ``track_txn`` would track it."""
-    from abook.tracking.bulk import track_many_txn as bulk_track_many_txn
-
-    return bulk_track_many_txn(session, requests, config)
