@@ -297,6 +297,8 @@ class _Search:
             d = self.d.store.run(f, *args)
         else:
             d = scheduler.run(requester, f, *args)  # the scheduler runs it through the store
+        # queue and all within store.timeout_seconds: a frozen database fails the search, never holds it
+        d = self.d.store.bounded(d)
         self._batch = d
         return d
 
