@@ -200,7 +200,7 @@ class Authenticator:
 
     def _read(self, f: Any, *args: Any) -> defer.Deferred:
         """A store read within ``store.timeout_seconds``: a frozen database fails the bind, never holds it."""
-        return self._store.bounded(self._store.run(f, *args))
+        return self._store.read(f, *args)
 
     def _refuse(self, why: str, source: str, name: str, key: bytes) -> NoReturn:
         now = self._clock.seconds()

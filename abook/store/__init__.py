@@ -110,7 +110,7 @@ def ensure_transaction(session: Session) -> None:
 
 
 class Store:
-    """``clock`` and ``timeout`` (the daemon's reactor and ``store.timeout_seconds``) give ``bounded`` its
+    """``clock`` and ``timeout`` (the daemon's reactor and ``store.timeout_seconds``) give ``read`` its
     deadline; without them it has none."""
 
     def __init__(self, engine: Engine, runner: IBlockingRunner | None = None, clock: Any = None,
@@ -121,6 +121,8 @@ class Store:
         self.clock = clock
         self.timeout = timeout
         self.health = StoreHealth()
+        #: a read is finding out whether the unreachable store is back (``read``)
+        self._probing = False
 
     @property
     def dialect(self) -> str:
@@ -164,10 +166,32 @@ class Store:
         self._runner.run(work).addBoth(done)
         return outer
 
-    def bounded(self, d: defer.Deferred) -> defer.Deferred:
-        """``d`` (a store call, perhaps waiting in a queue first), failed with ``StoreOutage`` if it has
-        not fired within ``timeout`` seconds: for calls whose caller answers a client and cannot wait on a
-        frozen database. ``d`` is cancelled then, so use it for reads only: a write's thread may still commit."""
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
+        """``run`` for a read whose caller answers a client (an LDAP bind or search), which must not wait
+        on a frozen database: it fails with ``StoreOutage`` if it has not answered within ``timeout``
+        seconds (the thread may wait on; a read has nothing to commit). While the store is out of reach,
+        one read at a time goes to the database to find out whether it is back, and the others fail at
+        once with the outage, so a queue of reads never waits out the deadline one after another."""
+        health = self.health
+        if health.unreachable:
+            if self._probing:
+                return defer.fail(health.outage)
+            self._probing = True
+            d = self._bounded(self.run(fn, *args, **kwargs))
+
+            def probed(result: Any) -> Any:
+                self._probing = False
+                return result
+
+            return d.addBoth(probed)
+        return self._bounded(self.run(fn, *args, **kwargs))
+
+    @property
+    def reader(self) -> "_Reader":
+        """This store as a runner (``scheduling.FairQueue``) whose calls are ``read``s."""
+        return _Reader(self)
+
+    def _bounded(self, d: defer.Deferred) -> defer.Deferred:
         if not self.timeout or self.clock is None:
             return d
         timeout = self.timeout
@@ -188,3 +212,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _Reader:
+    def __init__(self, store: Store) -> None:
+        self.run = store.read

@@ -57,9 +57,17 @@ def outage_of(engine: Engine, e: BaseException) -> StoreOutage | None:
         return e
     if isinstance(e, sa_exc.TimeoutError):  # the pool: every connection in use for pool_timeout
         return StoreOutage("no free database connection: " + reason_of(engine, e), busy=True)
-    if not isinstance(e, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return None
-    orig = e.orig
+    if isinstance(e, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        orig = e.orig
+    else:
+        dbapi = engine.dialect.dbapi
+        if dbapi is None or not isinstance(e, (dbapi.OperationalError, dbapi.InterfaceError)):
+            return None
+        # the driver's own error, from a raw cursor (the directory's walk): a statement it stopped
+        # itself (a search's time limit or budget, which the search answers) is no outage
+        if getattr(e, "sqlstate", None) == "57014":
+            return None
+        orig = e
     if engine.dialect.name == "sqlite":
         code = getattr(orig, "sqlite_errorcode", None)
         if code is None or (code & 0xFF) not in _SQLITE_OUTAGE:
@@ -75,7 +83,7 @@ class StoreHealth:
     call starts: a call that started before the outage was noticed and succeeds after says nothing about
     the store being back."""
 
-    log = Logger(namespace="abook.store")
+    log = Logger()
 
     def __init__(self) -> None:
         #: when the outage in progress was noticed (monotonic), None while the store answers
@@ -83,12 +91,15 @@ class StoreHealth:
         self.failed_calls = 0
         #: outages noticed so far (a call's ``begin`` value)
         self._outages = 0
+        #: the last failure's outage
+        self.outage = StoreOutage("the store has not failed")
 
     def begin(self) -> int:
         return self._outages
 
     def failed(self, outage: StoreOutage) -> None:
         self.failed_calls += 1
+        self.outage = outage
         if self.down_since is not None:
             return
         self.down_since = time.monotonic()
@@ -109,6 +120,11 @@ class StoreHealth:
     @property
     def down(self) -> bool:
         return self.down_since is not None
+
+    @property
+    def unreachable(self) -> bool:
+        """Down, and the last failure said the database is out of reach (not merely busy)."""
+        return self.down_since is not None and not self.outage.busy
 
 
 
