@@ -63,11 +63,19 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, timeout: fl
         parsed = parsed.set(drivername="postgresql+psycopg")
     extra: dict[str, Any] = {}
     if timeout is not None:
-        # libpq counts whole seconds, at least 2; the statement timeout is the server's, in ms
-        extra["connect_args"] = {"connect_timeout": max(2, math.ceil(timeout)),
-                                 "options": f"-c statement_timeout={busy_ms}"}
+        # libpq counts whole seconds, at least 2; the statement timeout is the server's, in ms. What the
+        # URL sets itself (?connect_timeout=, ?options=-c ...) is kept: the URL's options come last and win
+        query = parsed.query
+        options = " ".join(filter(None, [f"-c statement_timeout={busy_ms}", _one(query.get("options"))]))
+        extra["connect_args"] = {"connect_timeout": _one(query.get("connect_timeout")) or max(2, math.ceil(timeout)),
+                                 "options": options}
         extra["pool_timeout"] = timeout
     return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **extra)
+
+
+def _one(value: Any) -> Any:
+    """A URL query value (a tuple when the key is repeated: the last one)."""
+    return value[-1] if isinstance(value, tuple) else value
 
 
 def sqlite_file(engine: Engine) -> Path | None:
