@@ -181,7 +181,7 @@ class Store:
         one read at a time goes to the database to find out whether it is back, and the others fail at
         once with the outage, so a queue of reads never waits out the deadline one after another."""
         health = self.health
-        if health.unreachable:
+        if health.down:
             if self._probing:
                 return defer.fail(health.outage)
             self._probing = True
@@ -206,7 +206,8 @@ class Store:
 
         def expired(result: Any, _timeout: float) -> Any:
             if isinstance(result, Failure) and result.check(defer.CancelledError):
-                outage = StoreOutage(f"the database did not answer within {timeout:g}s (store.timeout_seconds)")
+                outage = StoreOutage(f"the database did not answer within {timeout:g}s (store.timeout_seconds)",
+                                     unreachable=True)
                 self.health.failed(outage)
                 return Failure(outage)
             return result

@@ -1,17 +1,22 @@
 """The store going away is an answer, not a crash.
 
-A database that is stopped, restarting, frozen (a hung host, a network partition) or full makes store
-calls fail with ``StoreOutage`` instead of the driver's error: the LDAP server answers it with
-``unavailable`` (52) or ``busy`` (51), the router backs the mailbox off. ``StoreHealth`` logs the outage
-once when it begins (a warning with the database's reason, never a password) and once when the store
-answers again, however many calls fail in between.
+A database that is stopped, restarting, frozen (a hung host, a network partition), busy or full makes
+store calls fail with ``StoreOutage`` instead of the driver's error: the LDAP server answers it with
+``unavailable`` (52) or ``busy`` (51), the router logs one line and backs the mailbox off.
 
-What counts as an outage: the driver could not reach or keep the database (PostgreSQL's connection
-errors, a server shutting down or starting up, too many connections), a statement the database stopped
-(``statement_timeout``, a lock wait) and SQLite's busy, locked, full, I/O and cannot-open errors; no free
-pooled connection within ``store.timeout_seconds``; and a call that did not answer within that deadline
-(``Store.bounded``: a frozen PostgreSQL accepts connections and queries and never answers, which no
-driver timeout notices). A wrong statement is a bug, never an outage: it keeps its own error.
+What counts: the database is out of reach (``unreachable``: PostgreSQL's connection errors, a server
+shutting down or starting up, SQLite's cannot-open; a read that did not answer within
+``store.timeout_seconds``, ``Store.read``: a frozen PostgreSQL accepts connections and queries and
+never answers, which no driver timeout notices); the database cannot take the work now (``busy``: a
+statement or lock timeout, a serialization failure, too many connections, SQLite busy or locked, no
+free pooled connection within the timeout); or it fails the work whatever it is (PostgreSQL's other
+operational errors, SQLite full, read-only, I/O, corrupt). A wrong statement is a bug, never an
+outage: it keeps its own error.
+
+``StoreHealth`` follows whether the store is in reach: one warning when it goes out of reach (with the
+database's reason, never a password) and one when it answers again, however many calls fail in
+between. Busy and failing writes are reported to their callers only: while a disk is full reads still
+work, and a log line each way at every write would flap.
 """
 
 from __future__ import annotations
@@ -27,18 +32,23 @@ _PG_BUSY = {"57014", "55P03", "40001", "40P01", "53300", "53400"}
 #: IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL
 _SQLITE_OUTAGE = {5, 6, 7, 8, 10, 11, 13, 14, 15}
 _SQLITE_BUSY = {5, 6}
+_SQLITE_CANTOPEN = 14
+#: PostgreSQL SQLSTATEs of a server going away: admin shutdown, crash shutdown, cannot connect now
+_PG_GONE = {"57P01", "57P02", "57P03"}
 
 
 class StoreOutage(Exception):
     """A store call failed because the store cannot answer now (see the module's docstring).
 
     ``busy``: the database is there but could not take the work (LDAP busy, 51); else it is out of reach
-    (unavailable, 52). The message is one line with the database's reason, without secrets."""
+    or failing (unavailable, 52). The message is one line with the database's reason, without secrets."""
 
-    def __init__(self, reason: str, busy: bool = False) -> None:
+    def __init__(self, reason: str, busy: bool = False, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.busy = busy
+        #: the database is out of reach (``StoreHealth`` follows these)
+        self.unreachable = unreachable
 
 
 def reason_of(engine: Engine, e: BaseException) -> str:
@@ -72,12 +82,17 @@ def outage_of(engine: Engine, e: BaseException) -> StoreOutage | None:
         code = getattr(orig, "sqlite_errorcode", None)
         if code is None or (code & 0xFF) not in _SQLITE_OUTAGE:
             return None  # a wrong statement ("no such table", a syntax error) is an OperationalError too
-        return StoreOutage(reason_of(engine, e), busy=(code & 0xFF) in _SQLITE_BUSY)
-    return StoreOutage(reason_of(engine, e), busy=getattr(orig, "sqlstate", None) in _PG_BUSY)
+        return StoreOutage(reason_of(engine, e), busy=(code & 0xFF) in _SQLITE_BUSY,
+                           unreachable=(code & 0xFF) == _SQLITE_CANTOPEN)
+    state = getattr(orig, "sqlstate", None)
+    # libpq's own errors (refused, reset, timed out) have no SQLSTATE; class 08 is the connection's
+    unreachable = state is None or state.startswith("08") or state in _PG_GONE
+    return StoreOutage(reason_of(engine, e), busy=state in _PG_BUSY, unreachable=unreachable)
 
 
 class StoreHealth:
-    """Whether the store answers, as its calls find out; one log line when an outage begins, one when it ends.
+    """Whether the store is in reach, as its calls find out; one log line when it goes out of reach, one
+    when it answers again.
 
     Used on one thread (the reactor's, where a ``Store.run`` Deferred fires). ``begin`` is taken when a
     call starts: a call that started before the outage was noticed and succeeds after says nothing about
@@ -98,6 +113,8 @@ class StoreHealth:
         return self._outages
 
     def failed(self, outage: StoreOutage) -> None:
+        if not outage.unreachable:
+            return
         self.failed_calls += 1
         self.outage = outage
         if self.down_since is not None:
@@ -106,8 +123,7 @@ class StoreHealth:
         self._outages += 1
         self.failed_calls = 1
         self.log.warn("the store is unavailable: {reason}; requests that need it are answered "
-                      "{answer} until it is back", reason=outage.reason,
-                      answer="busy (51)" if outage.busy else "unavailable (52)")
+                      "unavailable (52) until it is back", reason=outage.reason)
 
     def succeeded(self, begun: int) -> None:
         if self.down_since is None or begun != self._outages:
@@ -120,11 +136,6 @@ class StoreHealth:
     @property
     def down(self) -> bool:
         return self.down_since is not None
-
-    @property
-    def unreachable(self) -> bool:
-        """Down, and the last failure said the database is out of reach (not merely busy)."""
-        return self.down_since is not None and not self.outage.busy
 
 
 

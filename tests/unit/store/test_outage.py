@@ -39,7 +39,8 @@ def _select(session, sql: str) -> object:
     return result.scalar() if result.returns_rows else None
 
 
-def test_a_locked_sqlite_store_is_busy_and_logged_once_each_way(tmp_path: Path, logged: list[str]) -> None:
+def test_a_locked_sqlite_store_is_busy_and_not_an_outage_to_log(tmp_path: Path, logged: list[str]) -> None:
+    """A writer holding the lock (an import) makes writes busy (51) for as long; reads go on, nothing flaps."""
     path = tmp_path / "s.sqlite3"
     store = Store(make_engine(f"sqlite:///{path}", timeout=0.05))
     success_result_of(store.run(_select, "CREATE TABLE t (x INTEGER)"))
@@ -48,13 +49,24 @@ def test_a_locked_sqlite_store_is_busy_and_logged_once_each_way(tmp_path: Path, 
     try:
         for _ in range(3):
             f = failure_result_of(store.run(_select, "INSERT INTO t VALUES (1)"), StoreOutage)
-            assert f.value.busy and "locked" in f.value.reason
+            assert f.value.busy and not f.value.unreachable and "locked" in f.value.reason
     finally:
         other.rollback()
         other.close()
     success_result_of(store.run(_select, "INSERT INTO t VALUES (1)"))
+    assert logged == [] and not store.health.down
+
+
+def test_a_store_out_of_reach_is_logged_once_each_way(tmp_path: Path, logged: list[str]) -> None:
+    where = tmp_path / "not yet"
+    store = Store(make_engine(f"sqlite:///{where / 's.sqlite3'}"))
+    for _ in range(3):
+        f = failure_result_of(store.run(_select, "SELECT 1"), StoreOutage)
+        assert f.value.unreachable and not f.value.busy
+    where.mkdir()  # the volume is back
+    assert success_result_of(store.run(_select, "SELECT 1")) == 1
     assert len(logged) == 2, logged
-    assert "the store is unavailable: database is locked" in logged[0] and "busy (51)" in logged[0]
+    assert "the store is unavailable: unable to open database file" in logged[0]
     assert "the store is back" in logged[1] and "3 calls failed" in logged[1]
 
 
