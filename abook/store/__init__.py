@@ -11,7 +11,6 @@ Store access has two faces over the same ``*_txn`` functions (each takes a SQLAl
 from __future__ import annotations
 
 import math
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -146,14 +145,14 @@ class Store:
         Fails with ``StoreOutage`` when the store cannot answer (``outage``); other errors pass as they
         are. Cancelled before a thread took it up, the transaction never starts."""
         begun = self.health.begin()
-        gave_up = threading.Event()
+        gave_up: list[bool] = []  # a list, not a threading.Event: appending is atomic and costs nothing
 
         def work() -> T:
-            if gave_up.is_set():
+            if gave_up:
                 raise defer.CancelledError()
             return self._in_transaction(fn, *args, **kwargs)
 
-        outer: defer.Deferred = defer.Deferred(lambda _d: gave_up.set())
+        outer: defer.Deferred = defer.Deferred(lambda _d: gave_up.append(True))
 
         def done(result: Any) -> None:
             if isinstance(result, Failure):
