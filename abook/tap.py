@@ -120,7 +120,9 @@ class WorkerService(AbookService):
 def _store(config: AbookConfig, reactor: Any) -> tuple[ThreadPoolService, Store]:
     """The store and the ``db`` thread pool its transactions run on."""
     db_pool = ThreadPoolService("db", 1, config.store.threads)
-    store = Store(make_engine(config.store_url, pool_size=config.store.threads), ThreadPoolRunner(reactor, db_pool.pool))
+    timeout = config.store.timeout_seconds
+    store = Store(make_engine(config.store_url, pool_size=config.store.threads, timeout=timeout),
+                  ThreadPoolRunner(reactor, db_pool.pool), clock=reactor, timeout=timeout)
     schema.check(store.engine)
     return db_pool, store
 

@@ -26,6 +26,9 @@ class StoreConfig(Section):
     data_dir: str = "var"
     #: Threads running store transactions (SQLite serialises writes; more helps readers).
     threads: int = Field(default=4, ge=1, le=64)
+    #: Seconds the daemon waits on the database at most (connect, statement, a free connection, SQLite's
+    #: busy wait); an LDAP bind or search the store has not answered by then gets unavailable (52).
+    timeout_seconds: float = Field(default=5.0, ge=0.5, le=300)
     password: Optional[SecretValue] = None
 
     @field_validator("url")

@@ -13,6 +13,8 @@ from typing import Any, Callable
 from twisted.internet import defer
 from zope.interface import Interface
 
+# what a search or a bind fails with when the store cannot answer (the server: busy 51, else unavailable 52)
+from abook.store.outage import StoreOutage as StoreOutage
 from abook.store.records import Principal
 
 # Search scopes, as RFC 4511 numbers them.

@@ -294,9 +294,9 @@ class _Search:
         """Run a batch on the ``db`` pool: through the fair queue on behalf of the requester, if any."""
         scheduler, requester = self.d.scheduler, self.spec.requester
         if scheduler is None or requester is None:
-            d = self.d.store.run(f, *args)
+            d = self.d.store.read(f, *args)
         else:
-            d = scheduler.run(requester, f, *args)  # the scheduler runs it through the store
+            d = scheduler.run(requester, f, *args)  # the scheduler runs it as a read of the store
         self._batch = d
         return d
 

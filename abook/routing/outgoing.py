@@ -32,7 +32,7 @@ from abook.mailbox.smtp import Envelope, SmtpPermanent, send_blocking
 from abook.routing.poller import crash_point, settled
 from abook.tracking.api import token_for_email_txn
 from abook.tracking.parse import parse_message
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.models import (
     EMAIL_FIELDS, ENTITY_MODELS, Activity, ActivityParty, Email, EmailStatus, ParticipationType, Queue, SystemUser,
 )
@@ -256,7 +256,7 @@ class OutgoingService(Service):
 
     def tick(self) -> defer.Deferred:
         d = defer.ensureDeferred(self._send_due())
-        d.addErrback(lambda f: self.log.failure("outgoing queue run failed", f))
+        d.addErrback(lambda f: outage.log_failure(self.log, f, "outgoing queue run failed"))
         self._current = d
         d.addBoth(self._idle)
         return d

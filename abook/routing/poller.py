@@ -38,6 +38,7 @@ from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
 )
 from abook.store import Store
+from abook.store.outage import StoreOutage
 from abook.threads import IBlockingRunner
 from abook.tracking.api import Owner
 
@@ -151,8 +152,16 @@ class MailboxPoller:
             return
         try:
             await self._poll_leased(lease.cursor)
-        finally:
-            await store.run(state.release_lease_txn, self.name, deps.holder)
+        except BaseException:
+            # the poll's own error is the one to log: a release that fails too (the store went away) must
+            # not replace it; the lease then runs out by itself
+            try:
+                await store.run(state.release_lease_txn, self.name, deps.holder)
+            except Exception as e:
+                self.log.debug("releasing the lease of {mailbox} failed too: {error}", mailbox=self.name,
+                               error=f"{type(e).__name__}: {e}")
+            raise
+        await store.run(state.release_lease_txn, self.name, deps.holder)
 
     async def _poll_leased(self, cursor: str | None) -> None:
         deps = self.deps
@@ -296,7 +305,7 @@ class MailboxPoller:
         if reset:
             self.log.warn("cursor of {mailbox} is no longer valid, reading it again from the start: {error}",
                           mailbox=self.name, error=error)
-        elif permanent or failure.check(MailboxError, LeaseLost):
+        elif permanent or failure.check(MailboxError, LeaseLost, StoreOutage):  # the store logs its outage too
             self.log.warn("poll of {mailbox} failed: {error}", mailbox=self.name, error=error)
         else:
             self.log.failure("poll of {mailbox} failed", failure, mailbox=self.name)
@@ -315,10 +324,14 @@ class MailboxPoller:
             self.log.critical("ALERT: {failures} polls of mailbox {mailbox} failed in a row, the last with {error}; "
                               "it is backed off meanwhile (`abook status` shows it)",
                               mailbox=self.name, failures=self._failures, error=error)
-        if reset:
-            await deps.store.run(state.reset_cursor_txn, self.name)
-        status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
-                                      deps.router.disable_after_failures, deps.now(), self._failures)
+        try:
+            if reset:
+                await deps.store.run(state.reset_cursor_txn, self.name)
+            status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
+                                          deps.router.disable_after_failures, deps.now(), self._failures)
+        except StoreOutage as e:  # logged once by the store; the back-off above holds meanwhile
+            self.log.debug("the failure of {mailbox} is not recorded: {error}", mailbox=self.name, error=str(e))
+            return
         if status.disabled:
             self.log.critical("ALERT: mailbox {mailbox} disabled after {failures} failures ({error}); "
                               "fix it, then run `abook mailbox enable {mailbox}`",

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from abook import ber
-from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, StoreOutage
 from abook.server import controls as ctl
 from abook.server import encode, match, rootdse, strict
 from abook.server.deadlines import InputLimits
@@ -347,6 +347,13 @@ class AbookLDAPServer(InputLimits, LDAPServer):
             e = failure.value
             matched = getattr(e, "matchedDN", None) or b""
             self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
+            return
+        if failure.check(StoreOutage):  # logged once per outage by the store (StoreHealth), not per request
+            if failure.value.busy:
+                code, message = ldaperrors.LDAPBusy.resultCode, b"the address book store is busy"
+            else:
+                code, message = ldaperrors.LDAPUnavailable.resultCode, b"the address book store is unavailable"
+            self.write_message(msg_id, encode.result(tag, code, b"", message))
             return
         strict.log_failure(self.log, failure, name, self.peer)
         self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))

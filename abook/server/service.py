@@ -221,7 +221,7 @@ def store_directory(config: AbookConfig, store: Any) -> IDirectory:
     from abook.scheduling import FairQueue
 
     limits = config.ldap.limits
-    scheduler = FairQueue(store, max(1, config.store.threads - 1),
+    scheduler = FairQueue(store.reader, max(1, config.store.threads - 1),
                           (limits.searches_per_user, limits.searches_per_connection))
     return StoreDirectory(store, Tree(config.ldap.suffix), encode=True, scheduler=scheduler,
                           cost_limit=limits.search_cost_seconds)

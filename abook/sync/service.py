@@ -17,11 +17,12 @@ from typing import Any, Callable, Optional
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from abook.config.sync import SyncConfig
 from abook.mailbox.errors import Unavailable
 from abook.mailbox.pim.interfaces import IPimStore
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.sync_links import record_run_txn
 from abook.sync.crm import LdapIds
 from abook.sync.engine import SyncEngine
@@ -106,7 +107,7 @@ class SyncService(Service):
                 if self.due[user_id] <= now and user_id not in self.in_progress:
                     self.start(user_id)
         except Exception:  # noqa: BLE001 - a tick never raises: the LoopingCall would stop for good
-            self.log.failure("sync tick failed")
+            outage.log_failure(self.log, Failure(), "sync tick failed")
 
     @defer.inlineCallbacks
     def _rescan(self, now: float) -> Any:
