@@ -33,11 +33,13 @@ is a LIKE on the folded value, served by the pg_trgm GIN index.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Union
 
 from ldaptor.protocols import pureldap
 
 from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, RECORD_CLASSES, EntityView
+from abook.directory.matching import (attribute_of, fold, folded_parts, simple_extensible, substring_parts, text_of,
+                                     values_match)
 from abook.store import search_index
 
 
@@ -82,34 +84,10 @@ Pred = Union[_Const, Match, Sql]
 Pair = tuple[Pred, Pred]  # (true-when, false-when)
 
 UNDEFINED: Pair = (FALSE, FALSE)
-_CASE_IGNORE_RULES = {"caseignorematch", "2.5.13.2", "caseignoreia5match", "1.3.6.1.4.1.1466.109.114.2"}
-
-
-def text_of(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def fold(value: str) -> str:
-    return value.lower()
 
 
 def normalise_phone(value: str) -> str:
     return value.replace(" ", "").replace("-", "")
-
-
-def substring_parts(f: pureldap.LDAPFilter_substrings) -> tuple[str | None, list[str], str | None]:
-    initial, anys, final = None, [], None
-    for part in f.substrings:
-        v = text_of(part.value)
-        if isinstance(part, pureldap.LDAPFilter_substrings_initial):
-            initial = v or None
-        elif isinstance(part, pureldap.LDAPFilter_substrings_final):
-            final = v or None
-        elif v:
-            anys.append(v)
-    return initial, anys, final
 
 
 def like_escape(value: str) -> str:
@@ -119,70 +97,6 @@ def like_escape(value: str) -> str:
 def like_pattern(initial: str | None, anys: list[str], final: str | None) -> str:
     return (like_escape(initial or "") + "%" + "".join(like_escape(a) + "%" for a in anys)
             + like_escape(final or ""))
-
-
-# --------------------------------------------------------------------------------------------------------
-# The pure three-valued evaluator, over values in memory (container entries; compile-time constants).
-
-
-def values_match(f: Any, values: Iterable[str]) -> bool | None:
-    """Evaluate one non-boolean filter item against an attribute's values (case-insensitive strings)."""
-    vals = [fold(v) for v in values]
-    if isinstance(f, pureldap.LDAPFilter_present):
-        return bool(vals)
-    if isinstance(f, pureldap.LDAPFilter_substrings):
-        initial, anys, final = substring_parts(f)
-        return any(_substring_match(v, initial, anys, final) for v in vals)
-    if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
-        return fold(text_of(f.assertionValue.value)) in vals
-    if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
-        a = fold(text_of(f.assertionValue.value))
-        return any(v >= a for v in vals)
-    if isinstance(f, pureldap.LDAPFilter_lessOrEqual):
-        a = fold(text_of(f.assertionValue.value))
-        return any(v <= a for v in vals)
-    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-        if not _simple_extensible(f):
-            return None
-        return fold(text_of(f.matchValue.value)) in vals
-    return None
-
-
-def _substring_match(v: str, initial: str | None, anys: list[str], final: str | None) -> bool:
-    return search_index.substrings_match(v, *_folded((initial, anys, final)))
-
-
-def _simple_extensible(f: pureldap.LDAPFilter_extensibleMatch) -> bool:
-    if f.type is None or (f.dnAttributes is not None and f.dnAttributes.value):
-        return False
-    return f.matchingRule is None or text_of(f.matchingRule.value).lower() in _CASE_IGNORE_RULES
-
-
-def attribute_of(f: Any) -> str:
-    if isinstance(f, pureldap.LDAPFilter_present):
-        return text_of(f.value)
-    if isinstance(f, pureldap.LDAPFilter_substrings):
-        return text_of(f.type)
-    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-        return text_of(f.type.value) if f.type is not None else ""
-    return text_of(f.attributeDesc.value)
-
-
-def evaluate(f: Any, lookup: Callable[[str], list[str] | None]) -> bool | None:
-    """RFC 4511 three-valued evaluation; ``lookup(attr)`` gives values, [] if absent, None if unknown."""
-    if isinstance(f, pureldap.LDAPFilter_and):
-        results = [evaluate(x, lookup) for x in f]
-        return False if False in results else (None if None in results else True)
-    if isinstance(f, pureldap.LDAPFilter_or):
-        results = [evaluate(x, lookup) for x in f]
-        return True if True in results else (None if None in results else False)
-    if isinstance(f, pureldap.LDAPFilter_not):
-        r = evaluate(f.value, lookup)
-        return None if r is None else not r
-    values = lookup(attribute_of(f))
-    if values is None:
-        return None
-    return values_match(f, values)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -298,12 +212,12 @@ class Compiler:
 
     def leaf(self, f: Any) -> Pred | None:
         """TRUE-when predicate of an item filter (definite: FALSE where not TRUE), None if Undefined."""
-        raw = attribute_of(f)
-        if ";" in raw:
-            return None
-        name = KNOWN.get(raw.lower())
+        base, options, _ = attribute_of(f).partition(";")
+        name = KNOWN.get(base.lower())
         if name is None:
             return None
+        if options:  # a subtype (cn;lang-en): recognised, and abook holds no tagged values
+            return _const(values_match(f, []))
         lname = name.lower()
         if lname == "objectclass":
             return _const(values_match(f, self._classes))
@@ -339,7 +253,7 @@ class Compiler:
             v = fold(text_of(f.assertionValue.value))
             return FALSE if _NUL in v else Sql(f"{col} = {self.ph}", (v,))  # no record id holds a NUL
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            parts = _folded(substring_parts(f))
+            parts = folded_parts(substring_parts(f))
             return FALSE if _has_nul(*parts) else self._like(col, like_pattern(*parts))
         return None
 
@@ -353,7 +267,7 @@ class Compiler:
         folded = f"{self._fold}({value_expr})"
         norm = (lambda v: fold(normalise_phone(v))) if phone else fold
         if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-            if not _simple_extensible(f):
+            if not simple_extensible(f):
                 return None
             v = norm(text_of(f.matchValue.value))
             if _NUL in v and not self.sqlite:
@@ -378,7 +292,7 @@ class Compiler:
             initial, anys, final = substring_parts(f)
             if phone:
                 initial, anys, final = _phone_parts(initial, anys, final)
-            initial, anys, final = _folded((initial, anys, final))
+            initial, anys, final = folded_parts((initial, anys, final))
             if initial is None and not anys and final is None:
                 return present
             if _has_nul(initial, anys, final):
@@ -427,11 +341,6 @@ def _has_nul(initial: str | None, anys: list[str], final: str | None) -> bool:
 
 def _fts_string(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
-
-
-def _folded(parts: tuple[str | None, list[str], str | None]) -> tuple[str | None, list[str], str | None]:
-    initial, anys, final = parts
-    return (fold(initial) if initial else None, [fold(a) for a in anys], fold(final) if final else None)
 
 
 def _phone_parts(initial: str | None, anys: list[str], final: str | None) -> tuple[str | None, list[str], str | None]:

@@ -55,7 +55,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from abook.directory import filters
+from abook.directory import filters, matching
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
 from abook.directory.entries import EntityView, Selection, canonical, container_entry, row_encoder, selection, view
 from abook.directory.tree import BOOKS, BadDN, Tree
@@ -425,7 +425,7 @@ class _Search:
             name = canonical(attr)
             return None if name is None else list(lowered.get(name.lower(), ()))
 
-        if filters.evaluate(self.spec.filter, lookup) is not True:
+        if matching.evaluate(self.spec.filter, lookup) is not True:
             return None
         return container_entry(dn, attrs, self.sel, self.spec.types_only)
 
