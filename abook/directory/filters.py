@@ -38,8 +38,8 @@ from typing import Any, Union
 from ldaptor.protocols import pureldap
 
 from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, RECORD_CLASSES, EntityView
-from abook.directory.matching import (attribute_of, fold, folded_parts, simple_extensible, substring_parts, text_of,
-                                     values_match)
+from abook.directory.matching import (attribute_of, fold, folded_parts, item_matches, normalise_phone, phone_parts,
+                                     simple_extensible, substring_parts, text_of)
 from abook.store import search_index
 
 
@@ -84,10 +84,8 @@ Pred = Union[_Const, Match, Sql]
 Pair = tuple[Pred, Pred]  # (true-when, false-when)
 
 UNDEFINED: Pair = (FALSE, FALSE)
-
-
-def normalise_phone(value: str) -> str:
-    return value.replace(" ", "").replace("-", "")
+#: operational attributes a filter cannot test (Undefined)
+_UNFILTERED = frozenset({"entrydn", "createtimestamp", "modifytimestamp", "subschemasubentry", "structuralobjectclass"})
 
 
 def like_escape(value: str) -> str:
@@ -216,21 +214,20 @@ class Compiler:
         name = KNOWN.get(base.lower())
         if name is None:
             return None
-        if options:  # a subtype (cn;lang-en): recognised, and abook holds no tagged values
-            return _const(values_match(f, []))
         lname = name.lower()
+        if lname in _UNFILTERED:
+            return None
+        if options:  # a subtype (cn;lang-en) is recognised if its type is; abook holds no tagged values
+            return _const(item_matches(f, lname, []))
         if lname == "objectclass":
-            return _const(values_match(f, self._classes))
+            return _const(item_matches(f, lname, self._classes))
         if lname == "crmentity":
-            return _const(values_match(f, [self.view.entity]))
+            return _const(item_matches(f, lname, [self.view.entity]))
         if lname in ("uid", "crmid", "entryuuid"):
             return self._id_leaf(f)
         field = self.view.by_attr.get(lname)
         if field is None:
-            if lname in ("entrydn", "createtimestamp", "modifytimestamp", "subschemasubentry",
-                         "structuralobjectclass"):
-                return None
-            return FALSE  # known attribute, absent from this entity's entries
+            return _const(item_matches(f, lname, []))  # known attribute, absent from this entity's entries
         return self._field_leaf(f, field, lname in PHONE_ATTRIBUTES)
 
     def _like(self, expr: str, pattern: str, raw: str | None = None) -> Sql:
@@ -253,7 +250,10 @@ class Compiler:
             v = fold(text_of(f.assertionValue.value))
             return FALSE if _NUL in v else Sql(f"{col} = {self.ph}", (v,))  # no record id holds a NUL
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            parts = folded_parts(substring_parts(f))
+            raw_parts = substring_parts(f)
+            if raw_parts is None:
+                return None
+            parts = folded_parts(raw_parts)
             return FALSE if _has_nul(*parts) else self._like(col, like_pattern(*parts))
         return None
 
@@ -289,9 +289,12 @@ class Compiler:
                 v, op = v[: v.index(_NUL)], (">" if op == ">=" else "<=")
             return conj([present, Sql(f"{ordered} {op} {ph}", (v,))], self)
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            initial, anys, final = substring_parts(f)
+            raw_parts = substring_parts(f)
+            if raw_parts is None:
+                return None
+            initial, anys, final = raw_parts
             if phone:
-                initial, anys, final = _phone_parts(initial, anys, final)
+                initial, anys, final = phone_parts((initial, anys, final))
             initial, anys, final = folded_parts((initial, anys, final))
             if initial is None and not anys and final is None:
                 return present
@@ -341,12 +344,6 @@ def _has_nul(initial: str | None, anys: list[str], final: str | None) -> bool:
 
 def _fts_string(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
-
-
-def _phone_parts(initial: str | None, anys: list[str], final: str | None) -> tuple[str | None, list[str], str | None]:
-    initial = normalise_phone(initial) if initial else None
-    final = normalise_phone(final) if final else None
-    return initial or None, [a for a in (normalise_phone(x) for x in anys) if a], final or None
 
 
 def _const(r: bool | None) -> Pred | None:

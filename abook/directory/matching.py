@@ -11,16 +11,19 @@ An item filter on an attribute description is:
   included, plus the root DSE's and subschema's own attributes) -- a present filter too, as slapd does;
 * FALSE if the attribute is recognised but the entry has no value of it (RFC 4511 4.5.1.7.1: no value
   matches), and likewise for an attribute with options (``cn;lang-en``): abook holds no tagged values;
-* else decided on the values: names, strings and mail case-insensitively (``fold``); approx as
-  equality; ordering on the folded values; substrings as RFC 4511 4.5.1.7.2 (initial, then each any in
-  order, then final, none overlapping);
+* else decided on the values: names, strings and mail case-insensitively (``fold``), telephone numbers
+  also without spaces and dashes (telephoneNumberMatch, which has no ordering rule: ``>=``/``<=`` on
+  them are Undefined); approx as equality; ordering on the folded values; substrings as RFC 4511
+  4.5.1.7.2 (initial, then each any in order, then final, none overlapping);
 * extensibleMatch (RFC 4511 4.5.1.7.7): with a type and without ``:dn``, no rule (the attribute's own
-  equality), caseIgnoreMatch or caseIgnoreIA5Match compare as equality; objectClass (OID syntax)
-  accepts no rule but its own (objectIdentifierMatch). Anything else (``:dn``, no type, another rule)
-  is Undefined.
+  equality) or the case-ignoring rule of its syntax (RFC 4517: caseIgnoreIA5Match for IA5 strings,
+  objectIdentifierMatch for objectClass, caseIgnoreMatch for the rest) compares as equality. Anything
+  else (``:dn``, no type, a rule that does not apply to the syntax, caseExactMatch) is Undefined;
+* a SubstringFilter whose initial is not first or whose final is not last (RFC 4511 4.5.1.7.2 forbids
+  it) is Undefined, not a protocolError.
 
-A SubstringFilter with parts out of order or repeated, or an extensibleMatch without a value or
-without both type and rule, is malformed: ``check`` raises protocolError (2) as slapd does.
+Where RFC 4511 leaves room (an unrecognised attribute in a present filter, malformed substrings, a
+rule that does not apply), the answer is the one slapd 2.5 gives.
 """
 
 from __future__ import annotations
@@ -28,17 +31,21 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 from ldaptor.protocols import pureldap
-from ldaptor.protocols.ldap import ldaperrors
 
-from abook.directory.entries import canonical
+from abook.directory.entries import PHONE_ATTRIBUTES, canonical
 from abook.store.search_index import substrings_match
 
 Lookup = Callable[[str], "list[str] | None"]
 
-_CASE_IGNORE_RULES = frozenset({"caseignorematch", "2.5.13.2", "caseignoreia5match", "1.3.6.1.4.1.1466.109.114.2"})
+_CASE_IGNORE_RULES = frozenset({"caseignorematch", "2.5.13.2"})
+_CASE_IGNORE_IA5_RULES = frozenset({"caseignoreia5match", "1.3.6.1.4.1.1466.109.114.2"})
 _OID_RULES = frozenset({"objectidentifiermatch", "2.5.13.0"})
 #: attributes of OID syntax: only their own equality rule applies to them
 _OID_SYNTAX = frozenset({"objectclass", "structuralobjectclass"})
+#: attributes of IA5 String syntax (RFC 4517 3.3.15): caseIgnoreIA5Match applies, caseIgnoreMatch does not;
+#: to every other string attribute (Directory String, Printable String, Telephone Number) only caseIgnoreMatch
+IA5_ATTRIBUTES = ("mail", "otherMailbox", "mozillaSecondEmail", "mozillaWorkUrl")
+_IA5_SYNTAX = frozenset(a.lower() for a in IA5_ATTRIBUTES)
 #: what the root DSE (RFC 4512 5.1, RFC 3045) and the subschema entry (RFC 4512 4.2) may hold
 DSE_ATTRIBUTES = frozenset(a.lower() for a in (
     "altServer", "namingContexts", "supportedControl", "supportedExtension", "supportedFeatures",
@@ -57,21 +64,30 @@ def fold(value: str) -> str:
     return value.lower()
 
 
-def substring_parts(f: pureldap.LDAPFilter_substrings) -> tuple[str | None, list[str], str | None]:
-    """(initial, anys, final) of a well-formed SubstringFilter (``check``), empty parts dropped."""
+Parts = tuple["str | None", "list[str]", "str | None"]
+
+
+def substring_parts(f: pureldap.LDAPFilter_substrings) -> Parts | None:
+    """(initial, anys, final), empty parts dropped; None if the parts are out of order or repeated (an
+    initial not first, a final not last: RFC 4511 4.5.1.7.2), which makes the item Undefined."""
     initial, anys, final = None, [], None
-    for part in f.substrings:
+    last = len(f.substrings) - 1
+    for i, part in enumerate(f.substrings):
         v = text_of(part.value)
         if isinstance(part, pureldap.LDAPFilter_substrings_initial):
+            if i != 0:
+                return None
             initial = v or None
         elif isinstance(part, pureldap.LDAPFilter_substrings_final):
+            if i != last:
+                return None
             final = v or None
         elif v:
             anys.append(v)
     return initial, anys, final
 
 
-def folded_parts(parts: tuple[str | None, list[str], str | None]) -> tuple[str | None, list[str], str | None]:
+def folded_parts(parts: Parts) -> Parts:
     initial, anys, final = parts
     return (fold(initial) if initial else None, [fold(a) for a in anys], fold(final) if final else None)
 
@@ -93,31 +109,56 @@ def simple_extensible(f: pureldap.LDAPFilter_extensibleMatch) -> bool:
     if f.matchingRule is None:
         return True
     rule = text_of(f.matchingRule.value).lower()
-    if text_of(f.type.value).lower() in _OID_SYNTAX:
+    attribute = (canonical(text_of(f.type.value)) or "").lower()
+    if attribute in _OID_SYNTAX:
         return rule in _OID_RULES
+    if attribute in _IA5_SYNTAX:
+        return rule in _CASE_IGNORE_IA5_RULES
     return rule in _CASE_IGNORE_RULES
 
 
-def values_match(f: Any, values: Iterable[str]) -> bool | None:
-    """Evaluate one non-boolean filter item against an attribute's values (case-insensitive strings)."""
-    vals = [fold(v) for v in values]
+def normalise_phone(value: str) -> str:
+    return value.replace(" ", "").replace("-", "")
+
+
+def _phone_fold(value: str) -> str:
+    return fold(normalise_phone(value))
+
+
+def phone_parts(parts: Parts) -> Parts:
+    """Substring parts of a telephone number: spaces and dashes dropped, parts left empty dropped."""
+    initial, anys, final = parts
+    initial = normalise_phone(initial) if initial else None
+    final = normalise_phone(final) if final else None
+    return initial or None, [a for a in (normalise_phone(x) for x in anys) if a], final or None
+
+
+def values_match(f: Any, values: Iterable[str], phone: bool = False) -> bool | None:
+    """Evaluate one non-boolean filter item against an attribute's values: case-insensitively, and for a
+    telephone number (``phone``) without spaces and dashes."""
+    norm = _phone_fold if phone else fold
+    vals = [norm(v) for v in values]
     if isinstance(f, pureldap.LDAPFilter_present):
         return bool(vals)
     if isinstance(f, pureldap.LDAPFilter_substrings):
-        initial, anys, final = folded_parts(substring_parts(f))
+        parts = substring_parts(f)
+        if parts is None:
+            return None
+        initial, anys, final = folded_parts(phone_parts(parts) if phone else parts)
         return any(substrings_match(v, initial, anys, final) for v in vals)
     if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
-        return fold(text_of(f.assertionValue.value)) in vals
-    if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
+        return norm(text_of(f.assertionValue.value)) in vals
+    if isinstance(f, (pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual)):
+        if phone:
+            return None  # telephoneNumberMatch has no ordering rule
         a = fold(text_of(f.assertionValue.value))
-        return any(v >= a for v in vals)
-    if isinstance(f, pureldap.LDAPFilter_lessOrEqual):
-        a = fold(text_of(f.assertionValue.value))
+        if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
+            return any(v >= a for v in vals)
         return any(v <= a for v in vals)
     if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
         if not simple_extensible(f):
             return None
-        return fold(text_of(f.matchValue.value)) in vals
+        return norm(text_of(f.matchValue.value)) in vals
     return None
 
 
@@ -132,19 +173,27 @@ def evaluate(f: Any, lookup: Lookup) -> bool | None:
     if isinstance(f, pureldap.LDAPFilter_not):
         r = evaluate(f.value, lookup)
         return None if r is None else not r
-    name = attribute_of(f)
-    if ";" in name:  # a subtype with options: recognised if its type is, and abook holds no tagged values
-        if lookup(name.split(";", 1)[0]) is None:
-            return None
-        return values_match(f, [])
-    values = lookup(name)
+    base, options, _ = attribute_of(f).partition(";")
+    values = lookup(base)
     if values is None:
         return None
-    return values_match(f, values)
+    # a subtype with options (cn;lang-en) is recognised if its type is; abook holds no tagged values
+    return item_matches(f, canonical(base) or base, [] if options else values)
+
+
+def item_matches(f: Any, attribute: str, values: Iterable[str]) -> bool | None:
+    """One item filter on a recognised ``attribute`` (any spelling) with these values."""
+    return values_match(f, values, attribute.lower() in PHONE_ATTRIBUTES)
 
 
 def entry_matches(f: Any, attributes: Sequence[tuple[str, Sequence[bytes]]]) -> bool:
     """Whether ``f`` is TRUE for an entry held in memory (the root DSE, the subschema entry)."""
+    return evaluate(f, entry_lookup(attributes)) is True
+
+
+def entry_lookup(attributes: Sequence[tuple[str, Sequence[bytes]]]) -> Lookup:
+    """``evaluate``'s lookup over an entry's attributes: its values, [] for an attribute the server
+    recognises (schema, aliases, the root DSE's and subschema's attributes), None for any other."""
     values = {name.lower(): [text_of(v) for v in vals] for name, vals in attributes}
 
     def lookup(attr: str) -> list[str] | None:
@@ -157,23 +206,4 @@ def entry_matches(f: Any, attributes: Sequence[tuple[str, Sequence[bytes]]]) -> 
             return values.get(name.lower(), [])
         return [] if lower in DSE_ATTRIBUTES else None
 
-    return evaluate(f, lookup) is True
-
-
-def check(f: Any) -> None:
-    """Raise protocolError for a filter the BER decoder accepts but RFC 4511 4.5.1 forbids."""
-    if isinstance(f, (pureldap.LDAPFilter_and, pureldap.LDAPFilter_or)):
-        for x in f:
-            check(x)
-    elif isinstance(f, pureldap.LDAPFilter_not):
-        check(f.value)
-    elif isinstance(f, pureldap.LDAPFilter_substrings):
-        parts = f.substrings
-        last = len(parts) - 1
-        for i, part in enumerate(parts):
-            if ((isinstance(part, pureldap.LDAPFilter_substrings_initial) and i != 0)
-                    or (isinstance(part, pureldap.LDAPFilter_substrings_final) and i != last)):
-                raise ldaperrors.LDAPProtocolError("substrings out of order")
-    elif isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-        if f.matchValue is None or (f.type is None and f.matchingRule is None):
-            raise ldaperrors.LDAPProtocolError("malformed extensible match")
+    return lookup

@@ -5,8 +5,7 @@ octet, a message id outside 1..maxInt) with a Notice of Disconnection (RFC 4511 
 that is well encoded but carries a value outside its type's range is answered protocolError (2) in its
 SearchResultDone and the connection goes on, as slapd's ``do_search`` does: a scope other than
 baseObject, singleLevel or wholeSubtree (RFC 4511 4.5.1; subordinateSubtree is an extension abook does
-not offer), derefAliases outside 0..3, a sizeLimit or timeLimit outside 0..maxInt, a filter RFC 4511
-4.5.1.7 forbids (``matching.check``: substrings out of order, an extensibleMatch without its value).
+not offer), derefAliases outside 0..3, a sizeLimit or timeLimit outside 0..maxInt.
 
 ``log_failure``: a request that fails in a way abook did not foresee is logged with its traceback the
 first time per request type and exception type, and in one line after that, so a client repeating it
@@ -20,8 +19,6 @@ from typing import Any
 from ldaptor.protocols.ldap import ldaperrors
 from twisted.python.failure import Failure
 
-from abook.directory import matching
-
 MAX_INT = 2**31 - 1  # RFC 4511 4.1.1
 SCOPES = frozenset((0, 1, 2))
 DEREF_ALIASES = frozenset((0, 1, 2, 3))
@@ -31,7 +28,7 @@ _traced: set[tuple[str, str]] = set()
 
 
 def check_search(request: Any) -> None:
-    """Raise protocolError for a SearchRequest value outside its range or a malformed filter."""
+    """Raise protocolError for a SearchRequest value outside its range."""
     if request.scope not in SCOPES:
         raise ldaperrors.LDAPProtocolError("unknown search scope")
     if request.derefAliases not in DEREF_ALIASES:
@@ -40,7 +37,6 @@ def check_search(request: Any) -> None:
         raise ldaperrors.LDAPProtocolError("sizeLimit out of range")
     if not 0 <= request.timeLimit <= MAX_INT:
         raise ldaperrors.LDAPProtocolError("timeLimit out of range")
-    matching.check(request.filter)
 
 
 def log_failure(log: Any, failure: Failure, request: str, address: str) -> None:
