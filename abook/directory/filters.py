@@ -5,16 +5,16 @@ predicates ``(t, f)``: where the filter is TRUE and where it is FALSE (Undefined
 NOT combine the pairs (NOT swaps them) and constants fold at compile time, so an Undefined branch costs
 nothing in SQL. The WHERE clause is ``t``. Every leaf predicate is definite (never SQL NULL).
 
-Matching follows the attribute's syntax:
+The matching rules are ``matching.py``'s, row by row (its evaluator decides the entries that are not
+rows and the leaves that fold to constants); what only SQL needs:
 
-* names, mail and other strings: case-insensitively (``fold()``: Python ``str.lower`` on SQLite,
-  ``lower()`` on PostgreSQL), values compared folded; empty values count as absent;
+* names, mail and other strings are compared folded (``fold()``: Python ``str.lower`` on SQLite,
+  ``lower()`` on PostgreSQL); empty values count as absent;
 * phone numbers (telephoneNumber, homePhone, mobile, pager, facsimileTelephoneNumber): spaces and dashes
-  ignored; no ordering rule (``>=``/``<=`` are Undefined);
-* objectClass, crmEntity: decided at compile time against the entry's classes / entity;
+  removed in SQL too;
+* objectClass, crmEntity, a subtype with options and an attribute the entity lacks: decided at compile
+  time by ``matching.item_matches``;
 * uid, crmId, entryUUID: the record id; other operational attributes are Undefined in filters;
-* approx (``~=``): case-insensitive equality; extensibleMatch: only caseIgnoreMatch /
-  caseIgnoreIA5Match / no rule (= the attribute's equality) without ``:dn``; anything else Undefined;
 * an attribute the schema does not know (mozillaNickname is known; icsCalendar, roomNumber are not) is
   Undefined; one the schema knows but this entity lacks is FALSE (absent), as slapd does.
 
