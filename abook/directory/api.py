@@ -7,7 +7,7 @@ database) and hands entries back, as values or (``Entry.ber``) already encoded o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -76,7 +76,6 @@ class SearchDone:
     cookie: bytes | None = None
     #: server-side sort: the sortResult code to return, None when sorting was not asked for
     sort_result: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class IDirectory(Interface):

@@ -390,16 +390,6 @@ def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def unmarked_sightings_txn(session: Session, mailbox: str, limit: int = 1000) -> list[tuple[str, str | None]]:
-    """(email id, external id) of the messages in ``mailbox`` not yet marked as tracked there."""
-    rows = session.execute(
-        select(EmailSighting.email_id, EmailSighting.external_id)
-        .where(EmailSighting.mailbox == mailbox, EmailSighting.marked.is_(False))
-        .order_by(EmailSighting.id).limit(limit)
-    )
-    return [(r[0], r[1]) for r in rows]
-
-
 def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: str | None,
                          owner_type: str | None, owner_id: str | None, reason: str, detail: str | None,
                          message_id: str | None, sender: str | None, subject: str | None) -> None:
