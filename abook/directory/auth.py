@@ -35,16 +35,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from abook.config import placeholders
 from abook.config.model import LdapConfig, LdapUpstream
+from abook.directory.api import BoundIdentity, IAuthenticator
 from abook.directory.bindlimit import LOCKED, WINDOW, BindGate
 from abook.directory.tree import BadDN, Tree
 from abook.errors import ConfigError
 from abook.passwords import hash_password, verify_password
 from abook.scheduling import FairQueue, QueueFull
 from abook.store import models, security
-from abook.store.records import Principal
 from abook.threads import IBlockingRunner
 
 INVALID = "invalid credentials"
@@ -57,13 +58,6 @@ class BindCandidate:
     mail: str
     password_hash: str | None
     active: bool
-
-
-@dataclass(frozen=True)
-class BoundIdentity:
-    dn: str
-    user_id: str
-    principal: Principal
 
 
 def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate | None:
@@ -121,6 +115,7 @@ class UpstreamUnavailable(Exception):
 MAX_WAITING_CHECKS = 256
 
 
+@implementer(IAuthenticator)
 class Authenticator:
     """Checks simple binds; fires with a ``BoundIdentity`` or fails with an ldaptor LDAP error.
 
@@ -248,4 +243,4 @@ class Authenticator:
         return bool(ok)
 
 
-__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]
+__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]  # BoundIdentity: from api, re-exported
