@@ -17,6 +17,7 @@ from twisted.python import usage
 
 from abook.config import AbookConfig, endpoints, load_config
 from abook.config.location import config_file
+from abook.directory.api import IDirectory
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
 from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
@@ -144,8 +145,6 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
 
 def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any, index: int) -> WorkerService:
     """An LDAP worker process: the daemon's LDAP part on the listening sockets it inherited."""
-    from abook.server.service import ldap_components
-
     db_pool, store = _store(config, reactor)
     root = WorkerService(config, store, reactor, index)
     db_pool.setServiceParent(root)
@@ -270,10 +269,52 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
     return 0 if run(root, reactor, fatal_start=True, signals=signals) else 1
 
 
+# -- composition of the LDAP server (as twisted.names' tap builds its resolvers for DNSServerFactory):
+# the directory and the authenticator are built here and reach server/ only through IDirectory and
+# IAuthenticator.
+
+
+def store_directory(config: AbookConfig, store: Any) -> IDirectory:
+    """The ``StoreDirectory`` over the store, its searches sharing the ``db`` pool fairly: at most
+    ``store.threads - 1`` batches at once (a thread stays free for binds and the router), at most
+    ``searches_per_user`` of one user and ``searches_per_connection`` of one connection."""
+    from abook.directory.search import StoreDirectory
+    from abook.directory.tree import Tree
+    from abook.scheduling import FairQueue
+
+    limits = config.ldap.limits
+    scheduler = FairQueue(store.reader, max(1, config.store.threads - 1),
+                          (limits.searches_per_user, limits.searches_per_connection))
+    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True, scheduler=scheduler,
+                          cost_limit=limits.search_cost_seconds)
+
+
+def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: list[Any] | None = None
+                    ) -> list[IService]:
+    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last), the listeners and,
+    with ``ldap.workers`` > 1, the worker processes sharing them. ``inherited`` (in a worker process): the
+    daemon's listening sockets to serve instead of listening on the configured endpoints."""
+    from abook.directory.auth import Authenticator
+    from abook.server.service import adopted_services, ldap_services
+
+    pool = ThreadPoolService("auth", 1, config.ldap.auth_threads)
+    authenticator = Authenticator(store, ThreadPoolRunner(reactor, pool.pool), reactor, config.ldap)
+    directory = store_directory(config, store)
+    if inherited is not None:
+        return [pool, *adopted_services(config.ldap, directory, authenticator, reactor, inherited, config.config_dir)]
+    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
+    if config.ldap.workers == 1:
+        return [pool, *listeners]
+    from abook.server.workers import Balancer, WorkerPool
+
+    # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
+    # first, so the workers inherit the path of its shared file.
+    balancer = Balancer(reactor, listeners, 0, config.ldap.workers)
+    return [pool, *listeners, balancer, WorkerPool(config, listeners, reactor)]
+
+
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:
     """The listeners, pollers and schedulers; each package adds its own services here."""
-    from abook.server.service import ldap_components
-
     from abook.routing.unpolled import UnpolledReport
 
     services: list[IService] = []

@@ -35,9 +35,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from abook.config import placeholders
 from abook.config.model import LdapConfig, LdapUpstream
+from abook.directory.api import BoundIdentity, IAuthenticator
 from abook.directory.bindlimit import LOCKED, WINDOW, BindGate
 from abook.directory.tree import BadDN, Tree
 from abook.errors import ConfigError
@@ -45,7 +47,6 @@ from abook.passwords import hash_password, verify_password
 from abook.scheduling import FairQueue, QueueFull
 from abook.store import models, security
 from abook.store.outage import StoreOutage
-from abook.store.records import Principal
 from abook.threads import IBlockingRunner
 
 INVALID = "invalid credentials"
@@ -58,13 +59,6 @@ class BindCandidate:
     mail: str
     password_hash: str | None
     active: bool
-
-
-@dataclass(frozen=True)
-class BoundIdentity:
-    dn: str
-    user_id: str
-    principal: Principal
 
 
 def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate | None:
@@ -122,6 +116,7 @@ class UpstreamUnavailable(Exception):
 MAX_WAITING_CHECKS = 256
 
 
+@implementer(IAuthenticator)
 class Authenticator:
     """Checks simple binds; fires with a ``BoundIdentity`` or fails with an ldaptor LDAP error.
 
@@ -256,4 +251,4 @@ class Authenticator:
         return bool(ok)
 
 
-__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]
+__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]  # BoundIdentity: from api, re-exported

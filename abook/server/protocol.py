@@ -27,9 +27,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from abook import ber
+from abook.directory import matching
 from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, StoreOutage
 from abook.server import controls as ctl
-from abook.server import encode, match, rootdse, strict
+from abook.server import encode, rootdse, strict
 from abook.server.deadlines import InputLimits
 from abook.server.framing import EXTENDED, SEARCH, FrameError, Framer, extended_name, span
 
@@ -424,7 +425,7 @@ class AbookLDAPServer(InputLimits, LDAPServer):
             dn = rootdse.SUBSCHEMA_DN
         else:
             return None
-        if match.evaluate(request.filter, entry):
+        if matching.entry_matches(request.filter, entry):
             selected = rootdse._select(entry, attrs, bool(request.typesOnly))
             self.write_message(msg_id, self.factory.encoder.entry(dn, selected))
         return Response(encode.result(0x65, 0))

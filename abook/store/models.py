@@ -93,7 +93,6 @@ class ParticipationType(enum.IntEnum):
 ENTITIES = ("account", "contact", "lead", "queue", "systemuser", "equipment")
 USER_OWNED = ("account", "contact", "lead")
 BU_OWNED = ("queue", "systemuser", "equipment")
-ACTIVITY_TYPES = ("email", "appointment", "task", "fax", "letter", "phonecall")
 
 ADDRESS_BOOK_MATCHING = ("synchronised", "all")
 TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
