@@ -82,6 +82,8 @@ class BatchResult:
     actions: tuple[PostAction, ...]
     tracked: int
     untracked: int
+    #: the reason of each untracked message (``abook_mail_untracked_total``)
+    reasons: tuple[str, ...] = ()
 
 
 def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ...], cursor: str,
@@ -97,11 +99,11 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     for item in items:
         if item.oversize is not None:
             _untracked(session, spec, item.external_id, spec.owner, "too_large", item.oversize, item.raw)
-            planned.append(_Item(item, untracked=1))
+            planned.append(_Item(item, untracked=1, reason="too_large"))
             continue
         if item.external_id in skip:
             _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id], item.raw)
-            planned.append(_Item(item, untracked=1))
+            planned.append(_Item(item, untracked=1, reason="parse_error"))
             continue
         with _culprit(item):
             if spec.role == "forward":
@@ -117,12 +119,15 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
                             external_id=m.external_id)) for item, m in queued]))
     actions: list[PostAction] = []
     tracked = untracked = 0
+    reasons: list[str] = []
     for p in planned:
         activity_ids: list[str] = []
         untracked += p.untracked
+        reasons += [p.reason] * p.untracked
         for m in p.messages:
             if m.held:
                 untracked += 1
+                reasons.append("loop")
                 continue
             result = next(results)
             if result.outcome in ("tracked", "sighting") and result.activity_id:
@@ -130,6 +135,7 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
                 tracked += int(result.outcome == "tracked")
             else:
                 untracked += 1
+                reasons.append(result.reason or result.outcome)
         if not p.messages:
             continue  # decided by the router itself: the message stays in its mailbox
         if spec.role != "forward":
@@ -146,7 +152,7 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
         .execution_options(synchronize_session=False))
     if saved.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(spec.mailbox)
-    return BatchResult(tuple(actions), tracked, untracked)
+    return BatchResult(tuple(actions), tracked, untracked, tuple(reasons))
 
 
 @dataclass
@@ -168,6 +174,7 @@ class _Item:
     #: its messages to track, in order; empty when the router itself decided (skipped, no owner, ...)
     messages: list[_Message] = field(default_factory=list)
     untracked: int = 0
+    reason: str = ""
 
 
 @contextmanager
@@ -188,11 +195,11 @@ def _unwrapped(session: Session, spec: BatchSpec, item: Fetched) -> _Item:
     if owner is None:
         _untracked(session, spec, item.external_id, None, "no_owner",
                    "no user or queue address in the wrapper's From, To, Cc or Delivered-To", item.raw)
-        return _Item(item, untracked=1)
+        return _Item(item, untracked=1, reason="no_owner")
     inner = forward.unwrap(item.raw)
     if not inner:
         _untracked(session, spec, item.external_id, owner, "parse_error", "no message/rfc822 attachment", item.raw)
-        return _Item(item, untracked=1)
+        return _Item(item, untracked=1, reason="parse_error")
     return _Item(item, [_Message(owner, raw, f"{item.external_id}#{n}") for n, raw in enumerate(inner, 1)])
 
 

@@ -25,6 +25,7 @@ from abook.config.model import AbookConfig, LdapConfig
 from abook.errors import ConfigError
 from abook.directory.api import IDirectory
 from abook.directory.tree import Tree
+from abook.monitor import metrics
 from abook.server import encode
 from abook.server.deadlines import Buffered
 from abook.server.framing import FrameLimits
@@ -133,11 +134,13 @@ class LDAPServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: AbookLDAPServer) -> None:
         self.connections.add(conn)
         self.per_address[conn.peer] += 1
+        metrics.get().ldap_connections.inc()
         self._notify()
 
     def connection_lost(self, conn: AbookLDAPServer) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            metrics.get().ldap_connections.dec()
             self.per_address[conn.peer] -= 1
             if self.per_address[conn.peer] <= 0:
                 del self.per_address[conn.peer]
