@@ -53,6 +53,9 @@ class Metrics:
         self.ldap_binds = Counter("abook_ldap_binds", "LDAP binds, by outcome", ["outcome"], **kw)
         self.ldap_connections = Gauge("abook_ldap_connections", "Open LDAP connections (all processes)",
                                       multiprocess_mode="livesum", **kw)
+        self.ldap_process_connections = Gauge("abook_ldap_process_connections", "Open LDAP connections of each "
+                                              "process (the daemon and its LDAP workers, by pid)",
+                                              multiprocess_mode="liveall", **kw)
         self.mail_polled = Counter("abook_mail_polled", "Messages read from polled mailboxes", **kw)
         self.mail_tracked = Counter("abook_mail_tracked", "Messages tracked as new CRM emails by the router", **kw)
         self.mail_untracked = Counter("abook_mail_untracked", "Messages the router read but did not track, by reason",
@@ -86,6 +89,10 @@ class Metrics:
         self.ldap_requests.labels(operation, str(code)).inc()
         if operation == "search" and started is not None:
             self.ldap_search_seconds.observe(max(now - started, 0.0))
+
+    def connection(self, delta: int) -> None:
+        self.ldap_connections.inc(delta)
+        self.ldap_process_connections.inc(delta)
 
     def bind(self, code: int, anonymous: bool) -> None:
         outcome = "anonymous" if anonymous and code == 0 else BIND_OUTCOMES.get(code, "error")

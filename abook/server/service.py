@@ -134,13 +134,13 @@ class LDAPServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: AbookLDAPServer) -> None:
         self.connections.add(conn)
         self.per_address[conn.peer] += 1
-        metrics.get().ldap_connections.inc()
+        metrics.get().connection(1)
         self._notify()
 
     def connection_lost(self, conn: AbookLDAPServer) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
-            metrics.get().ldap_connections.dec()
+            metrics.get().connection(-1)
             self.per_address[conn.peer] -= 1
             if self.per_address[conn.peer] <= 0:
                 del self.per_address[conn.peer]
