@@ -14,6 +14,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from abook import __version__
+from abook.monitor import reason
 from abook.store.daemons import HEARTBEAT_SECONDS, heartbeat_txn, stopped_txn
 
 
@@ -53,7 +54,7 @@ class Heartbeat(Service):
 
         def failed(failure: Any) -> None:
             if not self._failing:
-                self.log.warn("could not write the heartbeat: {error}", error=failure.getErrorMessage()[:300])
+                self.log.warn("could not write the heartbeat: {error}", error=self._reason(failure))
             self._failing = True
 
         return d.addCallbacks(ok, failed)
@@ -64,4 +65,7 @@ class Heartbeat(Service):
             self._loop.stop()
         d = self.store.run(stopped_txn, self.daemon_id, self.pid, self._now())
         return d.addErrback(lambda f: self.log.warn("could not mark the daemon stopped: {error}",
-                                                     error=f.getErrorMessage()[:300]))
+                                                     error=self._reason(f)))
+
+    def _reason(self, failure: Any) -> str:
+        return reason(failure.value, getattr(getattr(self.store.engine, "url", None), "password", None))

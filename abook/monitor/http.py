@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from abook.config.model import AbookConfig
-from abook.monitor import metrics
+from abook.monitor import metrics, reason
 
 
 def _select_one(session: Any) -> None:
@@ -67,11 +67,8 @@ class Health:
     def _unreachable(self, failure: Any) -> str:
         if failure.check(defer.TimeoutError, defer.CancelledError):
             return f"store unreachable: no answer within {self.config.metrics.store_timeout:g}s"
-        first = " ".join(str(failure.value).split())[:200]
         password = getattr(getattr(self.store.engine, "url", None), "password", None)
-        if password:
-            first = first.replace(str(password), "***")
-        return f"store unreachable: {type(failure.value).__name__}: {first}"
+        return f"store unreachable: {reason(failure.value, password)}"
 
     def router_problem(self) -> str | None:
         router = self._root.getServiceNamed("router") if "router" in self._root.namedServices else None
