@@ -49,11 +49,11 @@ class Health:
 
     def store_check(self) -> defer.Deferred:
         """Fires with None (reachable) or the reason it is not; one check at a time, shared by callers."""
-        if self._pending is None:
-            d = self.store.run(_select_one)
+        d = self._pending
+        if d is None:
+            d = self._pending = self.store.run(_select_one)
             d.addTimeout(self.config.metrics.store_timeout, self._reactor)
             d.addCallbacks(lambda _: None, self._unreachable)
-            self._pending = d
 
             def done(result: Any) -> Any:
                 self._pending = None
@@ -61,7 +61,7 @@ class Health:
 
             d.addBoth(done)
         out: defer.Deferred = defer.Deferred()
-        self._pending.addBoth(lambda r: (out.callback(r), r)[1])
+        d.addBoth(lambda r: (out.callback(r), r)[1])
         return out
 
     def _unreachable(self, failure: Any) -> str:
