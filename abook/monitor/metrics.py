@@ -186,18 +186,38 @@ def enable(path: Path, owner: bool) -> None:
     from prometheus_client import values
 
     if owner:
+        _own(path)
         shutil.rmtree(path, ignore_errors=True)
-        try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as e:
-            from abook.errors import UserError
-
-            raise UserError(f"cannot create the metrics directory {path} (under store.data_dir): "
-                            f"{e.strerror}") from None
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.environ[ENV] = str(path)  # the LDAP workers, started later, inherit it
     os.environ.setdefault(ENV, str(path))
     values.ValueClass = values.MultiProcessValue()
     _metrics, _enabled = None, True
+
+
+_lock: Any = None
+
+
+def _own(path: Path) -> None:
+    """Hold ``<path>.lock`` for the life of the process, so that a second daemon on the same data_dir
+    fails at once instead of emptying the directory under the first one's feet."""
+    global _lock
+    import fcntl
+
+    from abook.errors import UserError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = open(path.with_name(path.name + ".lock"), "a")
+    except OSError as e:
+        raise UserError(f"cannot create the metrics directory {path} (under store.data_dir): {e.strerror}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise UserError(f"another abook daemon counts its metrics in {path}: give each daemon on one host its own "
+                        "store.data_dir") from None
+    _lock = lock
 
 
 def process_ended(pid: int) -> None:
