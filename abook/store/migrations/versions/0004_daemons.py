@@ -1,7 +1,7 @@
 """daemon: one row per daemon serving the store, written by its heartbeat (`abook status` lists them with
 the mailbox leases they hold).
 
-Revision ID: 0004
+Revision ID: 0004_daemons
 Revises: 0003
 Create Date: 2026-12-07
 """
@@ -9,7 +9,7 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0004_daemons"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
