@@ -155,3 +155,41 @@ def test_metrics_healthz_and_status_of_a_daemon_with_an_ldap_worker(tmp_path: Pa
             daemon.kill()
             daemon.wait()
     assert PASSWORD not in log.read_text()
+
+
+@pytest.mark.slow
+def test_healthz_says_the_router_is_stuck_while_its_poll_hangs(tmp_path: Path) -> None:
+    """A mailbox server that stops in the middle of a message: the poll hangs (until timeout), no poll
+    completes, and /healthz says so until the poll is cut and the next one completes."""
+    from tests.fakes.fault_server import message as fake_message
+    from tests.fakes.imap_server import FakeImapServer
+    from tests.integration.test_mailbox_faults import fake_mailbox, tracked
+    from tests.integration.test_router_imap import _init, _serve, _stop
+
+    imap = FakeImapServer().start()
+    try:
+        imap.deliver(fake_message(1))
+        imap.hang_body = True
+        port = free_port()
+        cfg, store = _init(tmp_path, f'[metrics]\nlisten = "tcp:{port}:interface=127.0.0.1"\n'
+                                     "stuck_after_intervals = 2\n"
+                                     + fake_mailbox("jane", imap.port, timeout=10.0, command_timeout=12.0))
+        seed_org(store)
+        daemon = _serve(cfg, tmp_path / "run.log")
+        try:
+            wait_for_port(port, proc=daemon)
+            imap.wait_for(lambda: imap.count("hanging") == 1, what="the download to hang")
+            wait_until(lambda: _get(port, "/healthz")[0] == 503, timeout=10, what="healthz to turn 503")
+            code, body = _get(port, "/healthz")
+            assert code == 503 and body.startswith("router stuck: no mailbox poll completed for "), body
+            imap.clear_faults()
+            wait_until(lambda: tracked(store, "jane")[2] == 1, timeout=60, what="the message tracked once the "
+                                                                               "hung poll was cut")
+            wait_until(lambda: _get(port, "/healthz") == (200, "ok\n"), timeout=10, what="healthz to recover")
+            m = scrape(port)
+            assert value(m, "abook_mailbox_errors_total", kind="transient") == 1
+            assert value(m, "abook_mail_tracked_total") == 1
+        finally:
+            _stop(daemon)
+    finally:
+        imap.stop()
