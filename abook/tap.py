@@ -137,9 +137,10 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
 
     Heartbeat(store, reactor, daemon_id(config)).setServiceParent(root)
     if config.metrics.listen:
-        from abook.monitor.http import metrics_service
+        from abook.monitor.http import metrics_services
 
-        metrics_service(config, store, reactor, root).setServiceParent(root)
+        for service in metrics_services(config, store, reactor, root):
+            service.setServiceParent(root)
     return root
 
 

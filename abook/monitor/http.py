@@ -11,8 +11,8 @@ daemon added up: monitor/metrics.py) and ``/healthz``.
   mailbox whose server is down is not "stuck" (its failure is recorded at every try:
   ``abook_mailbox_errors_total``); a router whose polls hang, or cannot reach the store, is.
 
-Both pages are rendered without blocking the reactor: ``/metrics`` reads the processes' files on the
-reactor's thread pool (prometheus_client's Twisted resource), the store check runs on the ``db`` pool
+Both pages are rendered without blocking the reactor: ``/metrics`` reads the processes' files on a
+``metrics`` thread pool of its own (prometheus_client's WSGI app), the store check runs on the ``db`` pool
 and concurrent probes share one check.
 """
 
@@ -127,23 +127,29 @@ class _QuietSite(server.Site):
         pass
 
 
-def site(config: AbookConfig, store: Any, reactor: Any, root: Any) -> server.Site:
-    from prometheus_client.twisted import MetricsResource
+def site(config: AbookConfig, store: Any, reactor: Any, root: Any, pool: Any) -> server.Site:
+    """``pool``: the thread pool /metrics reads the files on (prometheus_client's ``MetricsResource`` is
+    this WSGI resource on the reactor's shared pool, which also resolves host names: not ours to fill)."""
+    from prometheus_client.exposition import make_wsgi_app
+    from twisted.web.wsgi import WSGIResource
 
     top = resource.Resource()
-    top.putChild(b"metrics", MetricsResource(metrics.registry()))
+    top.putChild(b"metrics", WSGIResource(reactor, pool, make_wsgi_app(metrics.registry())))
     top.putChild(b"healthz", HealthResource(Health(config, store, reactor, root)))
     return _QuietSite(top)
 
 
-def metrics_service(config: AbookConfig, store: Any, reactor: Any, root: Any) -> Any:
-    """The listening service of ``[metrics] listen`` (a listener that cannot listen stops the start with
-    one line naming the key, as the LDAP listeners do)."""
+def metrics_services(config: AbookConfig, store: Any, reactor: Any, root: Any) -> list[Any]:
+    """The ``metrics`` thread pool (one thread: scrapes come one at a time) and the listening service of
+    ``[metrics] listen`` (a listener that cannot listen stops the start with one line naming the key, as
+    the LDAP listeners do), in start order."""
     from abook.server.service import Listener
+    from abook.threads import ThreadPoolService
 
+    pool = ThreadPoolService("metrics", 1, 1)
     file = Path(config.config_file).name if config.config_file else ""
-    factory = site(config, store, reactor, root)
-    return Listener(config.metrics.listen, factory, reactor, "metrics.listen", config.metrics.listen, file)
+    factory = site(config, store, reactor, root, pool.pool)
+    return [pool, Listener(config.metrics.listen, factory, reactor, "metrics.listen", config.metrics.listen, file)]
 
 
-__all__ = ["Health", "HealthResource", "metrics_service", "site"]
+__all__ = ["Health", "HealthResource", "metrics_services", "site"]
