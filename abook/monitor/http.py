@@ -46,27 +46,35 @@ class Health:
         self._root = root
         self._started = reactor.seconds()
         self._pending: defer.Deferred | None = None
+        self._waiting: list[defer.Deferred] = []
+        self._last_check: str | None = None
+        self._reported: list[str] = []
 
     def store_check(self) -> defer.Deferred:
-        """Fires with None (reachable) or the reason it is not; one check at a time, shared by callers."""
-        d = self._pending
-        if d is None:
-            d = self._pending = self.store.run(_select_one)
-            d.addTimeout(self.config.metrics.store_timeout, self._reactor)
-            d.addCallbacks(lambda _: None, self._unreachable)
-
-            def done(result: Any) -> Any:
-                self._pending = None
-                return result
-
-            d.addBoth(done)
+        """Fires with None (reachable) or the reason it is not, within ``store_timeout``. One ``SELECT 1`` at
+        a time: probes that come while it runs wait for it, and a hung store is not sent one per probe."""
+        if self._pending is None:
+            self._pending = self.store.run(_select_one)
+            self._pending.addCallbacks(lambda _: None, self._unreachable)
+            self._pending.addBoth(self._checked)
         out: defer.Deferred = defer.Deferred()
-        d.addBoth(lambda r: (out.callback(r), r)[1])
-        return out
+        if self._pending is None:  # answered at once
+            out.callback(self._last_check)
+            return out
+        timeout = self.config.metrics.store_timeout
+        timer = self._reactor.callLater(timeout, lambda: out.called or out.callback(
+            f"store unreachable: no answer within {timeout:g}s"))
+        self._waiting.append(out)
+        return out.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+
+    def _checked(self, result: str | None) -> None:
+        self._pending, self._last_check = None, result
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:
+                d.callback(result)
 
     def _unreachable(self, failure: Any) -> str:
-        if failure.check(defer.TimeoutError, defer.CancelledError):
-            return f"store unreachable: no answer within {self.config.metrics.store_timeout:g}s"
         password = getattr(getattr(self.store.engine, "url", None), "password", None)
         return f"store unreachable: {reason(failure.value, password)}"
 
@@ -85,8 +93,13 @@ class Health:
 
     async def problems(self) -> list[str]:
         found = [p for p in (await self.store_check(), self.router_problem()) if p]
-        for p in found:
-            self.log.warn("healthz: {problem}", problem=p)
+        kinds = [p.split(":", 1)[0] for p in found]
+        if kinds != self._reported:  # logged when it changes, not at every probe of a load balancer
+            if found:
+                self.log.warn("healthz: unhealthy: {problems}", problems="; ".join(found))
+            else:
+                self.log.info("healthz: healthy again")
+            self._reported = kinds
         return found
 
 

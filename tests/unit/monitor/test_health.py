@@ -23,7 +23,11 @@ from abook.store import Store, make_engine
 class _Never:
     """A runner whose calls never finish: a store that hangs."""
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     def run(self, f: Any, *args: Any, **kwargs: Any) -> defer.Deferred:
+        self.calls += 1
         return defer.Deferred()
 
 
@@ -80,7 +84,8 @@ def test_a_store_that_fails_or_hangs_is_unreachable(tmp_path: Path) -> None:
     code, body = _get(Health(config, missing, clock, _root()))
     assert code == 503 and body.startswith("store unreachable: OperationalError: unable to open database file")
 
-    hung = Store(make_engine(f"sqlite:///{tmp_path / 'abook.sqlite3'}"), _Never())
+    runner = _Never()
+    hung = Store(make_engine(f"sqlite:///{tmp_path / 'abook.sqlite3'}"), runner)
     health = Health(config, hung, clock, _root())
     first, second = DummyRequest([b""]), DummyRequest([b""])
     HealthResource(health).render_GET(first)
@@ -90,3 +95,8 @@ def test_a_store_that_fails_or_hangs_is_unreachable(tmp_path: Path) -> None:
     for request in (first, second):
         assert request.finished and request.responseCode == 503
         assert b"".join(request.written) == b"store unreachable: no answer within 2s\n"
+    third = DummyRequest([b""])
+    HealthResource(health).render_GET(third)
+    clock.advance(2.0)
+    assert third.responseCode == 503
+    assert runner.calls == 1  # the hung SELECT 1 is not queued again at every probe
