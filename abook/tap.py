@@ -140,7 +140,25 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
     db_pool.setServiceParent(root)
     for component in _components(config, store, reactor):
         component.setServiceParent(root)
+    from abook.monitor.heartbeat import Heartbeat
+    from abook.routing.service import daemon_id
+
+    Heartbeat(store, reactor, daemon_id(config)).setServiceParent(root)
+    if config.metrics.listen:
+        from abook.monitor.http import metrics_services
+
+        for service in metrics_services(config, store, reactor, root):
+            service.setServiceParent(root)
     return root
+
+
+def enable_metrics(config: AbookConfig, owner: bool) -> None:
+    """With ``[metrics] listen``: count into files every process of the daemon shares (monitor/metrics.py),
+    before any service counts anything."""
+    if config.metrics.listen:
+        from abook.monitor import metrics
+
+        metrics.enable(metrics.directory(config.data_dir), owner)
 
 
 def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any, index: int) -> WorkerService:
@@ -245,6 +263,7 @@ def run_daemon(config: AbookConfig) -> int:
 
     begin_logging(config.logging.level, config.logging.file)
     tune_gc()
+    enable_metrics(config, owner=True)
     root = build_service(config, reactor)
     routers = [c for c in root if hasattr(c, "reload_mailboxes")]
     run(root, reactor, signals=Signals(reactor, config, routers[0].reload_mailboxes if routers else None))
@@ -263,6 +282,7 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
 
     begin_worker_logging(config.logging.level)
     tune_gc()
+    enable_metrics(config, owner=False)
     root = build_worker_service(config, inherited, reactor, index)
     watch_parent(reactor, 0)
     signals = Signals(reactor, name=f"LDAP worker {index}")
@@ -336,6 +356,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
+        enable_metrics(options["parsed"], owner=True)
         root = build_service(options["parsed"], reactor)
     except UserError as e:
         raise SystemExit(f"abook: {e}") from None

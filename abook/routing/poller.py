@@ -33,6 +33,7 @@ from abook.config.model import TrackingConfig
 from abook.config.routing import RouterConfig
 from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import IMailSource, MessageRef
+from abook.monitor import metrics
 from abook.routing import health, state
 from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
@@ -117,10 +118,14 @@ class MailboxPoller:
         return done.addCallback(lambda _: defer.ensureDeferred(self._close()))
 
     def tick(self) -> defer.Deferred | None:
-        if self._stopping or self.deps.clock.seconds() < self._not_before:
+        if self._stopping:
+            return None
+        if self.deps.clock.seconds() < self._not_before:
+            metrics.get().cycle(self.deps.clock.seconds())  # backed off: the router is not stuck
             return None
         d = defer.ensureDeferred(self._poll())
         d.addErrback(lambda f: defer.ensureDeferred(self._failed(f)))
+        d.addCallback(lambda _: metrics.get().cycle(self.deps.clock.seconds()))  # polled, or its failure recorded
         d.addErrback(lambda f: self.log.failure("recording the failure of {mailbox} failed", f, mailbox=self.name))
         self._current = d
         d.addBoth(self._idle)
@@ -186,6 +191,8 @@ class MailboxPoller:
             if fetched:
                 crash_point("after_fetch")
             result = await self._commit(tuple(fetched), batch.cursor)
+            metrics.get().batch(len(fetched), result.tracked, result.reasons)
+            metrics.get().cycle(deps.clock.seconds())
             if fetched:
                 crash_point("after_commit")
                 self.log.info("polled {mailbox}: {count} new, {tracked} tracked", mailbox=self.name,
@@ -202,6 +209,7 @@ class MailboxPoller:
                               failures=self._failures)
             self._failures = 0
         await deps.store.run(state.record_success_txn, self.name, deps.now(), self._failures)
+        metrics.get().poll_ok(self.name, deps.clock.seconds())
 
     async def _mail(self, what: str, f: Callable[..., Any], *args: Any) -> Any:
         """One mailbox operation on the mail pool, within ``command_timeout``: past it (or soon after the
@@ -302,6 +310,7 @@ class MailboxPoller:
         error = health.describe(failure)
         reset = failure.check(CursorInvalid) is not None
         self._failures += 1
+        metrics.get().poll_failed("cursor_reset" if reset else "permanent" if permanent else "transient")
         if reset:
             self.log.warn("cursor of {mailbox} is no longer valid, reading it again from the start: {error}",
                           mailbox=self.name, error=error)
@@ -315,6 +324,7 @@ class MailboxPoller:
             delay = health.backoff_delay(self._failures - int(reset), self.mailbox.interval, deps.router.max_backoff,
                                          health.retry_after_of(failure))
             self._not_before = deps.clock.seconds() + delay
+            metrics.get().back_off(self.name, True)
             self.log.info("backing off {mailbox} for {delay:.0f}s", mailbox=self.name, delay=delay)
         if reset:
             self._reread = True
@@ -333,6 +343,7 @@ class MailboxPoller:
             self.log.debug("the failure of {mailbox} is not recorded: {error}", mailbox=self.name, error=str(e))
             return
         if status.disabled:
+            metrics.get().mailboxes_disabled.inc()
             self.log.critical("ALERT: mailbox {mailbox} disabled after {failures} failures ({error}); "
                               "fix it, then run `abook mailbox enable {mailbox}`",
                               mailbox=self.name, failures=status.consecutive_failures, error=error)

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from abook.config.model import LdapConfig
 from abook.errors import ConfigError
 from abook.directory.api import IAuthenticator, IDirectory
+from abook.monitor import metrics
 from abook.server import encode
 from abook.server.deadlines import Buffered
 from abook.server.framing import FrameLimits
@@ -132,11 +133,13 @@ class LDAPServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: AbookLDAPServer) -> None:
         self.connections.add(conn)
         self.per_address[conn.peer] += 1
+        metrics.get().connection(1)
         self._notify()
 
     def connection_lost(self, conn: AbookLDAPServer) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            metrics.get().connection(-1)
             self.per_address[conn.peer] -= 1
             if self.per_address[conn.peer] <= 0:
                 del self.per_address[conn.peer]
