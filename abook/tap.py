@@ -124,6 +124,11 @@ def _store(config: AbookConfig, reactor: Any) -> tuple[ThreadPoolService, Store]
     store = Store(make_engine(config.store_url, pool_size=config.store.threads, timeout=timeout),
                   ThreadPoolRunner(reactor, db_pool.pool), clock=reactor, timeout=timeout)
     schema.check(store.engine)
+    if config.tracking.queue_owner:
+        from abook.store.owners import check_queue_owner_txn
+
+        with store.transaction() as session:
+            check_queue_owner_txn(session, config.tracking.queue_owner, config.config_file)
     return db_pool, store
 
 

@@ -216,8 +216,9 @@ class TrackingConfig(Section):
     counter_digits: int = Field(default=4, ge=1, le=12)
     #: Larger messages are not tracked (reason ``too_large``); they stay in their mailbox.
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    #: User name (domainname) owning the activities tracked from queue mailboxes. Empty: a System
-    #: Administrator of the queue's business unit (or of the nearest unit above), else its oldest user.
+    #: User name (domainname) owning the activities tracked from queue mailboxes; an active user (checked
+    #: against the store by check-config and at start, ``store/owners.py``). Empty: a System Administrator
+    #: of the queue's business unit or of the nearest unit above that has one, else its oldest user.
     queue_owner: str = ""
 
 

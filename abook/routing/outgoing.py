@@ -31,6 +31,7 @@ from abook.mailbox.errors import MailboxError
 from abook.mailbox.smtp import Envelope, SmtpPermanent, send_blocking
 from abook.routing.poller import crash_point, settled
 from abook.tracking.api import token_for_email_txn
+from abook.tracking.tokens import with_token
 from abook.tracking.parse import parse_message
 from abook.store import Store, outage
 from abook.store.models import (
@@ -92,7 +93,7 @@ def _recipients(session: Session, activity: Activity) -> dict[int, list[str]]:
 
 
 def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict[int, list[str]], token: str,
-           now: datetime) -> tuple[bytes, str]:
+           now: datetime, tracking: TrackingConfig) -> tuple[bytes, str]:
     """The RFC 5322 message (CRLF line ends, Bcc only in the envelope) and its Message-ID without <>."""
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr(sender)
@@ -100,8 +101,7 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
         msg["To"] = ", ".join(rcpt[ParticipationType.to])
     if rcpt[ParticipationType.cc]:
         msg["Cc"] = ", ".join(rcpt[ParticipationType.cc])
-    subject = activity.subject or ""
-    msg["Subject"] = subject if token in subject else f"{subject} {token}".strip()
+    msg["Subject"] = with_token(tracking, activity.subject or "", token)
     msg["Date"] = formatdate(now.timestamp(), usegmt=True)
     message_id = make_msgid(domain=sender[1].rsplit("@", 1)[-1])
     msg["Message-ID"] = message_id
@@ -156,7 +156,7 @@ def claim_txn(session: Session, now: datetime, limit: int, tracking: TrackingCon
         rcpts = tuple(dict.fromkeys(a for kind in rcpt.values() for a in kind))
         if email.message_id is None or email.raw is None:  # built once; a retry sends the same bytes
             token = token_for_email_txn(session, activity_id, tracking)
-            raw, message_id = _build(activity, email, sender, rcpt, token, now)
+            raw, message_id = _build(activity, email, sender, rcpt, token, now, tracking)
             email.raw, email.message_id, email.tracking_token, email.sender = raw, message_id, token, sender[1]
             email.message_key = parse_message(raw).message_key
         if not rcpts:

@@ -557,3 +557,4 @@ Index("ix_activityparty_address_lower", func.lower(ActivityParty.addressused))
 # Mappings kept in domain modules of their own register on ``Base.metadata`` here, so whoever imports the
 # models (Alembic, the schema test) sees every table.
 from abook.store import sync_links as _sync_links  # noqa: E402,F401
+from abook.store import replies as _replies  # noqa: E402,F401
