@@ -11,6 +11,7 @@ Store access has two faces over the same ``*_txn`` functions (each takes a SQLAl
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -180,7 +181,7 @@ class Store:
         one read at a time goes to the database to find out whether it is back, and the others fail at
         once with the outage, so a queue of reads never waits out the deadline one after another."""
         health = self.health
-        if health.down:
+        if health.down and self.timeout and self.clock is not None:  # (a probe without a deadline could hang)
             if self._probing:
                 return defer.fail(health.outage)
             self._probing = True
@@ -202,9 +203,14 @@ class Store:
         if not self.timeout or self.clock is None:
             return d
         timeout = self.timeout
+        started = time.monotonic()
 
         def expired(result: Any, _timeout: float) -> Any:
             if isinstance(result, Failure) and result.check(defer.CancelledError):
+                if self.health.last_success > started:
+                    # other calls got answers meanwhile: the database is there, this one was slow (a loaded
+                    # machine, a heavy query): busy (51), and no reason to turn reads away
+                    return Failure(StoreOutage(f"the database is slow: no answer within {timeout:g}s", busy=True))
                 outage = StoreOutage(f"the database did not answer within {timeout:g}s (store.timeout_seconds)",
                                      unreachable=True)
                 self.health.failed(outage)

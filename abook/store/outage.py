@@ -108,6 +108,8 @@ class StoreHealth:
         self._outages = 0
         #: the last failure's outage
         self.outage = StoreOutage("the store has not failed")
+        #: when a call last succeeded (monotonic)
+        self.last_success = 0.0
 
     def begin(self) -> int:
         return self._outages
@@ -126,6 +128,7 @@ class StoreHealth:
                       "unavailable (52) until it is back", reason=outage.reason)
 
     def succeeded(self, begun: int) -> None:
+        self.last_success = time.monotonic()
         if self.down_since is None or begun != self._outages:
             return
         seconds = time.monotonic() - self.down_since

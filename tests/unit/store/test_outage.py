@@ -110,3 +110,29 @@ def test_a_call_past_the_timeout_is_unavailable_and_one_cancelled_early_never_ru
             waiting.errback(e)
     assert ran == [2]  # the first never ran; the probe did, and found the store back
     assert success_result_of(probe) is None and not store.health.down
+
+
+def test_a_slow_read_while_others_are_answered_is_busy_not_an_outage(tmp_path: Path) -> None:
+    """A loaded machine or a heavy query: the database answers other calls, so one slow read is busy (51)
+    and turns no other read away."""
+    clock = task.Clock()
+    held: list[defer.Deferred] = []
+
+    class Runner:
+        def run(self, f, *args, **kwargs) -> defer.Deferred:
+            d: defer.Deferred = defer.Deferred()
+            held.append(d)
+            return d
+
+    store = Store(make_engine(f"sqlite:///{tmp_path / 's.sqlite3'}"), Runner(), clock=clock, timeout=2.0)
+    slow = store.read(lambda s: None)
+    quick = store.read(lambda s: None)
+    held[1].callback(1)
+    assert success_result_of(quick) == 1
+    clock.advance(2.1)
+    f = failure_result_of(slow, StoreOutage)
+    assert f.value.busy and not store.health.down
+    d = store.read(lambda s: None)
+    assert not d.called and len(held) == 3  # sent to the database, not failed at once
+    held[2].callback(2)
+    assert success_result_of(d) == 2
