@@ -90,6 +90,8 @@ class BatchResult:
     actions: tuple[PostAction, ...]
     tracked: int
     untracked: int
+    #: the reason of each untracked message (``abook_mail_untracked_total``)
+    reasons: tuple[str, ...] = ()
 
 
 def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ...], cursor: str,
@@ -105,12 +107,12 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     for item in items:
         if item.oversize is not None:
             _untracked(session, spec, item.external_id, spec.owner, "too_large", item.oversize, read_head(item.raw))
-            planned.append(_Item(item, untracked=1))
+            planned.append(_Item(item, untracked=1, reason="too_large"))
             continue
         if item.external_id in skip:
             _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id],
                        read_head(item.raw))
-            planned.append(_Item(item, untracked=1))
+            planned.append(_Item(item, untracked=1, reason="parse_error"))
             continue
         with _culprit(item):
             if spec.role == "forward":
@@ -127,12 +129,15 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
                             external_id=m.external_id, parsed=m.parsed)) for item, m in queued]))
     actions: list[PostAction] = []
     tracked = untracked = 0
+    reasons: list[str] = []
     for p in planned:
         activity_ids: list[str] = []
         untracked += p.untracked
+        reasons += [p.reason] * p.untracked
         for m in p.messages:
             if m.held:
                 untracked += 1
+                reasons.append("loop")
                 continue
             result = next(results)
             if result.outcome in ("tracked", "sighting") and result.activity_id:
@@ -140,6 +145,7 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
                 tracked += int(result.outcome == "tracked")
             else:
                 untracked += 1
+                reasons.append(result.reason or result.outcome)
         if not p.messages:
             continue  # decided by the router itself: the message stays in its mailbox
         if spec.role != "forward":
@@ -156,7 +162,7 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
         .execution_options(synchronize_session=False))
     if saved.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(spec.mailbox)
-    return BatchResult(tuple(actions), tracked, untracked)
+    return BatchResult(tuple(actions), tracked, untracked, tuple(reasons))
 
 
 @dataclass
@@ -184,6 +190,8 @@ class _Item:
     untracked: int = 0
     #: the item's normalised Message-ID, for its PostAction
     message_id: str | None = None
+    #: why the router left it untracked (a metrics label), when it did
+    reason: str = ""
 
 
 def _read(raw: bytes, tracking: TrackingConfig) -> tuple[Head, ParsedMessage | None]:
@@ -215,18 +223,18 @@ def _unwrapped(session: Session, spec: BatchSpec, item: Fetched) -> _Item:
         wrapper = read(item.raw)
     except Unreadable as e:
         _untracked(session, spec, item.external_id, None, "parse_error", str(e), Head(None, None, None))
-        return _Item(item, untracked=1)
+        return _Item(item, untracked=1, reason="parse_error")
     head = head_of(wrapper)
     owner = forward.resolve_forward_owner_txn(session, forward.candidate_addresses(wrapper))
     if owner is None:
         _untracked(session, spec, item.external_id, None, "no_owner",
                    "no user or queue address in the wrapper's From, To, Cc or Delivered-To", head)
-        return _Item(item, untracked=1)
+        return _Item(item, untracked=1, reason="no_owner")
     inner = forward.unwrap(wrapper)
     del wrapper
     if not inner:
         _untracked(session, spec, item.external_id, owner, "parse_error", "no message/rfc822 attachment", head)
-        return _Item(item, untracked=1)
+        return _Item(item, untracked=1, reason="parse_error")
     return _Item(item, [_Message(owner, raw, f"{item.external_id}#{n}", *_read(raw, spec.tracking))
                         for n, raw in enumerate(inner, 1)], message_id=head.message_id)
 

@@ -25,6 +25,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from abook.monitor import metrics
 from abook.config.model import TrackingConfig
 from abook.config.routing import RouterConfig, SmtpConfig
 from abook.mailbox.errors import MailboxError
@@ -33,7 +34,7 @@ from abook.routing.poller import crash_point, settled
 from abook.tracking.api import token_for_email_txn
 from abook.tracking.tokens import with_token
 from abook.tracking.parse import parse_message
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.models import (
     EMAIL_FIELDS, ENTITY_MODELS, Activity, ActivityParty, Email, EmailStatus, ParticipationType, Queue, SystemUser,
 )
@@ -256,7 +257,7 @@ class OutgoingService(Service):
 
     def tick(self) -> defer.Deferred:
         d = defer.ensureDeferred(self._send_due())
-        d.addErrback(lambda f: self.log.failure("outgoing queue run failed", f))
+        d.addErrback(lambda f: outage.log_failure(self.log, f, "outgoing queue run failed"))
         self._current = d
         d.addBoth(self._idle)
         return d
@@ -288,8 +289,10 @@ class OutgoingService(Service):
                                           self.smtp.max_attempts, self.smtp.retry_backoff, self.smtp.retry_backoff_max)
             self.log.warn("sending email {activity_id} failed ({outcome}): {error}", activity_id=out.activity_id,
                           outcome="failed" if status == EmailStatus.failed else "will retry", error=error)
+            metrics.get().outgoing.labels("failed" if status == EmailStatus.failed else "retry").inc()
             return
         note = "; ".join(f"refused {r}: {reply}" for r, reply in result.refused) or None
         await self.store.run(sent_txn, out.activity_id, self._now(), note)
+        metrics.get().outgoing.labels("sent").inc()
         self.log.info("sent email {activity_id} as <{message_id}> to {count} recipients",
                       activity_id=out.activity_id, message_id=out.message_id, count=len(out.envelope.recipients))
