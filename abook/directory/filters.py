@@ -210,15 +210,16 @@ class Compiler:
 
     def leaf(self, f: Any) -> Pred | None:
         """TRUE-when predicate of an item filter (definite: FALSE where not TRUE), None if Undefined."""
-        base, options, _ = attribute_of(f).partition(";")
-        name = KNOWN.get(base.lower())
+        raw = attribute_of(f)
+        if ";" in raw:  # a subtype (cn;lang-en) is recognised if its type is; abook holds no tagged values
+            name = KNOWN.get(raw.split(";", 1)[0].lower())
+            if name is None or name.lower() in _UNFILTERED:
+                return None
+            return _const(item_matches(f, name, ()))
+        name = KNOWN.get(raw.lower())
         if name is None:
             return None
         lname = name.lower()
-        if lname in _UNFILTERED:
-            return None
-        if options:  # a subtype (cn;lang-en) is recognised if its type is; abook holds no tagged values
-            return _const(item_matches(f, lname, []))
         if lname == "objectclass":
             return _const(item_matches(f, lname, self._classes))
         if lname == "crmentity":
@@ -227,7 +228,9 @@ class Compiler:
             return self._id_leaf(f)
         field = self.view.by_attr.get(lname)
         if field is None:
-            return _const(item_matches(f, lname, []))  # known attribute, absent from this entity's entries
+            if lname in _UNFILTERED:
+                return None
+            return _const(item_matches(f, lname, ()))  # known attribute, absent from this entity's entries
         return self._field_leaf(f, field, lname in PHONE_ATTRIBUTES)
 
     def _like(self, expr: str, pattern: str, raw: str | None = None) -> Sql:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ldaptor.protocols import pureldap
 
-from abook.directory.entries import PHONE_ATTRIBUTES, canonical
+from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, canonical
 from abook.store.search_index import substrings_match
 
 Lookup = Callable[[str], "list[str] | None"]
@@ -46,6 +46,10 @@ _OID_SYNTAX = frozenset({"objectclass", "structuralobjectclass"})
 #: to every other string attribute (Directory String, Printable String, Telephone Number) only caseIgnoreMatch
 IA5_ATTRIBUTES = ("mail", "otherMailbox", "mozillaSecondEmail", "mozillaWorkUrl")
 _IA5_SYNTAX = frozenset(a.lower() for a in IA5_ATTRIBUTES)
+_FALSE_WITHOUT_VALUES = frozenset({pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch,
+                                   pureldap.LDAPFilter_present})
+#: every spelling of a telephone number attribute (aliases: mobileTelephoneNumber, fax, ...)
+_PHONE_NAMES = frozenset(k for k, v in KNOWN.items() if v.lower() in PHONE_ATTRIBUTES)
 #: what the root DSE (RFC 4512 5.1, RFC 3045) and the subschema entry (RFC 4512 4.2) may hold
 DSE_ATTRIBUTES = frozenset(a.lower() for a in (
     "altServer", "namingContexts", "supportedControl", "supportedExtension", "supportedFeatures",
@@ -71,11 +75,13 @@ def substring_parts(f: pureldap.LDAPFilter_substrings) -> Parts | None:
     """(initial, anys, final), empty parts dropped; None if the parts are out of order or repeated (an
     initial not first, a final not last: RFC 4511 4.5.1.7.2), which makes the item Undefined."""
     initial, anys, final = None, [], None
-    last = len(f.substrings) - 1
-    for i, part in enumerate(f.substrings):
+    parts = f.substrings
+    last = len(parts) - 1
+    i = 0
+    for part in parts:
         v = text_of(part.value)
         if isinstance(part, pureldap.LDAPFilter_substrings_initial):
-            if i != 0:
+            if i:
                 return None
             initial = v or None
         elif isinstance(part, pureldap.LDAPFilter_substrings_final):
@@ -84,6 +90,7 @@ def substring_parts(f: pureldap.LDAPFilter_substrings) -> Parts | None:
             final = v or None
         elif v:
             anys.append(v)
+        i += 1
     return initial, anys, final
 
 
@@ -173,17 +180,34 @@ def evaluate(f: Any, lookup: Lookup) -> bool | None:
     if isinstance(f, pureldap.LDAPFilter_not):
         r = evaluate(f.value, lookup)
         return None if r is None else not r
-    base, options, _ = attribute_of(f).partition(";")
-    values = lookup(base)
+    name = attribute_of(f)
+    if ";" in name:  # a subtype with options (cn;lang-en): recognised if its type is; no tagged values
+        name = name.split(";", 1)[0]
+        return None if lookup(name) is None else item_matches(f, name, ())
+    values = lookup(name)
     if values is None:
         return None
-    # a subtype with options (cn;lang-en) is recognised if its type is; abook holds no tagged values
-    return item_matches(f, canonical(base) or base, [] if options else values)
+    return item_matches(f, name, values)
 
 
-def item_matches(f: Any, attribute: str, values: Iterable[str]) -> bool | None:
-    """One item filter on a recognised ``attribute`` (any spelling) with these values."""
-    return values_match(f, values, attribute.lower() in PHONE_ATTRIBUTES)
+def item_matches(f: Any, attribute: str, values: Sequence[str]) -> bool | None:
+    """One item filter on a recognised ``attribute`` (any spelling, aliases included) with these values."""
+    if values:
+        return values_match(f, values, attribute.lower() in _PHONE_NAMES)
+    # no value: FALSE, unless the item is Undefined whatever the values (the common case: answered
+    # without folding anything, since most attributes a filter names are absent from most entries)
+    kind = type(f)
+    if kind is pureldap.LDAPFilter_substrings:
+        return None if substring_parts(f) is None else False
+    if kind in _FALSE_WITHOUT_VALUES:
+        return False
+    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        return False if simple_extensible(f) else None
+    if isinstance(f, (pureldap.LDAPFilter_greaterOrEqual, pureldap.LDAPFilter_lessOrEqual)):
+        return None if attribute.lower() in _PHONE_NAMES else False
+    if isinstance(f, pureldap.LDAPFilter_substrings):  # subclasses, which the exact checks above miss
+        return None if substring_parts(f) is None else False
+    return False if isinstance(f, tuple(_FALSE_WITHOUT_VALUES)) else None
 
 
 def entry_matches(f: Any, attributes: Sequence[tuple[str, Sequence[bytes]]]) -> bool:
