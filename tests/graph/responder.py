@@ -198,7 +198,9 @@ class GraphResponder:
 
     def _token(self, form: dict[str, str], endpoint: str) -> Reply:
         client = form.get("client_id", "")
-        if form.get("grant_type") != "client_credentials" or form.get("scope") != GRAPH_SCOPE:
+        # the Graph resource's scope: graph.microsoft.com's, or this responder's own (it stands in for Graph)
+        if form.get("grant_type") != "client_credentials" or form.get("scope") not in (GRAPH_SCOPE,
+                                                                                        self.base + "/.default"):
             return _json(400, {"error": "invalid_request", "error_description": "AADSTS900144: bad request"})
         if client not in self.secrets and client not in self.certificates:
             return _json(400, {"error": "unauthorized_client", "error_description":
