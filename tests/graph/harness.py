@@ -24,6 +24,10 @@ class GraphHarness(Harness):
         self.responder.add_mailbox(self.address)
 
     def config(self, **overrides: Any) -> MailboxConfig:
+        return MailboxConfig.model_validate(self.table(**overrides))
+
+    def table(self, **overrides: Any) -> dict[str, Any]:
+        """The ``[[mailboxes]]`` table, as a config file would give it."""
         r = self.responder
         values: dict[str, Any] = dict(
             name=f"graph-{self.address}", type="graph", ca_file=self.server.ca_file, timeout=10.0,
@@ -33,7 +37,7 @@ class GraphHarness(Harness):
         graph = overrides.pop("graph", {})
         values.update(overrides)
         values["graph"] = {**values["graph"], **graph}
-        return MailboxConfig.model_validate(values)
+        return values
 
     def dead_config(self) -> MailboxConfig:
         dead = f"https://127.0.0.1:{free_port()}"
