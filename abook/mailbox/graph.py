@@ -149,7 +149,10 @@ class GraphSource:
             assert state.get("graph") == 1 and isinstance(links, dict)
         except (ValueError, KeyError, TypeError, AssertionError):
             raise CursorInvalid(f"{self._config.name}: the stored cursor is not a Graph delta state") from None
-        return {k: v for k, v in links.items() if k in self.folders and isinstance(v, str)}
+        links = {k: v for k, v in links.items() if k in self.folders and isinstance(v, str)}
+        for link in links.values():
+            self.client.url(link)  # a link elsewhere than Graph: CursorInvalid (the token never goes there)
+        return links
 
     def _initial(self, folder: str) -> str:
         return f"{self._user}/mailFolders/{quote(folder)}/messages/delta?$select={_SELECT}"

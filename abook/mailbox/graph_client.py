@@ -92,7 +92,7 @@ class GraphAuth:
                         instance_discovery=False, http_client=self.session, timeout=self.timeout)
                 if fresh:  # Graph refused the cached token: forget it
                     cache = self._msal.token_cache
-                    for at in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+                    for at in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                         cache.remove_at(at)
                 result = self._msal.acquire_token_for_client(scopes=[self.scope])
             except requests.RequestException as e:
