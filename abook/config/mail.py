@@ -15,6 +15,8 @@ from pydantic import Field, field_validator
 from abook.config.base import Port, Problem, SecretValue, Section
 
 _BUILD = re.compile(r"^\d+(\.\d+){1,3}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 class EwsOptions(Section):
@@ -78,6 +80,35 @@ class GraphApp(Section):
     #: end the operation with RateLimited(retry_after) and the router backs the mailbox off instead
     max_retry_wait: float = Field(default=10.0, ge=0)
 
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, v: str) -> str:
+        if not (_GUID.match(v) or _DOMAIN.match(v)):
+            raise ValueError(f"expected the directory (tenant) id, a GUID, or a domain such as "
+                             f'"contoso.onmicrosoft.com", got {v!r}')
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        if not _GUID.match(v):
+            raise ValueError("expected the application (client) id, a GUID such as "
+                             '"6a7b8c9d-1234-4000-8000-0000000ab00c" (not the secret, nor its id)')
+        return v
+
+    @field_validator("certificate_file")
+    @classmethod
+    def _certificate(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        try:
+            data = open(v, "rb").read()
+        except OSError as e:
+            raise ValueError(f"cannot read {v}: {e.strerror}") from None
+        if not v.lower().endswith((".pfx", ".p12")) and not (b"PRIVATE KEY-----" in data and b"CERTIFICATE-----" in data):
+            raise ValueError(f"{v} must hold the private key and its certificate (PEM), or be a .pfx/.p12 file")
+        return v
+
     @field_validator("authority_host", "graph_url")
     @classmethod
     def _https(cls, v: str) -> str:
@@ -99,6 +130,13 @@ class GraphOptions(GraphApp):
 
     #: the mailbox read: its SMTP address or user principal name
     mailbox: str
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, v: str) -> str:
+        if v and "@" not in v:  # empty: a template's, filled per user
+            raise ValueError(f'expected the mailbox\'s address such as "jane@contoso.com", got {v!r}')
+        return v
     #: category added to tracked messages (Outlook shows it); the extended property is set too
     tracked_category: str = "Tracked to CRM"
     #: name of the PublicStrings single-value extended property (Integer 1) on tracked messages; the same

@@ -68,8 +68,8 @@ def test_wrong_secret_is_auth_failed_without_the_secret(box: GraphHarness) -> No
 
 
 def test_unknown_tenant_is_auth_failed(box: GraphHarness) -> None:
-    with pytest.raises(AuthFailed, match="tenant nosuch"):
-        GraphSource(box.config(graph={"tenant": "nosuch"})).changes_blocking(None, 10)
+    with pytest.raises(AuthFailed, match="tenant nosuch.example.com"):
+        GraphSource(box.config(graph={"tenant": "nosuch.example.com"})).changes_blocking(None, 10)
 
 
 def test_short_throttle_is_waited_out_and_retried(box: GraphHarness) -> None:
@@ -126,7 +126,7 @@ def test_certificate_credential(box: GraphHarness, tmp_path: Path) -> None:
     pem.write_bytes((tmp_path / "key.pem").read_bytes() + (tmp_path / "cert.pem").read_bytes())
     public = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(tmp_path / "cert.pem")],
                             check=True, capture_output=True).stdout
-    client = "cert-client-0001"
+    client = "0c0c0c0c-0000-4000-8000-00000000ce47"
     box.responder.certificates[client] = public
     box.deliver(make_message("by certificate"))
     config = box.config(graph={"client_id": client, "client_secret": None, "certificate_file": str(pem)})

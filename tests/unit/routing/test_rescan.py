@@ -98,7 +98,7 @@ def test_graph_template_reads_each_users_own_mailbox_with_one_app_registration(m
 
     monkeypatch.setenv("ABOOK_TEST_GRAPH_SECRET", "s3cret~from-env")
     config = parse_config({"router": {"user_mailbox_template": {
-        "type": "graph", "graph": {"tenant": "contoso.onmicrosoft.com", "client_id": "app-1",
+        "type": "graph", "graph": {"tenant": "contoso.onmicrosoft.com", "client_id": "6a7b8c9d-1234-4000-8000-0000000ab00c",
                                    "client_secret": "env:ABOOK_TEST_GRAPH_SECRET"}}}})
     template = config.router.user_mailbox_template
     jane, queue = derive_mailboxes_blocking(template, (RouterOwner("jane.doe", "jane@example.com"),
