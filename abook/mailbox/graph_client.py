@@ -220,23 +220,24 @@ class GraphClient:
             yield from page.get("value", [])
             link = page.get("@odata.nextLink")
 
-    def batch(self, requests_: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """JSON batching, 20 requests per round trip: id -> {"status", "body"}. A throttled or failed inner
-        request raises as it would alone."""
+    def batch(self, requests_: list[dict[str, Any]], check: bool = True) -> dict[str, dict[str, Any]]:
+        """JSON batching, 20 requests per round trip: id -> {"status", "body"}. With ``check`` a failed inner
+        request raises as it would alone; without, its error is left in its reply for the caller."""
         out: dict[str, dict[str, Any]] = {}
         for start in range(0, len(requests_), 20):
             chunk = requests_[start:start + 20]
             for reply in self.json("POST", "/$batch", json={"requests": chunk})["responses"]:
                 status = int(reply["status"])
                 body = reply.get("body") if isinstance(reply.get("body"), dict) else {}
-                if status >= 400:
-                    error = body.get("error", {})
-                    headers = reply.get("headers") or {}
-                    retry = headers.get("Retry-After")
-                    raise self._error(status, error.get("code", ""), error.get("message", ""),
-                                      float(retry) if retry else None)
                 out[str(reply["id"])] = {"status": status, "body": body}
+                if status >= 400 and check:
+                    raise self.error_of_reply(out[str(reply["id"])], (reply.get("headers") or {}).get("Retry-After"))
         return out
+
+    def error_of_reply(self, reply: dict[str, Any], retry_after: Optional[str] = None) -> MailboxError:
+        error = reply["body"].get("error", {}) if isinstance(reply.get("body"), dict) else {}
+        return self._error(reply["status"], error.get("code", ""), error.get("message", ""),
+                           float(retry_after) if retry_after else None)
 
 
 def _error_of(response: requests.Response) -> dict[str, Any]:
