@@ -7,32 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.task import Clock
 
-from abook.config import parse_config
-from abook.routing.outgoing import OutgoingService, resolve_stuck_txn
+from abook.routing.outgoing import resolve_stuck_txn
 from abook.store import Store
 from abook.store.models import Activity, EmailStatus
-from abook.threads import SyncRunner
 from tests.fixtures.graph import CLIENT_ID, CLIENT_SECRET, TENANT, GraphServer
-from tests.integration.test_outgoing_smtp import T0, email_row, org, pending_email  # noqa: F401 (fixture)
+from tests.integration.test_outgoing_smtp import Outgoing, email_row, org, pending_email  # noqa: F401 (fixture)
 
 
-class GraphOutgoing:
-    def __init__(self, store: Store, server: GraphServer, secret: str = CLIENT_SECRET) -> None:
-        r = server.responder
-        graph = {"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": secret, "authority_host": r.base,
-                 "graph_url": r.graph_url, "max_retry_wait": 0}
-        config = parse_config({"smtp": {"transport": "graph", "graph": graph, "ca_file": server.ca_file,
-                                        "max_attempts": 3, "retry_backoff": 60.0, "timeout": 10.0},
-                               "router": {"outgoing_interval": 30.0}})
-        self.clock = Clock()
-        self.clock.advance(T0)
-        assert config.smtp is not None
-        self.service = OutgoingService(store, SyncRunner(), self.clock, config.smtp, config.router, config.tracking)
-
-    def stop(self) -> None:
-        assert self.service.stopService().called
+def graph_outgoing(store: Store, server: GraphServer, secret: str = CLIENT_SECRET) -> Outgoing:
+    """The SMTP tests' outgoing service on a Clock, with ``transport = "graph"``."""
+    r = server.responder
+    graph = {"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": secret, "authority_host": r.base,
+             "graph_url": r.graph_url, "max_retry_wait": 0}
+    return Outgoing(store, {"transport": "graph", "graph": graph, "ca_file": server.ca_file, "timeout": 10.0})
 
 
 @pytest.fixture
@@ -45,7 +33,7 @@ def jane_box(graph_server: GraphServer) -> Any:
 
 def test_sent_as_the_senders_mailbox_with_bcc_in_the_mime(store, org, graph_server, jane_box) -> None:
     activity = pending_email(store, org)
-    out = GraphOutgoing(store, graph_server)
+    out = graph_outgoing(store, graph_server)
     out.service.startService()
     email, _ = email_row(store, activity)
     assert email.statuscode_cache == EmailStatus.sent
@@ -57,7 +45,7 @@ def test_sent_as_the_senders_mailbox_with_bcc_in_the_mime(store, org, graph_serv
 def test_a_lost_reply_is_not_sent_twice(store, org, graph_server, jane_box) -> None:
     activity = pending_email(store, org, to="carl@customer.test")
     graph_server.responder.lose_reply("/sendMail")
-    out = GraphOutgoing(store, graph_server)
+    out = graph_outgoing(store, graph_server)
     out.service.startService()
     email, _ = email_row(store, activity)
     assert email.statuscode_cache == EmailStatus.pending_send and "ConnectionError" in email.last_error
@@ -72,7 +60,7 @@ def test_a_lost_reply_is_not_sent_twice(store, org, graph_server, jane_box) -> N
 def test_throttled_send_is_retried_later_and_sent_once(store, org, graph_server, jane_box) -> None:
     activity = pending_email(store, org, to="carl@customer.test")
     graph_server.responder.throttle("/sendMail", status=429, retry_after=30)
-    out = GraphOutgoing(store, graph_server)
+    out = graph_outgoing(store, graph_server)
     out.service.startService()
     email, _ = email_row(store, activity)
     assert email.statuscode_cache == EmailStatus.pending_send and "429 TooManyRequests" in email.last_error
@@ -84,7 +72,7 @@ def test_throttled_send_is_retried_later_and_sent_once(store, org, graph_server,
 
 def test_an_admins_retry_of_a_stuck_email_that_had_left_sends_nothing(store, org, graph_server, jane_box) -> None:
     activity = pending_email(store, org, to="carl@customer.test")
-    out = GraphOutgoing(store, graph_server)
+    out = graph_outgoing(store, graph_server)
     out.service.startService()
     out.stop()
     assert len(jane_box.sent) == 1
@@ -93,7 +81,7 @@ def test_an_admins_retry_of_a_stuck_email_that_had_left_sends_nothing(store, org
         a.email.statuscode_cache = a.statuscode = EmailStatus.sending
     with store.transaction() as s:  # `abook outgoing retry ID`
         assert resolve_stuck_txn(s, activity, "retry")
-    again = GraphOutgoing(store, graph_server)
+    again = graph_outgoing(store, graph_server)
     again.service.startService()
     assert email_row(store, activity)[0].statuscode_cache == EmailStatus.sent
     assert len(jane_box.sent) == 1
@@ -102,7 +90,7 @@ def test_an_admins_retry_of_a_stuck_email_that_had_left_sends_nothing(store, org
 
 def test_a_refused_app_fails_the_email_at_once(store, org, graph_server, jane_box) -> None:
     activity = pending_email(store, org, to="carl@customer.test")
-    out = GraphOutgoing(store, graph_server, secret="not-the-secret")
+    out = graph_outgoing(store, graph_server, secret="not-the-secret")
     out.service.startService()
     email, _ = email_row(store, activity)
     assert email.statuscode_cache == EmailStatus.failed and "invalid_client" in email.last_error
