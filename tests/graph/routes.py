@@ -35,6 +35,11 @@ def route(g: "GraphResponder", method: str, path: str, query: dict[str, list[str
         return _error(404, "ErrorInvalidUser", f"The requested user '{address}' is invalid.")
     parts = rest.strip("/").split("/")
     q = {k: v[0] for k, v in query.items()}
+    from tests.graph import pim_routes
+
+    contact_reply = pim_routes.route(g, address, parts, method, q, headers, body)
+    if contact_reply is not None:
+        return contact_reply
 
     if len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == ["messages", "delta"] and method == "GET":
         return _delta(g, address, parts[1].lower(), q, headers)

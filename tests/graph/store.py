@@ -21,7 +21,7 @@ from email import message_from_bytes
 from email.policy import default
 from typing import Any, Optional
 
-FOLDERS = ("inbox", "sentitems", "deleteditems")
+FOLDERS = ("inbox", "sentitems", "deleteditems", "contacts")
 
 
 def new_id() -> str:
