@@ -105,8 +105,10 @@ def _delta(g: "GraphResponder", address: str, folder: str, q: dict[str, str], he
     if store.repeat_next and entries:
         entries = [entries[0]] + entries
         store.repeat_next = False
-    path = f"/users/{address}/mailFolders/{folder}/messages/delta"
-    page: dict[str, Any] = {"@odata.context": f"{g.graph_url}/$metadata#Collection(message)", "value": entries}
+    path = (f"/users/{address}/contactFolders/contacts/contacts/delta" if folder == "contacts"
+            else f"/users/{address}/mailFolders/{folder}/messages/delta")
+    kind = "contact" if folder == "contacts" else "message"
+    page: dict[str, Any] = {"@odata.context": f"{g.graph_url}/$metadata#Collection({kind})", "value": entries}
     if offset + page_size < len(round_.entries):
         page["@odata.nextLink"] = g.link(path, **{"$skiptoken": f"{token}.{offset + page_size}"})
     else:

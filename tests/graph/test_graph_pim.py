@@ -25,7 +25,9 @@ def test_the_crm_id_finds_the_contact_and_can_be_written_later(pim: GraphPimHarn
     pim.update_blocking("contact", b.id, b.etag, {}, "crm-b")
     assert pim.get_blocking("contact", [b.id])[0].crm_id == "crm-b"
     # the EWS backend's property: a mailbox moved from EWS to Graph keeps its links
-    assert CRM_ID == "String {9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14} Name abookCrmId"
+    from abook.mailbox.pim.ews import PROPERTY_NAME, PROPERTY_SET
+
+    assert CRM_ID == f"String {{{PROPERTY_SET}}} Name {PROPERTY_NAME}"
     assert pim.responder.store.messages[a.id].extended[CRM_ID.lower()] == "crm-a"
 
 

@@ -29,11 +29,11 @@ from zope.interface import implementer
 from abook.config.mail import GraphApp
 from abook.mailbox.errors import MailboxError, MessageGone
 from abook.mailbox.graph_client import GraphClient, auth_for
-from abook.mailbox.pim.ews import PROPERTY_NAME, PROPERTY_SET
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed, StaleItem
 from abook.mailbox.pim.schema import Values, normalise
 
-CRM_ID = f"String {{{PROPERTY_SET}}} Name {PROPERTY_NAME}"
+#: the EWS backend's CRM-id property (pim/ews.py PROPERTY_SET, PROPERTY_NAME; not imported: that loads exchangelib)
+CRM_ID = "String {9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14} Name abookCrmId"
 _ADDRESS = "{00062004-0000-0000-C000-000000000046}"  # PSETID_Address
 NATIVE = {"fullname": "displayName", "firstname": "givenName", "middlename": "middleName", "lastname": "surname",
           "nickname": "nickName", "jobtitle": "jobTitle", "department": "department", "company_name": "companyName",
