@@ -4,10 +4,13 @@ test controls the sync contract suite uses (another client's edits, lost delta s
 from __future__ import annotations
 
 import uuid
-from typing import Optional
+from types import SimpleNamespace
+from typing import Any, Optional
 
 from abook.config.mail import GraphApp
 from abook.mailbox.pim.graph import GraphPimStore
+from abook.mailbox.pim.interfaces import Changes, Item, Listed
+from abook.mailbox.pim.memory import WRITES, Failure
 from abook.mailbox.pim.schema import Values
 from tests.fixtures.graph import CLIENT_ID, CLIENT_SECRET, TENANT, GraphServer
 
@@ -38,3 +41,96 @@ class GraphPimHarness(GraphPimStore):
 
     def destroy(self) -> None:
         self.close_blocking()
+
+
+class RecordedGraphPim(GraphPimHarness):
+    """The harness with abook's calls recorded and made to fail on demand, for the sync state machine."""
+
+    def __init__(self, server: GraphServer) -> None:
+        super().__init__(server)
+        self.calls: list[str] = []
+        self.failures: list[Failure] = []
+
+    def _rec(self, op: str) -> None:
+        self.calls.append(op)
+        for f in list(self.failures):
+            if f.times > 0 and f.op in (op, "any"):
+                f.times -= 1
+                if f.times == 0:
+                    self.failures.remove(f)
+                raise f.error
+
+    def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
+        self._rec("changes")
+        return super().changes_blocking(entity, token)
+
+    def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
+        self._rec("get")
+        return super().get_blocking(entity, ids)
+
+    def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
+        self._rec("create")
+        return super().create_blocking(entity, values, crm_id, notify)
+
+    def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
+                        crm_id: Optional[str] = None) -> Listed:
+        self._rec("update")
+        return super().update_blocking(entity, item_id, etag, values, crm_id)
+
+    def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
+        self._rec("delete")
+        return super().delete_blocking(entity, item_id, etag, notify)
+
+    def find_blocking(self, entity: str, crm_id: str) -> Optional[Listed]:
+        self._rec("find")
+        return super().find_blocking(entity, crm_id)
+
+    def fail_next(self, op: str, error: Exception | None = None, times: int = 1, item_id: Optional[str] = None) -> None:
+        from abook.mailbox.errors import Unavailable
+
+        self.failures.append(Failure(op, error or Unavailable(f"{op} failed (test)"), times, item_id))
+
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c in WRITES]
+
+    # -- another client (Outlook) on the same mailbox, past abook's recorded calls
+
+    def user_create(self, entity: str, values: Values, categories: tuple[str, ...] = (), *,
+                    crm_id: Optional[str] = None, uid: Optional[str] = None) -> str:
+        listed = GraphPimStore.create_blocking(self, entity, values, crm_id or "")
+        if categories:
+            self.user_update(entity, listed.id, {}, categories)
+        return listed.id
+
+    def user_update(self, entity: str, item_id: str, changes: Values, categories: Optional[tuple[str, ...]] = None) -> None:
+        if categories is not None:
+            super().user_update(entity, item_id, {}, categories)
+        if changes:
+            etag = self.responder.store.messages[item_id].etag  # type: ignore[attr-defined]
+            GraphPimStore.update_blocking(self, entity, item_id, etag, changes)
+
+    def user_delete(self, entity: str, item_id: str) -> None:
+        with self.responder.lock:
+            store = self.responder.store
+            contact = store.messages[item_id]
+            contact.deleted, contact.folder = True, "deleteditems"
+            store.tombstones.append((self.address, "contacts", item_id, store.tick()))
+
+    def touch(self, entity: str, item_id: str) -> None:
+        """An edit of a field abook does not map (a new change key, a place in the next delta)."""
+        with self.responder.lock:
+            contact = self.responder.store.messages[item_id]
+            contact.change_key = uuid.uuid4().hex  # type: ignore[attr-defined]
+            self.responder.store.touch(contact)
+
+    def _all(self) -> list[Item]:
+        ids = [c.id for c in self.responder.store.in_folder(self.address, "contacts")]  # in creation order
+        return GraphPimStore.get_blocking(self, "contact", ids) if ids else []
+
+    @property
+    def items(self) -> dict[str, dict[str, Any]]:
+        return {"contact": {i.id: SimpleNamespace(crm_id=i.crm_id, etag=i.etag) for i in self._all()},
+                "appointment": {}, "task": {}}
+
+    def values(self, entity: str) -> dict[str, dict[str, Optional[str]]]:
+        return {i.id: dict(i.values) for i in self._all()} if entity == "contact" else {}

@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from abook.config import parse_config
 from abook.mailbox.pim.graph import GraphPimStore
 from abook.store import models
 from abook.sync.setup import SyncUser, open_mailbox_blocking
 from tests.fixtures.graph import CLIENT_ID, TENANT, GraphServer
-from tests.graph.pim_harness import GraphPimHarness
+from tests.graph.pim_harness import GraphPimHarness, RecordedGraphPim
 from tests.unit.sync.conftest import new_world
+from tests.unit.sync.machine import SyncMachine
 from tests.unit.sync.world import World
 
 
@@ -56,3 +58,18 @@ def test_sync_mailbox_of_type_graph_is_built_for_each_user(graph_server: GraphSe
         "graph_url": r.graph_url}}}})
     box = open_mailbox_blocking(config.sync.mailbox, SyncUser("u1", "paul", "paul@example.com"))
     assert isinstance(box, GraphPimStore) and box.address == "paul@example.com" and box.entities == ("contact",)
+
+
+class GraphSyncMachine(SyncMachine):
+    server: GraphServer = None  # type: ignore[assignment]
+    make_mailbox = classmethod(lambda cls, user: RecordedGraphPim(cls.server))  # type: ignore[assignment]
+
+
+GraphSyncMachine.TestCase.settings = settings(max_examples=8, stateful_step_count=15, deadline=None,
+                                              suppress_health_check=list(HealthCheck))
+
+
+def test_sync_machine_on_graph_replay(graph_server: GraphServer) -> None:
+    """The sync state machine (random edits on both sides, failing writes, lost delta states, crashes)."""
+    GraphSyncMachine.server = graph_server
+    GraphSyncMachine.TestCase().runTest()
