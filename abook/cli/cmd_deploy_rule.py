@@ -99,7 +99,7 @@ def deploy_rule(args: argparse.Namespace) -> int:
     try:
         changes = graph_rules.plan(client, mailboxes, forward_to, args.remove)
         if not args.dry_run:
-            changes = graph_rules.apply(client, changes)
+            changes = graph_rules.apply(client, changes, forward_to)
     except MailboxError as e:  # sign-in refused, Graph unreachable or throttling: a rerun completes the rest
         raise GraphUnusable(str(e)) from None
     for change in changes:

@@ -9,6 +9,7 @@ Per mailbox the plan is: create it (absent), repair it (present but disabled, fo
 with conditions someone added; duplicates of ours are removed), leave it (in place), or with ``--remove``
 delete it. Reading every mailbox's rules and writing the changes go through ``$batch``, 20 requests per
 round trip. A second run changes nothing. Needs the application permission MailboxSettings.ReadWrite.
+``decide`` is shared with the EWS backend (ews_rules.py), which converts its rules to Graph's shape.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class Change:
     #: "create", "repair", "remove", "keep" (in place, or with --remove: absent), "error"
     action: str
     detail: str = ""
-    #: (method, url, body) requests that carry it out
-    requests: tuple[tuple[str, str, Optional[dict[str, Any]]], ...] = ()
+    #: what carries it out: ("create", None), ("update", rule id), ("delete", rule id)
+    ops: tuple[tuple[str, Optional[str]], ...] = ()
 
 
 def desired(forward_to: str) -> dict[str, Any]:
@@ -47,32 +48,36 @@ def _in_place(rule: dict[str, Any], forward_to: str) -> bool:
             and not any(rule.get("conditions") or {}) and not any(v for v in (rule.get("exceptions") or {}).values()))
 
 
+def decide(mailbox: str, rules: list[dict[str, Any]], forward_to: str, remove: bool) -> Change:
+    """What one mailbox needs, from its rules in Graph's shape (the EWS backend converts its own to it)."""
+    ours = [r for r in rules if r.get("displayName") == RULE_NAME]
+    if remove:
+        if ours:
+            return Change(mailbox, "remove", "", tuple(("delete", r["id"]) for r in ours))
+        return Change(mailbox, "keep", "no rule")
+    extra = tuple(("delete", r["id"]) for r in ours[1:])
+    if not ours:
+        return Change(mailbox, "create", f"forward as attachment to {forward_to}", (("create", None),))
+    if not _in_place(ours[0], forward_to) or extra:
+        return Change(mailbox, "repair", _why(ours[0], forward_to, len(extra)), (("update", ours[0]["id"]),) + extra)
+    return Change(mailbox, "keep", "rule in place")
+
+
+def _path(mailbox: str) -> str:
+    return f"/users/{quote(mailbox, safe='@')}/mailFolders/inbox/messageRules"
+
+
 def plan(client: GraphClient, mailboxes: list[str], forward_to: str, remove: bool) -> list[Change]:
-    """What each mailbox needs (reads only)."""
-    paths = {str(n): f"/users/{quote(mb, safe='@')}/mailFolders/inbox/messageRules" for n, mb in enumerate(mailboxes)}
-    replies = client.batch([{"id": n, "method": "GET", "url": p} for n, p in paths.items()], check=False)
+    """What each mailbox needs (reads only: every mailbox's rules in $batch round trips)."""
+    replies = client.batch([{"id": str(n), "method": "GET", "url": _path(mb)} for n, mb in enumerate(mailboxes)],
+                           check=False)
     changes = []
     for n, mailbox in enumerate(mailboxes):
-        reply, path = replies[str(n)], paths[str(n)]
+        reply = replies[str(n)]
         if reply["status"] >= 400:
             changes.append(Change(mailbox, "error", str(client.error_of_reply(reply))))
-            continue
-        ours = [r for r in reply["body"].get("value", []) if r.get("displayName") == RULE_NAME]
-        if remove:
-            if ours:
-                changes.append(Change(mailbox, "remove", "", tuple(("DELETE", f"{path}/{r['id']}", None) for r in ours)))
-            else:
-                changes.append(Change(mailbox, "keep", "no rule"))
-            continue
-        extra = tuple(("DELETE", f"{path}/{r['id']}", None) for r in ours[1:])
-        if not ours:
-            changes.append(Change(mailbox, "create", f"forward as attachment to {forward_to}",
-                                  (("POST", path, desired(forward_to)),)))
-        elif not _in_place(ours[0], forward_to) or extra:
-            changes.append(Change(mailbox, "repair", _why(ours[0], forward_to, len(extra)),
-                                  (("PATCH", f"{path}/{ours[0]['id']}", desired(forward_to)),) + extra))
         else:
-            changes.append(Change(mailbox, "keep", "rule in place"))
+            changes.append(decide(mailbox, reply["body"].get("value", []), forward_to, remove))
     return changes
 
 
@@ -87,16 +92,18 @@ def _why(rule: dict[str, Any], forward_to: str, duplicates: int) -> str:
     return ", ".join(reasons)
 
 
-def apply(client: GraphClient, changes: list[Change]) -> list[Change]:
+def apply(client: GraphClient, changes: list[Change], forward_to: str) -> list[Change]:
     """Carry the changes out (in $batch round trips); a mailbox whose write failed comes back as "error"."""
     requests_: list[dict[str, Any]] = []
     owner: dict[str, int] = {}
     for i, change in enumerate(changes):
-        for method, url, body in change.requests:
+        path = _path(change.mailbox)
+        for op, rule_id in change.ops:
             rid = str(len(requests_))
-            request: dict[str, Any] = {"id": rid, "method": method, "url": url}
-            if body is not None:
-                request.update(body=body, headers={"Content-Type": "application/json"})
+            request: dict[str, Any] = {"id": rid, "method": {"create": "POST", "update": "PATCH", "delete": "DELETE"}[op],
+                                       "url": path if rule_id is None else f"{path}/{rule_id}"}
+            if op != "delete":
+                request.update(body=desired(forward_to), headers={"Content-Type": "application/json"})
             requests_.append(request)
             owner[rid] = i
     replies = client.batch(requests_, check=False) if requests_ else {}
