@@ -3,8 +3,11 @@
 Puts the forward-as-attachment rule (``mailbox/graph_rules.py``) in each mailbox whose mail the forward
 mailbox must receive: a user's (by user name), a queue's (by address or name), or with ``--all`` every
 active user and queue whose incoming method is ``forward``. The forward mailbox's address is ``--to``,
-else the ``mailbox`` of the ``[[mailboxes]]`` table with role "forward" and type "graph". The app
-registration is that forward mailbox's, else ``[router.user_mailbox_template.graph]``, else ``[smtp.graph]``.
+else that of the ``[[mailboxes]]`` table with role "forward" and type "graph" or "ews".
+
+With a forward mailbox of type "ews" (on-premises Exchange) the rules are written through EWS by its
+service account, impersonating each user (``mailbox/ews_rules.py``); otherwise through Graph, with the
+forward mailbox's app registration, else ``[router.user_mailbox_template.graph]``, else ``[smtp.graph]``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from abook.cli.common import config_of, in_store
 from abook.config import AbookConfig
-from abook.config.mail import GraphApp
+from abook.config.mail import GraphApp, MailboxConfig
 from abook.errors import NotFound, UserError
 from abook.mailbox.errors import MailboxError
 from abook.store.models import Queue, State, SystemUser
@@ -84,16 +87,40 @@ def _forward_address(config: AbookConfig, given: Optional[str]) -> str:
     for m in config.mailboxes:
         if m.role == "forward" and m.graph is not None:
             return m.graph.mailbox
-    raise NotFound("give --to ADDRESS: no [[mailboxes]] table with role forward and type graph names it")
+        if m.role == "forward" and m.ews is not None:
+            return m.ews.primary_smtp_address
+    raise NotFound("give --to ADDRESS: no [[mailboxes]] table with role forward and type graph or ews names it")
+
+
+def _ews_forward(config: AbookConfig) -> Optional[MailboxConfig]:
+    """The forward mailbox when it is on Exchange through EWS: its service account reaches the users' rules."""
+    return next((m for m in config.mailboxes if m.role == "forward" and m.ews is not None), None)
 
 
 def deploy_rule(args: argparse.Namespace) -> int:
-    from abook.mailbox import graph_rules
-    from abook.mailbox.graph_client import GraphClient, auth_for
-
     config = config_of(args)
     mailboxes = in_store(config, _targets_txn, args.user, args.queue)
     forward_to = _forward_address(config, args.to)
+    ews = _ews_forward(config)
+    if ews is not None:
+        from abook.mailbox.ews import EwsSource
+        from abook.mailbox.ews_rules import deploy
+
+        changes = deploy(EwsSource(ews), mailboxes, forward_to, args.remove, args.dry_run)
+    else:
+        changes = _through_graph(config, mailboxes, forward_to, args)
+    for change in changes:
+        verb = VERBS[change.action][1 if args.dry_run else 0]
+        print(f"{change.mailbox}: {verb}" + (f" ({change.detail})" if change.detail else ""))
+    if not mailboxes:
+        print("no mailbox to change")
+    return 1 if any(c.action == "error" for c in changes) else 0
+
+
+def _through_graph(config: AbookConfig, mailboxes: list[str], forward_to: str, args: argparse.Namespace) -> list[Any]:
+    from abook.mailbox import graph_rules
+    from abook.mailbox.graph_client import GraphClient, auth_for
+
     app, ca_file, timeout = _graph_app(config)
     client = GraphClient(auth_for(app, ca_file, timeout), "deploy-rule", threading.Event().wait)
     try:
@@ -102,9 +129,4 @@ def deploy_rule(args: argparse.Namespace) -> int:
             changes = graph_rules.apply(client, changes, forward_to)
     except MailboxError as e:  # sign-in refused, Graph unreachable or throttling: a rerun completes the rest
         raise GraphUnusable(str(e)) from None
-    for change in changes:
-        verb = VERBS[change.action][1 if args.dry_run else 0]
-        print(f"{change.mailbox}: {verb}" + (f" ({change.detail})" if change.detail else ""))
-    if not mailboxes:
-        print("no mailbox to change")
-    return 1 if any(c.action == "error" for c in changes) else 0
+    return changes
