@@ -86,7 +86,7 @@ class GraphSource:
                 seen.add(entry["id"])
                 if self._graph.tracked_category in (entry.get("categories") or []):
                     continue  # tracked already: our own mark comes back as an update
-                refs.append(MessageRef(entry["id"]))
+                refs.append(MessageRef(entry["id"], direction="out" if folder == "sentitems" else "in"))
             if "@odata.nextLink" in page:
                 links[folder], more = page["@odata.nextLink"], True
             elif "@odata.deltaLink" in page:

@@ -22,10 +22,10 @@ def jane(graph_server: GraphServer) -> GraphHarness:
     return GraphHarness(graph_server)
 
 
-def _router(make_router: Any, h: GraphHarness, **extra: Any) -> Any:
+def _router(make_router: Any, h: GraphHarness, router: dict | None = None, **extra: Any) -> Any:
     table = h.table(name="jane", owner="jane.doe", interval=60.0, **extra)
     source = GraphSource(h.config(**{k: v for k, v in table.items() if k != "graph"}))
-    return make_router([table], sources={"jane": source}, start=False, router={"max_backoff": 900.0})
+    return make_router([table], sources={"jane": source}, start=False, router={"max_backoff": 900.0, **(router or {})})
 
 
 def _emails(store: Store) -> list[tuple[str, bool]]:
@@ -49,6 +49,7 @@ def test_inbox_and_sent_items_are_tracked_once_and_marked(store, org, make_route
                                              [(0, "carl@customer.test"), (1, "carl@customer.test"),
                                               (2, "carl@customer.test"), (3, "carl@customer.test"),
                                               (9, "jane@example.com")]]
+    assert dict(_emails(store))["m9.jane@example.com@test"] is True, _emails(store)  # sent by the owner: outgoing
     assert _marked(store) == 5
     store_messages = jane.responder.store.in_folder(jane.address, "inbox")
     assert all(CATEGORY in m.categories for m in store_messages)
@@ -63,6 +64,16 @@ def test_inbox_and_sent_items_are_tracked_once_and_marked(store, org, make_route
         row = s.get(MailboxState, "jane")
         assert (row.messages_tracked, row.last_error) == (5, None)
         assert '"inbox": "https://127.0.0.1' in row.cursor and "$deltatoken" in row.cursor
+    router.stop()
+
+
+def test_sent_items_are_outgoing_and_never_held_as_a_loop(store, org, make_router, jane: GraphHarness) -> None:
+    for n in range(5):  # the owner writes to one customer five times: no mail loop
+        jane.responder.deliver(jane.address, message(n, sender="jane@example.com", to="carl@customer.test"),
+                               "sentitems")
+    router = _router(make_router, jane, router={"loop_max_messages": 2})
+    router.service.startService()
+    assert [d for _, d in _emails(store)] == [True] * 5
     router.stop()
 
 
