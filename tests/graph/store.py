@@ -18,7 +18,7 @@ import itertools
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.policy import default
+from email.policy import compat32
 from typing import Any, Optional
 
 FOLDERS = ("inbox", "sentitems", "deleteditems", "contacts")
@@ -43,7 +43,7 @@ class Message:
     deleted: bool = False
 
     def header(self, name: str) -> str:
-        return str(message_from_bytes(self.mime, policy=default).get(name, ""))
+        return str(message_from_bytes(self.mime, policy=compat32).get(name, "")).strip()
 
     def resource(self, select: Optional[list[str]]) -> dict[str, Any]:
         full = {
