@@ -25,6 +25,3 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
-
-def needs_rehash(stored_hash: str) -> bool:
-    return _hasher.check_needs_rehash(stored_hash)

@@ -17,6 +17,7 @@ from twisted.python import usage
 
 from abook.config import AbookConfig, endpoints, load_config
 from abook.config.location import config_file
+from abook.directory.api import IDirectory
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
 from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
@@ -120,8 +121,15 @@ class WorkerService(AbookService):
 def _store(config: AbookConfig, reactor: Any) -> tuple[ThreadPoolService, Store]:
     """The store and the ``db`` thread pool its transactions run on."""
     db_pool = ThreadPoolService("db", 1, config.store.threads)
-    store = Store(make_engine(config.store_url, pool_size=config.store.threads), ThreadPoolRunner(reactor, db_pool.pool))
+    timeout = config.store.timeout_seconds
+    store = Store(make_engine(config.store_url, pool_size=config.store.threads, timeout=timeout),
+                  ThreadPoolRunner(reactor, db_pool.pool), clock=reactor, timeout=timeout)
     schema.check(store.engine)
+    if config.tracking.queue_owner:
+        from abook.store.owners import check_queue_owner_txn
+
+        with store.transaction() as session:
+            check_queue_owner_txn(session, config.tracking.queue_owner, config.config_file)
     return db_pool, store
 
 
@@ -132,13 +140,29 @@ def build_service(config: AbookConfig, reactor: Any) -> AbookService:
     db_pool.setServiceParent(root)
     for component in _components(config, store, reactor):
         component.setServiceParent(root)
+    from abook.monitor.heartbeat import Heartbeat
+    from abook.routing.service import daemon_id
+
+    Heartbeat(store, reactor, daemon_id(config)).setServiceParent(root)
+    if config.metrics.listen:
+        from abook.monitor.http import metrics_services
+
+        for service in metrics_services(config, store, reactor, root):
+            service.setServiceParent(root)
     return root
+
+
+def enable_metrics(config: AbookConfig, owner: bool) -> None:
+    """With ``[metrics] listen``: count into files every process of the daemon shares (monitor/metrics.py),
+    before any service counts anything."""
+    if config.metrics.listen:
+        from abook.monitor import metrics
+
+        metrics.enable(metrics.directory(config.data_dir), owner)
 
 
 def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any, index: int) -> WorkerService:
     """An LDAP worker process: the daemon's LDAP part on the listening sockets it inherited."""
-    from abook.server.service import ldap_components
-
     db_pool, store = _store(config, reactor)
     root = WorkerService(config, store, reactor, index)
     db_pool.setServiceParent(root)
@@ -239,6 +263,7 @@ def run_daemon(config: AbookConfig) -> int:
 
     begin_logging(config.logging.level, config.logging.file)
     tune_gc()
+    enable_metrics(config, owner=True)
     root = build_service(config, reactor)
     routers = [c for c in root if hasattr(c, "reload_mailboxes")]
     run(root, reactor, signals=Signals(reactor, config, routers[0].reload_mailboxes if routers else None))
@@ -257,16 +282,59 @@ def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
 
     begin_worker_logging(config.logging.level)
     tune_gc()
+    enable_metrics(config, owner=False)
     root = build_worker_service(config, inherited, reactor, index)
     watch_parent(reactor, 0)
     signals = Signals(reactor, name=f"LDAP worker {index}")
     return 0 if run(root, reactor, fatal_start=True, signals=signals) else 1
 
 
+# -- composition of the LDAP server (as twisted.names' tap builds its resolvers for DNSServerFactory):
+# the directory and the authenticator are built here and reach server/ only through IDirectory and
+# IAuthenticator.
+
+
+def store_directory(config: AbookConfig, store: Any) -> IDirectory:
+    """The ``StoreDirectory`` over the store, its searches sharing the ``db`` pool fairly: at most
+    ``store.threads - 1`` batches at once (a thread stays free for binds and the router), at most
+    ``searches_per_user`` of one user and ``searches_per_connection`` of one connection."""
+    from abook.directory.search import StoreDirectory
+    from abook.directory.tree import Tree
+    from abook.scheduling import FairQueue
+
+    limits = config.ldap.limits
+    scheduler = FairQueue(store.reader, max(1, config.store.threads - 1),
+                          (limits.searches_per_user, limits.searches_per_connection))
+    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True, scheduler=scheduler,
+                          cost_limit=limits.search_cost_seconds)
+
+
+def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: list[Any] | None = None
+                    ) -> list[IService]:
+    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last), the listeners and,
+    with ``ldap.workers`` > 1, the worker processes sharing them. ``inherited`` (in a worker process): the
+    daemon's listening sockets to serve instead of listening on the configured endpoints."""
+    from abook.directory.auth import Authenticator
+    from abook.server.service import adopted_services, ldap_services
+
+    pool = ThreadPoolService("auth", 1, config.ldap.auth_threads)
+    authenticator = Authenticator(store, ThreadPoolRunner(reactor, pool.pool), reactor, config.ldap)
+    directory = store_directory(config, store)
+    if inherited is not None:
+        return [pool, *adopted_services(config.ldap, directory, authenticator, reactor, inherited, config.config_dir)]
+    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
+    if config.ldap.workers == 1:
+        return [pool, *listeners]
+    from abook.server.workers import Balancer, WorkerPool
+
+    # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
+    # first, so the workers inherit the path of its shared file.
+    balancer = Balancer(reactor, listeners, 0, config.ldap.workers)
+    return [pool, *listeners, balancer, WorkerPool(config, listeners, reactor)]
+
+
 def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IService]:
     """The listeners, pollers and schedulers; each package adds its own services here."""
-    from abook.server.service import ldap_components
-
     from abook.routing.unpolled import UnpolledReport
 
     services: list[IService] = []
@@ -288,6 +356,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
+        enable_metrics(options["parsed"], owner=True)
         root = build_service(options["parsed"], reactor)
     except UserError as e:
         raise SystemExit(f"abook: {e}") from None

@@ -8,6 +8,7 @@ shared one, which also serves name resolution); ``SyncRunner`` runs them inline 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable, TypeVar
 
 from twisted.application.service import Service
@@ -30,7 +31,23 @@ class ThreadPoolRunner:
         self._pool = pool
 
     def run(self, f: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
-        return threads.deferToThreadPool(self._reactor, self._pool, f, *args, **kwargs)
+        return threads.deferToThreadPool(self._reactor, self._pool, _waited, self._wait_metric(), time.monotonic(),
+                                         f, *args, **kwargs)
+
+    def _wait_metric(self) -> Any:
+        """The histogram of how long calls wait for a thread of this pool (``abook_pool_wait_seconds``)."""
+        from abook.monitor import metrics
+
+        m = metrics.get()
+        if getattr(self, "_metrics", None) is not m:  # metrics enabled after this runner was made
+            self._metrics = m
+            self._waits = m.pool_wait_seconds.labels(self._pool.name or "-")
+        return self._waits
+
+
+def _waited(histogram: Any, queued: float, f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    histogram.observe(time.monotonic() - queued)
+    return f(*args, **kwargs)
 
 
 @implementer(IBlockingRunner)

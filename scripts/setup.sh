@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything abook and its test suite need on a fresh Debian 12 machine (run as root):
 # the system servers the tests start privately (slapd, Dovecot, PostgreSQL), the LDAP client tools,
+# systemd-analyze (which checks contrib/abook.service),
 # and a virtual environment in .venv with abook installed in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 for pair in openssl:openssl slapd:slapd ldapsearch:ldap-utils dovecot:dovecot-imapd /usr/lib/dovecot/pop3:dovecot-pop3d \
-            /usr/lib/postgresql/15/bin/initdb:postgresql /usr/lib/postgresql/15/lib/pg_trgm.so:postgresql; do
+            /usr/lib/postgresql/15/bin/initdb:postgresql /usr/lib/postgresql/15/lib/pg_trgm.so:postgresql \
+            systemd-analyze:systemd; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need_apt+=("$pkg"); else command -v "$cmd" >/dev/null || need_apt+=("$pkg"); fi
 done

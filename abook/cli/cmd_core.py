@@ -7,6 +7,7 @@ from typing import Any
 
 from abook.cli.common import config_of, open_store
 from abook.config import load_config
+from abook.errors import UserError
 from abook.store import schema
 
 
@@ -36,9 +37,32 @@ def check_config(args: argparse.Namespace) -> int:
     if args.file:
         args.config = args.file
     config = config_of(args)
+    if config.tracking.queue_owner:
+        _check_in_store(config, str(args.config))
     print(f"{args.config}: OK (store {config.store_url.split('://', 1)[0]}, "
           f"LDAP on {', '.join(config.ldap.listen + config.ldap.listen_tls)})")
     return 0
+
+
+def _check_in_store(config: Any, file: str) -> None:
+    """What only the store can tell (``tracking.queue_owner`` names an active user), when the store exists;
+    a store not created yet (before ``abook init``) has nothing to check against."""
+    from abook.store.owners import check_queue_owner_txn
+
+    store = open_store(config, check=False)
+    try:
+        try:
+            current = schema.current_revision(store.engine)
+        except UserError as e:  # the store cannot be reached: the file itself is still checked
+            print(f"{file}: tracking.queue_owner not checked: {e}")
+            return
+        if current != schema.HEAD:
+            print(f"{file}: tracking.queue_owner not checked: the store is not at this abook's schema (abook init)")
+            return
+        with store.transaction() as session:
+            check_queue_owner_txn(session, config.tracking.queue_owner, file)
+    finally:
+        store.dispose()
 
 
 def init(args: argparse.Namespace) -> int:

@@ -12,8 +12,18 @@ from typing import Any
 from abook.cli.cmd_tracking import email_show
 from abook.cli.cmd_user import print_table
 from abook.cli.common import config_of, in_store
-from abook.errors import UserError
-from abook.routing.compose import RECIPIENT_ENTITIES, REGARDING_ENTITIES, STATES, Draft, compose_txn, list_emails_txn
+from abook.errors import NotFound, UserError
+from abook.routing.compose import (
+    RECIPIENT_ENTITIES,
+    REGARDING_ENTITIES,
+    STATES,
+    Draft,
+    compose_txn,
+    list_emails_txn,
+    record_label_txn,
+    regarding_txn,
+)
+from abook.store.tracking import set_regarding_txn
 
 _RECIPIENT = (f"an email address, or ENTITY:NAME for a CRM record's primary email (ENTITY one of "
               f"{', '.join(RECIPIENT_ENTITIES)}; NAME its name or id)")
@@ -55,6 +65,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a = actions.add_parser("show", parents=[common], help="one email: parties, regarding, correlation, mailboxes")
     a.add_argument("id", help="the email activity id")
     a.set_defaults(func=email_show)
+
+    a = actions.add_parser(
+        "set-regarding", parents=[common], help="set (or clear) the record an email is regarding",
+        description="Set the record an email (tracked or composed) is regarding. Replies tracked after it (by "
+                    "In-Reply-To, References or its tracking token) take that record; emails tracked before keep "
+                    "theirs. `abook email show ID` shows it.")
+    a.add_argument("id", help="the email activity id")
+    what = a.add_mutually_exclusive_group(required=True)
+    what.add_argument("regarding", nargs="?", metavar="ENTITY:NAME",
+                      help=f"the record (ENTITY one of {', '.join(REGARDING_ENTITIES)}; NAME its name or id)")
+    what.add_argument("--none", action="store_true", help="the email is regarding nothing")
+    a.set_defaults(func=email_set_regarding)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -106,4 +128,15 @@ def email_list(args: argparse.Namespace) -> int:
     for r in rows:
         if r.last_error and r.state in ("failed", "pending"):
             print(f"{r.activity_id}: {r.state} after {r.attempts} attempts: {r.last_error.splitlines()[0][:200]}")
+    return 0
+
+
+def email_set_regarding(args: argparse.Namespace) -> int:
+    def set_txn(session: Any) -> str:
+        kind, record = regarding_txn(session, args.regarding, "regarding") if args.regarding else (None, None)
+        if not set_regarding_txn(session, args.id, kind, record):
+            raise NotFound(f"no email activity {args.id}")
+        return f"{kind} {record} ({record_label_txn(session, kind, record)})" if kind and record else "nothing"
+
+    print(f"email {args.id} is regarding {in_store(config_of(args), set_txn)}")
     return 0

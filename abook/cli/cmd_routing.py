@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from abook.cli import cmd_deploy_rule
@@ -14,12 +14,13 @@ from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
 from abook.routing.state import enable_mailbox_txn
 from abook.routing.status import router_status_txn
 from abook.routing.unpolled import Polling, unpolled_txn
+from abook.store.daemons import daemons_txn
 from abook.store.models import EmailStatus
 
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("status", parents=[common], help="mailboxes (health, last poll, errors) and mail queues")
+    p = sub.add_parser("status", parents=[common], help="the daemons sharing the store, mailboxes (health, last poll, errors) and mail queues")
     p.set_defaults(func=status)
 
     p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
@@ -73,7 +74,24 @@ def status(args: argparse.Namespace) -> int:
     print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
     for e in st.stuck:
         print(f"  found in sending, check then `abook outgoing retry|fail`: {e.activity_id} {e.subject or ''}")
+    print()
+    _daemons(config)
     return 0
+
+
+def _daemons(config: Any) -> None:
+    """Every daemon of the store (several may share one PostgreSQL) and the mailbox leases it holds."""
+    now = datetime.now(timezone.utc)
+    daemons = in_store(config, daemons_txn, now)
+    if not daemons:
+        print("no daemon has run on this store")
+        return
+    rows = [["DAEMON", "HOST", "PID", "STARTED", "LAST HEARTBEAT", "STATE", "LEASES"]]
+    for d in daemons:
+        leases = f"{len(d.leases)}: {', '.join(d.leases)}" if d.leases else "0"
+        rows.append([d.id, d.host, str(d.pid or "?"), _when(d.started_at), _when(d.heartbeat_at), d.state(now),
+                     leases])
+    print(_table(rows))
 
 
 def mailbox_enable(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
-from abook.store import tracking as store_tracking
+from abook.store import owners
 from abook.store import tracking_views
 from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
@@ -35,14 +35,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default: 100)")
     p.set_defaults(func=untracked)
 
-    p = sub.add_parser("unresolved", parents=[common], help="a user's received emails whose sender is unresolved")
+    p = sub.add_parser("unresolved", parents=[common],
+                       help="a user's email with unknown addresses: received from, or sent to, no CRM record")
     p.add_argument("--user", required=True, help="user name or email address")
+    p.add_argument("--direction", choices=("in", "out"),
+                   help="only received (in) or only sent (out) email (default: both)")
     p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default: 100)")
     p.set_defaults(func=unresolved)
 
 
 def _user_id(session: Any, name: str) -> str:
-    user_id = store_tracking.find_user_txn(session, name)
+    user_id = owners.find_user_txn(session, name)
     if user_id is None:
         raise NotFound(f"no CRM user {name!r} (give a user name or an email address)")
     return user_id
@@ -51,7 +54,7 @@ def _user_id(session: Any, name: str) -> str:
 def _owner(session: Any, args: argparse.Namespace) -> tuple[Owner, str]:
     if args.user:
         return Owner("systemuser", _user_id(session, args.user)), args.user
-    queue_id = store_tracking.find_queue_txn(session, args.queue)
+    queue_id = owners.find_queue_txn(session, args.queue)
     if queue_id is None:
         raise NotFound(f"no queue {args.queue!r} (give an email address or a queue name)")
     return Owner("queue", queue_id), args.queue
@@ -123,13 +126,15 @@ def untracked(args: argparse.Namespace) -> int:
 
 def unresolved(args: argparse.Namespace) -> int:
     rows = in_store(config_of(args), lambda session: tracking_views.unresolved_txn(
-        session, _user_id(session, args.user), limit=args.limit))
+        session, _user_id(session, args.user), limit=args.limit, direction=args.direction))
     if not rows:
-        print(f"no received email with an unresolved sender for {args.user}")
+        what = {"in": "received email from", "out": "sent email to"}.get(args.direction, "email from or to")
+        print(f"no {what} an unresolved address for {args.user}")
         return 0
     for r in rows:
-        sender = f"{r.display_name} <{r.sender}>" if r.display_name else (r.sender or "(no sender)")
-        print(f"{r.activity_id}  {_when(r.received_at)}  {sender}  {r.subject or ''!r}")
+        shown = ", ".join(f"{name} <{address}>" if name else (address or "(no address)")
+                          for name, address in r.addresses)
+        print(f"{r.activity_id}  {_when(r.when)}  {'to ' if r.outgoing else ''}{shown}  {r.subject or ''!r}")
     return 0
 
 

@@ -131,6 +131,30 @@ PlainEndpoints = Annotated[list[str], BeforeValidator(_validator(tls=False))]
 #: ``ldap.listen_tls``: one ``ssl:`` endpoint string or a list of them
 TlsEndpoints = Annotated[list[str], BeforeValidator(_validator(tls=True))]
 
+HTTP_EXAMPLE = '"tcp:9464:interface=127.0.0.1"'
+
+
+def http_problem(value: Any, parse: bool = True) -> str | None:
+    """Why ``value`` cannot serve ``/metrics`` and ``/healthz`` (plain HTTP: tcp, tcp6, unix, systemd), or None."""
+    if value == "":
+        return None  # off
+    if isinstance(value, str) and value.split(":", 1)[0] == "ssl":
+        return (f"metrics are served over plain HTTP: give a tcp: endpoint such as {HTTP_EXAMPLE} (on a "
+                f"loopback or private address), got {value!r}")
+    why = problem(value, tls=False, parse=parse)
+    return why.replace(EXAMPLE, HTTP_EXAMPLE) if why else None
+
+
+def _http_validator(value: Any, info: ValidationInfo) -> Any:
+    why = http_problem(value, (info.context or {}).get("endpoints", True))
+    if why:
+        raise ValueError(why)
+    return value
+
+
+#: ``metrics.listen``: one plain endpoint string, or "" (off)
+HttpEndpoint = Annotated[str, BeforeValidator(_http_validator)]
+
 
 def check(config: Any) -> None:
     """Parse the LDAP endpoints of a config loaded with ``endpoints=False`` (the daemon, once it has decided
@@ -142,10 +166,13 @@ def check(config: Any) -> None:
             why = problem(value, tls)
             if why:
                 found.append(ConfigError(why, path=f"ldap.{key}[{n}]", file=file))
+    why = http_problem(config.metrics.listen)
+    if why:
+        found.append(ConfigError(why, path="metrics.listen", file=file))
     if len(found) == 1:
         raise found[0]
     if found:
         raise ConfigErrors(found)
 
 
-__all__ = ["PlainEndpoints", "TlsEndpoints", "check", "problem"]
+__all__ = ["HttpEndpoint", "PlainEndpoints", "TlsEndpoints", "check", "http_problem", "problem"]

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from abook.config import placeholders, tls
 from abook.config.base import Problem, Secret, SecretValue, Section, strings
-from abook.config.endpoints import PlainEndpoints, TlsEndpoints
+from abook.config.endpoints import HttpEndpoint, PlainEndpoints, TlsEndpoints
 from abook.config.mail import MailboxConfig, mailbox_problems
 from abook.config.routing import RouterConfig, SmtpConfig
 from abook.config.sync import SyncConfig
@@ -26,6 +26,9 @@ class StoreConfig(Section):
     data_dir: str = "var"
     #: Threads running store transactions (SQLite serialises writes; more helps readers).
     threads: int = Field(default=4, ge=1, le=64)
+    #: Seconds the daemon waits on the database at most (connect, statement, a free connection, SQLite's
+    #: busy wait); an LDAP bind or search the store has not answered by then gets unavailable (52).
+    timeout_seconds: float = Field(default=5.0, ge=0.5, le=300)
     password: Optional[SecretValue] = None
 
     @field_validator("url")
@@ -213,8 +216,9 @@ class TrackingConfig(Section):
     counter_digits: int = Field(default=4, ge=1, le=12)
     #: Larger messages are not tracked (reason ``too_large``); they stay in their mailbox.
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    #: User name (domainname) owning the activities tracked from queue mailboxes. Empty: a System
-    #: Administrator of the queue's business unit (or of the nearest unit above), else its oldest user.
+    #: User name (domainname) owning the activities tracked from queue mailboxes; an active user (checked
+    #: against the store by check-config and at start, ``store/owners.py``). Empty: a System Administrator
+    #: of the queue's business unit or of the nearest unit above that has one, else its oldest user.
     queue_owner: str = ""
 
 
@@ -230,6 +234,17 @@ class ProcessConfig(Section):
     cpu_affinity: Literal["one", "all"] = "one"
 
 
+class MetricsConfig(Section):
+    """``/metrics`` (Prometheus text format) and ``/healthz`` over HTTP; see abook/monitor/."""
+
+    #: Twisted endpoint string of the HTTP listener, e.g. "tcp:9464:interface=127.0.0.1"; "" (default): off
+    listen: HttpEndpoint = ""
+    #: /healthz answers 503 when no mailbox poll has completed for this many (shortest) poll intervals
+    stuck_after_intervals: int = Field(default=3, ge=1)
+    #: seconds /healthz waits for the store to answer before it calls it unreachable
+    store_timeout: float = Field(default=5.0, gt=0)
+
+
 class AbookConfig(Section):
     store: StoreConfig = StoreConfig()
     ldap: LdapConfig = LdapConfig()
@@ -241,6 +256,7 @@ class AbookConfig(Section):
     smtp: Optional[SmtpConfig] = None
     import_: ImportConfig = Field(default=ImportConfig(), alias="import")
     sync: SyncConfig = SyncConfig()
+    metrics: MetricsConfig = MetricsConfig()
     #: Directory holding the config file (set by the loader; relative paths resolve against it).
     config_dir: str = "."
     #: The config file itself, absolute (set by the loader; LDAP worker processes read it again).
@@ -253,6 +269,11 @@ class AbookConfig(Section):
     @property
     def store_url(self) -> str:
         return self.store.resolved_url(Path(self.config_dir))
+
+    @property
+    def data_dir(self) -> Path:
+        """``store.data_dir``, resolved against the config file's directory."""
+        return tls.resolve(self.store.data_dir, self.config_dir)
 
 
 __all__ = ["AbookConfig", "Secret"]

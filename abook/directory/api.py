@@ -1,4 +1,5 @@
-"""The seam between the LDAP protocol server and the directory: ``IDirectory`` and its values.
+"""The seam between the LDAP protocol server and the directory: ``IDirectory``, ``IAuthenticator`` and
+their values. ``tap.py`` builds the providers and hands them to ``server/``, which imports none of them.
 
 The server (``abook/server``) parses requests, enforces limits and controls, and encodes responses; the
 directory turns a ``SearchSpec`` into one SQL query per batch (visibility applied in SQL, LIMIT in the
@@ -7,12 +8,14 @@ database) and hands entries back, as values or (``Entry.ber``) already encoded o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet import defer
 from zope.interface import Interface
 
+# what a search or a bind fails with when the store cannot answer (the server: busy 51, else unavailable 52)
+from abook.store.outage import StoreOutage as StoreOutage
 from abook.store.records import Principal
 
 # Search scopes, as RFC 4511 numbers them.
@@ -76,7 +79,6 @@ class SearchDone:
     cookie: bytes | None = None
     #: server-side sort: the sortResult code to return, None when sorting was not asked for
     sort_result: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class IDirectory(Interface):
@@ -88,3 +90,19 @@ class IDirectory(Interface):
         stops the search: no ``send_entry`` call follows, and the database work is abandoned.
         Raises/fails with ldaptor ``ldaperrors`` classes for LDAP result codes (noSuchObject, ...).
         """
+
+
+@dataclass(frozen=True)
+class BoundIdentity:
+    """Who a successful bind made the connection: the user's entry DN and what they may read."""
+
+    dn: str
+    user_id: str
+    principal: Principal
+
+
+class IAuthenticator(Interface):
+    def authenticate(name: str, password: str, source: str) -> defer.Deferred:
+        """Check a simple bind of ``name`` (a DN, user name or email address) from client address
+        ``source``. Fires with a ``BoundIdentity``; fails with ldaptor ``ldaperrors`` classes
+        (invalidCredentials, busy, unavailable, ...). Never logs or raises the password."""

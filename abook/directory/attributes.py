@@ -146,11 +146,3 @@ ALIASES: dict[str, str] = {
     "workurl": "labeledURI",
 }
 
-
-def field_for(entity: str, attribute: str) -> str | None:
-    """The CRM field an attribute maps to for an entity (case-insensitive, aliases resolved)."""
-    name = ALIASES.get(attribute.lower(), attribute).lower()
-    for attr, field in ATTRIBUTES[entity]:
-        if attr.lower() == name:
-            return field
-    return None

@@ -35,16 +35,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from abook.config import placeholders
 from abook.config.model import LdapConfig, LdapUpstream
+from abook.directory.api import BoundIdentity, IAuthenticator
 from abook.directory.bindlimit import LOCKED, WINDOW, BindGate
 from abook.directory.tree import BadDN, Tree
 from abook.errors import ConfigError
 from abook.passwords import hash_password, verify_password
 from abook.scheduling import FairQueue, QueueFull
 from abook.store import models, security
-from abook.store.records import Principal
+from abook.store.outage import StoreOutage
 from abook.threads import IBlockingRunner
 
 INVALID = "invalid credentials"
@@ -57,13 +59,6 @@ class BindCandidate:
     mail: str
     password_hash: str | None
     active: bool
-
-
-@dataclass(frozen=True)
-class BoundIdentity:
-    dn: str
-    user_id: str
-    principal: Principal
 
 
 def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate | None:
@@ -121,6 +116,7 @@ class UpstreamUnavailable(Exception):
 MAX_WAITING_CHECKS = 256
 
 
+@implementer(IAuthenticator)
 class Authenticator:
     """Checks simple binds; fires with a ``BoundIdentity`` or fails with an ldaptor LDAP error.
 
@@ -161,10 +157,10 @@ class Authenticator:
         refused = gate.early(source, key)
         if refused is not None:
             self._refuse(refused, source, name, key)
-        candidate = await self._store.run(find_bind_user_txn, self._tree, name)
+        candidate = await self._read(find_bind_user_txn, self._tree, name)
         if self._cache_hit(candidate, password):
             assert candidate is not None
-            principal = await self._store.run(security.load_principal_txn, candidate.user_id)
+            principal = await self._read(security.load_principal_txn, candidate.user_id)
             if principal is not None:
                 gate.succeeded(key)
                 return BoundIdentity(self._tree.entry_dn("systemuser", candidate.user_id), candidate.user_id,
@@ -177,7 +173,7 @@ class Authenticator:
             ok = await self._check(candidate, password, source)
             principal = None
             if ok and candidate is not None and candidate.active:
-                principal = await self._store.run(security.load_principal_txn, candidate.user_id)
+                principal = await self._read(security.load_principal_txn, candidate.user_id)
             if candidate is None or principal is None:
                 self.log.info("failed bind from {address} as {name}", address=source, name=name[:256])
                 raise ldaperrors.LDAPInvalidCredentials(INVALID)
@@ -191,8 +187,15 @@ class Authenticator:
         except QueueFull:
             outcome = "void"
             self._refuse("queue", source, name, key)
+        except StoreOutage:  # no answer about the user: answered unavailable (52) or busy (51)
+            outcome = "void"
+            raise
         finally:
             gate.finish(source, key, failed=outcome == "failed", succeeded=outcome == "ok")
+
+    def _read(self, f: Any, *args: Any) -> defer.Deferred:
+        """A store read within ``store.timeout_seconds``: a frozen database fails the bind, never holds it."""
+        return self._store.read(f, *args)
 
     def _refuse(self, why: str, source: str, name: str, key: bytes) -> NoReturn:
         now = self._clock.seconds()
@@ -248,4 +251,4 @@ class Authenticator:
         return bool(ok)
 
 
-__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]
+__all__ = ["Authenticator", "BoundIdentity", "find_bind_user_txn"]  # BoundIdentity: from api, re-exported

@@ -5,16 +5,16 @@ predicates ``(t, f)``: where the filter is TRUE and where it is FALSE (Undefined
 NOT combine the pairs (NOT swaps them) and constants fold at compile time, so an Undefined branch costs
 nothing in SQL. The WHERE clause is ``t``. Every leaf predicate is definite (never SQL NULL).
 
-Matching follows the attribute's syntax:
+The matching rules are ``matching.py``'s, row by row (its evaluator decides the entries that are not
+rows and the leaves that fold to constants); what only SQL needs:
 
-* names, mail and other strings: case-insensitively (``fold()``: Python ``str.lower`` on SQLite,
-  ``lower()`` on PostgreSQL), values compared folded; empty values count as absent;
+* names, mail and other strings are compared folded (``fold()``: Python ``str.lower`` on SQLite,
+  ``lower()`` on PostgreSQL); empty values count as absent;
 * phone numbers (telephoneNumber, homePhone, mobile, pager, facsimileTelephoneNumber): spaces and dashes
-  ignored; no ordering rule (``>=``/``<=`` are Undefined);
-* objectClass, crmEntity: decided at compile time against the entry's classes / entity;
+  removed in SQL too;
+* objectClass, crmEntity, a subtype with options and an attribute the entity lacks: decided at compile
+  time by ``matching.item_matches``;
 * uid, crmId, entryUUID: the record id; other operational attributes are Undefined in filters;
-* approx (``~=``): case-insensitive equality; extensibleMatch: only caseIgnoreMatch /
-  caseIgnoreIA5Match / no rule (= the attribute's equality) without ``:dn``; anything else Undefined;
 * an attribute the schema does not know (mozillaNickname is known; icsCalendar, roomNumber are not) is
   Undefined; one the schema knows but this entity lacks is FALSE (absent), as slapd does.
 
@@ -33,11 +33,13 @@ is a LIKE on the folded value, served by the pg_trgm GIN index.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Union
 
 from ldaptor.protocols import pureldap
 
 from abook.directory.entries import KNOWN, PHONE_ATTRIBUTES, RECORD_CLASSES, EntityView
+from abook.directory.matching import (attribute_of, fold, folded_parts, item_matches, normalise_phone, phone_parts,
+                                     simple_extensible, substring_parts, text_of)
 from abook.store import search_index
 
 
@@ -82,34 +84,8 @@ Pred = Union[_Const, Match, Sql]
 Pair = tuple[Pred, Pred]  # (true-when, false-when)
 
 UNDEFINED: Pair = (FALSE, FALSE)
-_CASE_IGNORE_RULES = {"caseignorematch", "2.5.13.2", "caseignoreia5match", "1.3.6.1.4.1.1466.109.114.2"}
-
-
-def text_of(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def fold(value: str) -> str:
-    return value.lower()
-
-
-def normalise_phone(value: str) -> str:
-    return value.replace(" ", "").replace("-", "")
-
-
-def substring_parts(f: pureldap.LDAPFilter_substrings) -> tuple[str | None, list[str], str | None]:
-    initial, anys, final = None, [], None
-    for part in f.substrings:
-        v = text_of(part.value)
-        if isinstance(part, pureldap.LDAPFilter_substrings_initial):
-            initial = v or None
-        elif isinstance(part, pureldap.LDAPFilter_substrings_final):
-            final = v or None
-        elif v:
-            anys.append(v)
-    return initial, anys, final
+#: operational attributes a filter cannot test (Undefined)
+_UNFILTERED = frozenset({"entrydn", "createtimestamp", "modifytimestamp", "subschemasubentry", "structuralobjectclass"})
 
 
 def like_escape(value: str) -> str:
@@ -119,70 +95,6 @@ def like_escape(value: str) -> str:
 def like_pattern(initial: str | None, anys: list[str], final: str | None) -> str:
     return (like_escape(initial or "") + "%" + "".join(like_escape(a) + "%" for a in anys)
             + like_escape(final or ""))
-
-
-# --------------------------------------------------------------------------------------------------------
-# The pure three-valued evaluator, over values in memory (container entries; compile-time constants).
-
-
-def values_match(f: Any, values: Iterable[str]) -> bool | None:
-    """Evaluate one non-boolean filter item against an attribute's values (case-insensitive strings)."""
-    vals = [fold(v) for v in values]
-    if isinstance(f, pureldap.LDAPFilter_present):
-        return bool(vals)
-    if isinstance(f, pureldap.LDAPFilter_substrings):
-        initial, anys, final = substring_parts(f)
-        return any(_substring_match(v, initial, anys, final) for v in vals)
-    if isinstance(f, (pureldap.LDAPFilter_equalityMatch, pureldap.LDAPFilter_approxMatch)):
-        return fold(text_of(f.assertionValue.value)) in vals
-    if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
-        a = fold(text_of(f.assertionValue.value))
-        return any(v >= a for v in vals)
-    if isinstance(f, pureldap.LDAPFilter_lessOrEqual):
-        a = fold(text_of(f.assertionValue.value))
-        return any(v <= a for v in vals)
-    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-        if not _simple_extensible(f):
-            return None
-        return fold(text_of(f.matchValue.value)) in vals
-    return None
-
-
-def _substring_match(v: str, initial: str | None, anys: list[str], final: str | None) -> bool:
-    return search_index.substrings_match(v, *_folded((initial, anys, final)))
-
-
-def _simple_extensible(f: pureldap.LDAPFilter_extensibleMatch) -> bool:
-    if f.type is None or (f.dnAttributes is not None and f.dnAttributes.value):
-        return False
-    return f.matchingRule is None or text_of(f.matchingRule.value).lower() in _CASE_IGNORE_RULES
-
-
-def attribute_of(f: Any) -> str:
-    if isinstance(f, pureldap.LDAPFilter_present):
-        return text_of(f.value)
-    if isinstance(f, pureldap.LDAPFilter_substrings):
-        return text_of(f.type)
-    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-        return text_of(f.type.value) if f.type is not None else ""
-    return text_of(f.attributeDesc.value)
-
-
-def evaluate(f: Any, lookup: Callable[[str], list[str] | None]) -> bool | None:
-    """RFC 4511 three-valued evaluation; ``lookup(attr)`` gives values, [] if absent, None if unknown."""
-    if isinstance(f, pureldap.LDAPFilter_and):
-        results = [evaluate(x, lookup) for x in f]
-        return False if False in results else (None if None in results else True)
-    if isinstance(f, pureldap.LDAPFilter_or):
-        results = [evaluate(x, lookup) for x in f]
-        return True if True in results else (None if None in results else False)
-    if isinstance(f, pureldap.LDAPFilter_not):
-        r = evaluate(f.value, lookup)
-        return None if r is None else not r
-    values = lookup(attribute_of(f))
-    if values is None:
-        return None
-    return values_match(f, values)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -298,25 +210,24 @@ class Compiler:
 
     def leaf(self, f: Any) -> Pred | None:
         """TRUE-when predicate of an item filter (definite: FALSE where not TRUE), None if Undefined."""
-        raw = attribute_of(f)
-        if ";" in raw:
-            return None
-        name = KNOWN.get(raw.lower())
+        base, options, _ = attribute_of(f).partition(";")
+        name = KNOWN.get(base.lower())
         if name is None:
             return None
         lname = name.lower()
+        if lname in _UNFILTERED:
+            return None
+        if options:  # a subtype (cn;lang-en) is recognised if its type is; abook holds no tagged values
+            return _const(item_matches(f, lname, []))
         if lname == "objectclass":
-            return _const(values_match(f, self._classes))
+            return _const(item_matches(f, lname, self._classes))
         if lname == "crmentity":
-            return _const(values_match(f, [self.view.entity]))
+            return _const(item_matches(f, lname, [self.view.entity]))
         if lname in ("uid", "crmid", "entryuuid"):
             return self._id_leaf(f)
         field = self.view.by_attr.get(lname)
         if field is None:
-            if lname in ("entrydn", "createtimestamp", "modifytimestamp", "subschemasubentry",
-                         "structuralobjectclass"):
-                return None
-            return FALSE  # known attribute, absent from this entity's entries
+            return _const(item_matches(f, lname, []))  # known attribute, absent from this entity's entries
         return self._field_leaf(f, field, lname in PHONE_ATTRIBUTES)
 
     def _like(self, expr: str, pattern: str, raw: str | None = None) -> Sql:
@@ -339,7 +250,10 @@ class Compiler:
             v = fold(text_of(f.assertionValue.value))
             return FALSE if _NUL in v else Sql(f"{col} = {self.ph}", (v,))  # no record id holds a NUL
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            parts = _folded(substring_parts(f))
+            raw_parts = substring_parts(f)
+            if raw_parts is None:
+                return None
+            parts = folded_parts(raw_parts)
             return FALSE if _has_nul(*parts) else self._like(col, like_pattern(*parts))
         return None
 
@@ -353,7 +267,7 @@ class Compiler:
         folded = f"{self._fold}({value_expr})"
         norm = (lambda v: fold(normalise_phone(v))) if phone else fold
         if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
-            if not _simple_extensible(f):
+            if not simple_extensible(f):
                 return None
             v = norm(text_of(f.matchValue.value))
             if _NUL in v and not self.sqlite:
@@ -375,10 +289,13 @@ class Compiler:
                 v, op = v[: v.index(_NUL)], (">" if op == ">=" else "<=")
             return conj([present, Sql(f"{ordered} {op} {ph}", (v,))], self)
         if isinstance(f, pureldap.LDAPFilter_substrings):
-            initial, anys, final = substring_parts(f)
+            raw_parts = substring_parts(f)
+            if raw_parts is None:
+                return None
+            initial, anys, final = raw_parts
             if phone:
-                initial, anys, final = _phone_parts(initial, anys, final)
-            initial, anys, final = _folded((initial, anys, final))
+                initial, anys, final = phone_parts((initial, anys, final))
+            initial, anys, final = folded_parts((initial, anys, final))
             if initial is None and not anys and final is None:
                 return present
             if _has_nul(initial, anys, final):
@@ -427,17 +344,6 @@ def _has_nul(initial: str | None, anys: list[str], final: str | None) -> bool:
 
 def _fts_string(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
-
-
-def _folded(parts: tuple[str | None, list[str], str | None]) -> tuple[str | None, list[str], str | None]:
-    initial, anys, final = parts
-    return (fold(initial) if initial else None, [fold(a) for a in anys], fold(final) if final else None)
-
-
-def _phone_parts(initial: str | None, anys: list[str], final: str | None) -> tuple[str | None, list[str], str | None]:
-    initial = normalise_phone(initial) if initial else None
-    final = normalise_phone(final) if final else None
-    return initial or None, [a for a in (normalise_phone(x) for x in anys) if a], final or None
 
 
 def _const(r: bool | None) -> Pred | None:

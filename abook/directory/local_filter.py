@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from abook.directory import filters
 from abook.directory.entries import view
-from abook.directory.search import _parsed_local_filter, compile_filter
+from abook.directory.query import compile_filter, parsed_local_filter
 from abook.store.records import Principal
 
 
@@ -23,7 +23,7 @@ def local_filter_ids_txn(session: Session, principal: Principal) -> Optional[set
     text = principal.local_filter_ldap
     if not text:
         return None
-    parsed = _parsed_local_filter(text)
+    parsed = parsed_local_filter(text)
     if parsed is None:
         return set()
     conn = session.connection()

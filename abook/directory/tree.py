@@ -52,6 +52,17 @@ class Tree:
     def entry_dn(self, entity: str, record_id: str) -> str:
         return f"uid={record_id},ou={ENTITY_BOOK[entity]},{self.suffix}"
 
+    def root_attributes(self) -> dict[str, tuple[str, ...]]:
+        """The suffix entry's attributes, from its RDN (o=, dc= or ou=; extensibleObject otherwise)."""
+        ava = self.suffix_dn.listOfRDNs[0].split()[0]
+        kind, value = ava.attributeType, ava.value
+        classes = {"o": ("top", "organization"), "dc": ("top", "dcObject", "organization"),
+                   "ou": ("top", "organizationalUnit")}.get(kind.lower(), ("top", "extensibleObject"))
+        attrs: dict[str, tuple[str, ...]] = {"objectClass": classes, kind: (value,)}
+        if kind.lower() == "dc":
+            attrs["o"] = (value,)
+        return attrs
+
     def locate(self, dn: str | bytes) -> Location:
         if isinstance(dn, bytes):
             dn = dn.decode("utf-8", "replace")
@@ -80,6 +91,11 @@ class Tree:
         if len(entry_avas) != 1 or entry_avas[0].attributeType.lower() != "uid" or "\x00" in entry_avas[0].value:
             return Location("missing", book)  # no record id holds a NUL (and PostgreSQL cannot bind one)
         return Location("entry", book, entry_avas[0].value.lower())
+
+
+def book_attributes(book: str) -> dict[str, tuple[str, ...]]:
+    """An address book's ``ou`` entry."""
+    return {"objectClass": ("top", "organizationalUnit"), "ou": (book,)}
 
 
 def _norm_rdns(rdns: list) -> tuple:

@@ -4,6 +4,11 @@
 counters and the new cursor commit together or not at all. It returns what to do in the mailbox
 afterwards (mark a message, remove a wrapper); a crash before that is repaired at the next start from
 the sightings still unmarked (``state.unmarked_sightings_txn``).
+
+Each message is read once, by ``tracking/parse.py``: whole, when it is small enough for the engine's
+batch to hold it parsed (``BATCH_MESSAGE_BYTES``), and that parse goes to the engine with it; a larger
+one only up to the end of its header here (its sender, Message-ID and subject), and whole by the engine
+when it tracks it, on its own. A forward wrapper is read once, whole, for its owner and its attachments.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from twisted.logger import Logger
 from abook.config.model import TrackingConfig
 from abook.routing import forward
 from abook.store import ensure_transaction
-from abook.store.models import MailArrival, MailboxState, UntrackedMessage
+from abook.store.models import MailArrival, MailboxState
 from abook.tracking.api import Owner, TrackRequest, TrackResult, track_many_txn, track_txn
-from abook.tracking.parse import header_text, normalise_message_id
+from abook.tracking.bulk import BATCH_MESSAGE_BYTES
+from abook.tracking.engine import head_of_parsed, record_untracked_txn
+from abook.tracking.headers import Head, head_of, read_head
+from abook.tracking.parse import ParsedMessage, Unreadable, parse_message, read
 
 _log = Logger(namespace="abook.routing.batch")
 
@@ -84,6 +92,8 @@ class BatchResult:
     actions: tuple[PostAction, ...]
     tracked: int
     untracked: int
+    #: the reason of each untracked message (``abook_mail_untracked_total``)
+    reasons: tuple[str, ...] = ()
 
 
 def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ...], cursor: str,
@@ -98,34 +108,39 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     planned: list[_Item] = []
     for item in items:
         if item.oversize is not None:
-            _untracked(session, spec, item.external_id, spec.owner, "too_large", item.oversize, item.raw)
-            planned.append(_Item(item, untracked=1))
+            _untracked(session, spec, item.external_id, spec.owner, "too_large", item.oversize, read_head(item.raw))
+            planned.append(_Item(item, untracked=1, reason="too_large"))
             continue
         if item.external_id in skip:
-            _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id], item.raw)
-            planned.append(_Item(item, untracked=1))
+            _untracked(session, spec, item.external_id, spec.owner, "parse_error", skip[item.external_id],
+                       read_head(item.raw))
+            planned.append(_Item(item, untracked=1, reason="parse_error"))
             continue
         with _culprit(item):
             if spec.role == "forward":
                 planned.append(_unwrapped(session, spec, item))
             else:
                 assert spec.owner is not None
-                planned.append(_Item(item, [_Message(spec.owner, item.raw, item.external_id)]))
+                message = _Message(spec.owner, item.raw, item.external_id, *_read(item.raw, spec.tracking))
+                planned.append(_Item(item, [message], message_id=message.head.message_id))
     _damp_loops(session, spec, planned, now)
     arrival = "forward" if spec.role == "forward" else "router"
     queued = [(p.item, m) for p in planned for m in p.messages if not m.held]
     results = iter(_track_isolated(session, spec, [
         (item, TrackRequest(raw=m.raw, mailbox=spec.mailbox, owner=m.owner, arrival=arrival,
-                            direction="out" if item.direction == "out" else "in", external_id=m.external_id))
-        for item, m in queued]))
+                            direction="out" if item.direction == "out" else "in", external_id=m.external_id,
+                            parsed=m.parsed)) for item, m in queued]))
     actions: list[PostAction] = []
     tracked = untracked = 0
+    reasons: list[str] = []
     for p in planned:
         activity_ids: list[str] = []
         untracked += p.untracked
+        reasons += [p.reason] * p.untracked
         for m in p.messages:
             if m.held:
                 untracked += 1
+                reasons.append("loop")
                 continue
             result = next(results)
             if result.outcome in ("tracked", "sighting") and result.activity_id:
@@ -133,14 +148,15 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
                 tracked += int(result.outcome == "tracked")
             else:
                 untracked += 1
+                reasons.append(result.reason or result.outcome)
         if not p.messages:
             continue  # decided by the router itself: the message stays in its mailbox
         if spec.role != "forward":
             if activity_ids:
-                actions.append(PostAction(p.item.external_id, "mark", tuple(activity_ids), message_id_of(p.item.raw)))
+                actions.append(PostAction(p.item.external_id, "mark", tuple(activity_ids), p.message_id))
         elif not any(m.held for m in p.messages):  # held by loop damping is not rejected: the wrapper stays
             actions.append(PostAction(p.item.external_id, "remove" if spec.forward_remove else "mark",
-                                      tuple(activity_ids), message_id_of(p.item.raw)))
+                                      tuple(activity_ids), p.message_id))
     _prune_arrivals(session, spec, now)
     saved = session.execute(
         update(MailboxState).where(MailboxState.name == spec.mailbox, MailboxState.lease_holder == spec.holder)
@@ -149,7 +165,7 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
         .execution_options(synchronize_session=False))
     if saved.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(spec.mailbox)
-    return BatchResult(tuple(actions), tracked, untracked)
+    return BatchResult(tuple(actions), tracked, untracked, tuple(reasons))
 
 
 @dataclass
@@ -159,6 +175,10 @@ class _Message:
     owner: Owner
     raw: bytes
     external_id: str
+    #: its Message-ID, sender and subject
+    head: Head
+    #: the message read whole, for the engine; None when it is read whole only when tracked (``_read``)
+    parsed: ParsedMessage | None = None
     #: held by loop damping: recorded as untracked ``loop``, not tracked
     held: bool = False
 
@@ -171,6 +191,21 @@ class _Item:
     #: its messages to track, in order; empty when the router itself decided (skipped, no owner, ...)
     messages: list[_Message] = field(default_factory=list)
     untracked: int = 0
+    #: the item's normalised Message-ID, for its PostAction
+    message_id: str | None = None
+    #: why the router left it untracked (a metrics label), when it did
+    reason: str = ""
+
+
+def _read(raw: bytes, tracking: TrackingConfig) -> tuple[Head, ParsedMessage | None]:
+    """A message read once (see the module docstring): its head, and its parse when the batch may hold it."""
+    if len(raw) > min(BATCH_MESSAGE_BYTES, tracking.max_message_bytes):
+        return read_head(raw), None
+    try:
+        parsed = parse_message(raw)
+    except Unreadable:
+        return read_head(raw), None  # the engine records why
+    return head_of_parsed(parsed), parsed
 
 
 @contextmanager
@@ -187,16 +222,24 @@ def _culprit(item: Fetched) -> Iterator[None]:
 def _unwrapped(session: Session, spec: BatchSpec, item: Fetched) -> _Item:
     """A wrapper: each inner message is tracked for the wrapper's owner; the wrapper goes only if all were
     handled."""
-    owner = forward.resolve_forward_owner_txn(session, forward.candidate_addresses(item.raw))
+    try:
+        wrapper = read(item.raw)
+    except Unreadable as e:
+        _untracked(session, spec, item.external_id, None, "parse_error", str(e), Head(None, None, None))
+        return _Item(item, untracked=1, reason="parse_error")
+    head = head_of(wrapper)
+    owner = forward.resolve_forward_owner_txn(session, forward.candidate_addresses(wrapper))
     if owner is None:
         _untracked(session, spec, item.external_id, None, "no_owner",
-                   "no user or queue address in the wrapper's From, To, Cc or Delivered-To", item.raw)
-        return _Item(item, untracked=1)
-    inner = forward.unwrap(item.raw)
+                   "no user or queue address in the wrapper's From, To, Cc or Delivered-To", head)
+        return _Item(item, untracked=1, reason="no_owner")
+    inner = forward.unwrap(wrapper)
+    del wrapper
     if not inner:
-        _untracked(session, spec, item.external_id, owner, "parse_error", "no message/rfc822 attachment", item.raw)
-        return _Item(item, untracked=1)
-    return _Item(item, [_Message(owner, raw, f"{item.external_id}#{n}") for n, raw in enumerate(inner, 1)])
+        _untracked(session, spec, item.external_id, owner, "parse_error", "no message/rfc822 attachment", head)
+        return _Item(item, untracked=1, reason="parse_error")
+    return _Item(item, [_Message(owner, raw, f"{item.external_id}#{n}", *_read(raw, spec.tracking))
+                        for n, raw in enumerate(inner, 1)], message_id=head.message_id)
 
 
 def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: datetime) -> None:
@@ -210,8 +253,7 @@ def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: da
         if p.item.direction == "out":
             continue  # the owner's own sent mail is no loop
         for m in p.messages:
-            with _culprit(p.item):
-                sender = forward.sender_of(m.raw)
+            sender = (m.head.sender or "").strip().lower()[:320]
             if sender:
                 senders.append((p, m, sender))
     if not senders:
@@ -233,7 +275,7 @@ def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: da
             m.held = True
             with _culprit(p.item):
                 _untracked(session, spec, m.external_id, m.owner, "loop",
-                           f"more than {spec.loop_max} messages from this sender within the loop window", m.raw)
+                           f"more than {spec.loop_max} messages from this sender within the loop window", m.head)
 
 
 def _track_isolated(session: Session, spec: BatchSpec,
@@ -265,16 +307,7 @@ def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
                     .execution_options(synchronize_session=False))
 
 
-def message_id_of(raw: bytes) -> str | None:
-    """A message's Message-ID, normalised as the tracking engine stores it (from its header fields only)."""
-    return normalise_message_id(header_text(forward.parse_head(raw).get("Message-ID", "")))
-
-
 def _untracked(session: Session, spec: BatchSpec, external_id: str, owner: Owner | None, reason: str, detail: str,
-               raw: bytes) -> None:
-    headers = forward.parse_head(raw)
-    session.add(UntrackedMessage(
-        mailbox=spec.mailbox, external_id=external_id, owner_type=owner.type if owner else None,
-        owner_id=owner.id if owner else None, reason=reason, detail=detail,
-        message_id=str(headers.get("Message-ID", "")).strip()[:998] or None,
-        sender=forward.sender_of(raw) or None, subject=str(headers.get("Subject", ""))[:800] or None))
+               head: Head) -> None:
+    record_untracked_txn(session, mailbox=spec.mailbox, external_id=external_id, owner=owner, reason=reason,
+                         detail=detail, head=head)

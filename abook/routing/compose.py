@@ -28,7 +28,8 @@ from abook.store.models import (
     State, SystemUser,
 )
 from abook.store.settings import parse_email
-from abook.store.tracking import owner_info_txn, resolve_addresses_txn
+from abook.store.owners import owner_info_txn
+from abook.store.tracking import resolve_addresses_txn
 from abook.tracking.api import token_for_email_txn
 
 #: the states `abook email list` knows, as an admin names them
@@ -98,6 +99,18 @@ def find_record_txn(session: Session, entity: str, name: str) -> Any:
         if found:
             return found[0]
     raise NotFound(f"no {_NOUN.get(entity, entity)} {name!r}")
+
+
+def regarding_txn(session: Session, spec: str, what: str = "--regarding") -> tuple[str, str]:
+    """(entity, id) of the record ``ENTITY:NAME`` names as an email's regarding record, else a UserError."""
+    entity, sep, name = spec.partition(":")
+    if not sep or entity.strip().lower() not in REGARDING_ENTITIES:
+        raise UserError(f"bad {what} {spec!r}: expected ENTITY:NAME with ENTITY one of {', '.join(REGARDING_ENTITIES)}")
+    return entity.strip().lower(), find_record_txn(session, entity.strip().lower(), name).id
+
+
+def record_label_txn(session: Session, entity: str, record_id: str) -> str:
+    return _label(entity, session.get(ENTITY_MODELS[entity], record_id))
 
 
 def _label(entity: str, record: Any) -> str:
@@ -187,14 +200,7 @@ def compose_txn(session: Session, draft: Draft, config: AbookConfig) -> Composed
             party, label = _party(session, spec, mask)
             parties.append(party)
             shown.append(label)
-    regarding_type = regarding_id = None
-    if draft.regarding:
-        entity, sep, name = draft.regarding.partition(":")
-        if not sep or entity.strip().lower() not in REGARDING_ENTITIES:
-            raise UserError(f"bad --regarding {draft.regarding!r}: expected ENTITY:NAME with ENTITY one of "
-                            f"{', '.join(REGARDING_ENTITIES)}")
-        regarding_type = entity.strip().lower()
-        regarding_id = find_record_txn(session, regarding_type, name).id
+    regarding_type, regarding_id = regarding_txn(session, draft.regarding) if draft.regarding else (None, None)
     activity = Activity(activitytypecode="email", owner_id=user.id, owningbusinessunit_id=user.business_unit_id,
                         subject=draft.subject, description=draft.body, statecode=1,
                         statuscode=EmailStatus.pending_send, regarding_type=regarding_type, regarding_id=regarding_id)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import quopri
-import re
-from email import message_from_bytes, policy
-from email.parser import BytesHeaderParser
+from email import policy
 from email.message import Message
 from email.utils import getaddresses
 
@@ -25,28 +23,9 @@ from abook.tracking.api import Owner
 OWNER_HEADERS = ("From", "X-Original-To", "Delivered-To", "To", "Cc")
 
 
-def parse_headers(raw: bytes) -> Message:
-    return message_from_bytes(raw, policy=policy.compat32)
-
-
-#: a line break followed by an empty line (the parser breaks lines at CRLF, CR and LF alike)
-_EMPTY_LINE = re.compile(rb"\n[\r\n]|\r\r")
-
-
-def parse_head(raw: bytes) -> Message:
-    """The message's header fields as ``parse_headers`` reads them, without reading the body: the parser
-    is given the bytes up to the first empty line, where the header section ends at the latest."""
-    if raw[:1] in (b"\r", b"\n"):
-        head = b""  # an empty first line: no header fields
-    else:
-        end = _EMPTY_LINE.search(raw)
-        head = raw if end is None else raw[:end.start() + 1]
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
-
-
-def unwrap(raw: bytes) -> tuple[bytes, ...]:
-    """The raw bytes of every ``message/rfc822`` part of a wrapper (nested wrappers are not opened)."""
-    msg = parse_headers(raw)
+def unwrap(msg: Message) -> tuple[bytes, ...]:
+    """The raw bytes of every ``message/rfc822`` part of a wrapper read by ``tracking.parse.read`` (nested
+    wrappers are not opened)."""
     inner: list[bytes] = []
     for part in msg.walk():
         if part is msg or part.get_content_type() != "message/rfc822":
@@ -66,9 +45,8 @@ def unwrap(raw: bytes) -> tuple[bytes, ...]:
     return tuple(inner)
 
 
-def candidate_addresses(raw: bytes) -> tuple[str, ...]:
+def candidate_addresses(msg: Message) -> tuple[str, ...]:
     """The wrapper's addresses in the order they are tried as the owner, lower-cased, without repeats."""
-    msg = parse_head(raw)
     seen: list[str] = []
     for header in OWNER_HEADERS:
         for _name, address in getaddresses([str(v) for v in msg.get_all(header, [])]):
@@ -91,9 +69,3 @@ def resolve_forward_owner_txn(session: Session, addresses: tuple[str, ...]) -> O
         if qid:
             return Owner("queue", qid)
     return None
-
-
-def sender_of(raw: bytes) -> str:
-    """The lower-cased From address, or "" when there is none (loop damping's key)."""
-    pairs = getaddresses([str(v) for v in parse_head(raw).get_all("From", [])])
-    return pairs[0][1].strip().lower()[:320] if pairs else ""

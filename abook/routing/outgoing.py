@@ -26,14 +26,16 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from abook.monitor import metrics
 from abook.config.model import TrackingConfig
 from abook.config.routing import RouterConfig, SmtpConfig
 from abook.mailbox.errors import MailboxError
 from abook.mailbox.smtp import Envelope, SmtpPermanent, send_blocking
 from abook.routing.poller import crash_point, settled
 from abook.tracking.api import token_for_email_txn
+from abook.tracking.tokens import with_token
 from abook.tracking.parse import parse_message
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.models import (
     EMAIL_FIELDS, ENTITY_MODELS, Activity, ActivityParty, Email, EmailStatus, ParticipationType, Queue, SystemUser,
 )
@@ -93,7 +95,7 @@ def _recipients(session: Session, activity: Activity) -> dict[int, list[str]]:
 
 
 def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict[int, list[str]], token: str,
-           now: datetime) -> tuple[bytes, str]:
+           now: datetime, tracking: TrackingConfig) -> tuple[bytes, str]:
     """The RFC 5322 message (CRLF line ends, Bcc only in the envelope) and its Message-ID without <>."""
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr(sender)
@@ -101,8 +103,7 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
         msg["To"] = ", ".join(rcpt[ParticipationType.to])
     if rcpt[ParticipationType.cc]:
         msg["Cc"] = ", ".join(rcpt[ParticipationType.cc])
-    subject = activity.subject or ""
-    msg["Subject"] = subject if token in subject else f"{subject} {token}".strip()
+    msg["Subject"] = with_token(tracking, activity.subject or "", token)
     msg["Date"] = formatdate(now.timestamp(), usegmt=True)
     message_id = make_msgid(domain=sender[1].rsplit("@", 1)[-1])
     msg["Message-ID"] = message_id
@@ -157,7 +158,7 @@ def claim_txn(session: Session, now: datetime, limit: int, tracking: TrackingCon
         rcpts = tuple(dict.fromkeys(a for kind in rcpt.values() for a in kind))
         if email.message_id is None or email.raw is None:  # built once; a retry sends the same bytes
             token = token_for_email_txn(session, activity_id, tracking)
-            raw, message_id = _build(activity, email, sender, rcpt, token, now)
+            raw, message_id = _build(activity, email, sender, rcpt, token, now, tracking)
             email.raw, email.message_id, email.tracking_token, email.sender = raw, message_id, token, sender[1]
             email.message_key = parse_message(raw).message_key
         if not rcpts:
@@ -257,7 +258,7 @@ class OutgoingService(Service):
 
     def tick(self) -> defer.Deferred:
         d = defer.ensureDeferred(self._send_due())
-        d.addErrback(lambda f: self.log.failure("outgoing queue run failed", f))
+        d.addErrback(lambda f: outage.log_failure(self.log, f, "outgoing queue run failed"))
         self._current = d
         d.addBoth(self._idle)
         return d
@@ -294,8 +295,10 @@ class OutgoingService(Service):
                                           self.smtp.max_attempts, self.smtp.retry_backoff, self.smtp.retry_backoff_max)
             self.log.warn("sending email {activity_id} failed ({outcome}): {error}", activity_id=out.activity_id,
                           outcome="failed" if status == EmailStatus.failed else "will retry", error=error)
+            metrics.get().outgoing.labels("failed" if status == EmailStatus.failed else "retry").inc()
             return
         note = "; ".join(f"refused {r}: {reply}" for r, reply in result.refused) or None
         await self.store.run(sent_txn, out.activity_id, self._now(), note)
+        metrics.get().outgoing.labels("sent").inc()
         self.log.info("sent email {activity_id} as <{message_id}> to {count} recipients",
                       activity_id=out.activity_id, message_id=out.message_id, count=len(out.envelope.recipients))

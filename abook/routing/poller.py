@@ -33,11 +33,13 @@ from abook.config.model import TrackingConfig
 from abook.config.routing import RouterConfig
 from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import IMailSource, MessageRef
+from abook.monitor import metrics
 from abook.routing import health, state
 from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
 )
 from abook.store import Store
+from abook.store.outage import StoreOutage
 from abook.threads import IBlockingRunner
 from abook.tracking.api import Owner
 
@@ -116,10 +118,14 @@ class MailboxPoller:
         return done.addCallback(lambda _: defer.ensureDeferred(self._close()))
 
     def tick(self) -> defer.Deferred | None:
-        if self._stopping or self.deps.clock.seconds() < self._not_before:
+        if self._stopping:
+            return None
+        if self.deps.clock.seconds() < self._not_before:
+            metrics.get().cycle(self.deps.clock.seconds())  # backed off: the router is not stuck
             return None
         d = defer.ensureDeferred(self._poll())
         d.addErrback(lambda f: defer.ensureDeferred(self._failed(f)))
+        d.addCallback(lambda _: metrics.get().cycle(self.deps.clock.seconds()))  # polled, or its failure recorded
         d.addErrback(lambda f: self.log.failure("recording the failure of {mailbox} failed", f, mailbox=self.name))
         self._current = d
         d.addBoth(self._idle)
@@ -151,8 +157,16 @@ class MailboxPoller:
             return
         try:
             await self._poll_leased(lease.cursor)
-        finally:
-            await store.run(state.release_lease_txn, self.name, deps.holder)
+        except BaseException:
+            # the poll's own error is the one to log: a release that fails too (the store went away) must
+            # not replace it; the lease then runs out by itself
+            try:
+                await store.run(state.release_lease_txn, self.name, deps.holder)
+            except Exception as e:
+                self.log.debug("releasing the lease of {mailbox} failed too: {error}", mailbox=self.name,
+                               error=f"{type(e).__name__}: {e}")
+            raise
+        await store.run(state.release_lease_txn, self.name, deps.holder)
 
     async def _poll_leased(self, cursor: str | None) -> None:
         deps = self.deps
@@ -178,6 +192,8 @@ class MailboxPoller:
             if fetched:
                 crash_point("after_fetch")
             result = await self._commit(tuple(fetched), batch.cursor)
+            metrics.get().batch(len(fetched), result.tracked, result.reasons)
+            metrics.get().cycle(deps.clock.seconds())
             if fetched:
                 crash_point("after_commit")
                 self.log.info("polled {mailbox}: {count} new, {tracked} tracked", mailbox=self.name,
@@ -194,6 +210,7 @@ class MailboxPoller:
                               failures=self._failures)
             self._failures = 0
         await deps.store.run(state.record_success_txn, self.name, deps.now(), self._failures)
+        metrics.get().poll_ok(self.name, deps.clock.seconds())
 
     async def _mail(self, what: str, f: Callable[..., Any], *args: Any) -> Any:
         """One mailbox operation on the mail pool, within ``command_timeout``: past it (or soon after the
@@ -294,10 +311,11 @@ class MailboxPoller:
         error = health.describe(failure)
         reset = failure.check(CursorInvalid) is not None
         self._failures += 1
+        metrics.get().poll_failed("cursor_reset" if reset else "permanent" if permanent else "transient")
         if reset:
             self.log.warn("cursor of {mailbox} is no longer valid, reading it again from the start: {error}",
                           mailbox=self.name, error=error)
-        elif permanent or failure.check(MailboxError, LeaseLost):
+        elif permanent or failure.check(MailboxError, LeaseLost, StoreOutage):  # the store logs its outage too
             self.log.warn("poll of {mailbox} failed: {error}", mailbox=self.name, error=error)
         else:
             self.log.failure("poll of {mailbox} failed", failure, mailbox=self.name)
@@ -307,6 +325,7 @@ class MailboxPoller:
             delay = health.backoff_delay(self._failures - int(reset), self.mailbox.interval, deps.router.max_backoff,
                                          health.retry_after_of(failure))
             self._not_before = deps.clock.seconds() + delay
+            metrics.get().back_off(self.name, True)
             self.log.info("backing off {mailbox} for {delay:.0f}s", mailbox=self.name, delay=delay)
         if reset:
             self._reread = True
@@ -316,11 +335,16 @@ class MailboxPoller:
             self.log.critical("ALERT: {failures} polls of mailbox {mailbox} failed in a row, the last with {error}; "
                               "it is backed off meanwhile (`abook status` shows it)",
                               mailbox=self.name, failures=self._failures, error=error)
-        if reset:
-            await deps.store.run(state.reset_cursor_txn, self.name)
-        status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
-                                      deps.router.disable_after_failures, deps.now(), self._failures)
+        try:
+            if reset:
+                await deps.store.run(state.reset_cursor_txn, self.name)
+            status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
+                                          deps.router.disable_after_failures, deps.now(), self._failures)
+        except StoreOutage as e:  # logged once by the store; the back-off above holds meanwhile
+            self.log.debug("the failure of {mailbox} is not recorded: {error}", mailbox=self.name, error=str(e))
+            return
         if status.disabled:
+            metrics.get().mailboxes_disabled.inc()
             self.log.critical("ALERT: mailbox {mailbox} disabled after {failures} failures ({error}); "
                               "fix it, then run `abook mailbox enable {mailbox}`",
                               mailbox=self.name, failures=status.consecutive_failures, error=error)

@@ -14,6 +14,7 @@ from abook.config.mail import EwsOptions, GraphOptions, MailboxConfig
 from abook.config.routing import UserMailboxTemplate
 from abook.routing import state
 from abook.routing.poller import MailboxPoller, PollerDeps, settled
+from abook.store import outage
 
 
 class MailPollService(Service):
@@ -81,7 +82,7 @@ class MailPollService(Service):
 
     def rescan(self) -> defer.Deferred:
         d = defer.ensureDeferred(self._rescan_once())
-        d.addErrback(lambda f: self.log.failure("rescanning router users failed", f))
+        d.addErrback(lambda f: outage.log_failure(self.log, f, "rescanning router users failed"))
         self._rescanning = d
         return d
 

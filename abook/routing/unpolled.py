@@ -17,7 +17,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from abook.config import AbookConfig
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.models import Queue, State, SystemUser
 
 
@@ -83,7 +83,7 @@ class UnpolledReport(Service):
         super().startService()
         d = self.store.run(unpolled_txn, self.polling)
         d.addCallback(self._report)
-        d.addErrback(lambda f: self.log.failure("could not check which router mailboxes are polled", f))
+        d.addErrback(lambda f: outage.log_failure(self.log, f, "could not check which router mailboxes are polled"))
 
     def _report(self, found: tuple[Unpolled, ...]) -> Any:
         for u in found:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from typing import Any
 
 from ldaptor.protocols import pureber, pureldap
@@ -27,9 +28,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from abook import ber
-from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
+from abook.directory import matching
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, StoreOutage
+from abook.monitor import metrics
 from abook.server import controls as ctl
-from abook.server import encode, match, rootdse, strict
+from abook.server import encode, rootdse, strict
 from abook.server.deadlines import InputLimits
 from abook.server.framing import EXTENDED, SEARCH, FrameError, Framer, extended_name, span
 
@@ -296,13 +299,16 @@ class AbookLDAPServer(InputLimits, LDAPServer):
         if len(self._outstanding) >= self._limits.max_outstanding:
             self.write_message(msg_id, encode.result(RESPONSE_TAGS.get(name, 0x78), ldaperrors.LDAPBusy.resultCode,
                                                      b"", b"too many outstanding requests"))
+            self._count(name, ldaperrors.LDAPBusy.resultCode, None, op)
             return
         handler = getattr(self, "handle_" + name, None)
         if handler is None:
             self.disconnect("unsupported request " + name)
             return
         self._active.add(msg_id)
+        started = time.monotonic()
         d = defer.maybeDeferred(handler, op, msg.controls, msg_id)
+        d.addBoth(self._counted, name, started, op, msg_id)
         if d.called:
             d.addCallbacks(self._respond, self._fail, (msg_id,), None, (msg_id, name))
             self._active.discard(msg_id)
@@ -321,6 +327,26 @@ class AbookLDAPServer(InputLimits, LDAPServer):
         self._active.discard(msg_id)
         self._timed_out.discard(msg_id)
         self._touch()
+
+    def _counted(self, result: Any, name: str, started: float, op: Any, msg_id: int) -> Any:
+        """Count the request's answer (monitor/metrics.py); ``result`` passes through unchanged."""
+        if isinstance(result, Failure):
+            if result.check(defer.CancelledError):  # timed out (answered timeLimitExceeded), or abandoned / lost
+                code: int | str = ldaperrors.LDAPTimeLimitExceeded.resultCode if msg_id in self._timed_out \
+                    else "abandoned"
+            else:
+                code = getattr(result.value, "resultCode", ldaperrors.other)
+        else:
+            code = _result_code(result)
+        self._count(name, code, started, op)
+        return result
+
+    def _count(self, name: str, code: int | str, started: float | None, op: Any) -> None:
+        m = metrics.get()
+        operation = name[4:-7].lower() if name.startswith("LDAP") and name.endswith("Request") else name
+        m.ldap_answered(operation, code, started, time.monotonic())
+        if operation == "bind" and isinstance(code, int):
+            m.bind(code, anonymous=not (op.dn or op.auth))
 
     def _time_out(self, msg_id: int) -> None:
         d = self._outstanding.get(msg_id)
@@ -347,6 +373,13 @@ class AbookLDAPServer(InputLimits, LDAPServer):
             e = failure.value
             matched = getattr(e, "matchedDN", None) or b""
             self.write_message(msg_id, encode.result(tag, e.resultCode, matched, _message_text(e)))
+            return
+        if failure.check(StoreOutage):  # logged once per outage by the store (StoreHealth), not per request
+            if failure.value.busy:
+                code, message = ldaperrors.LDAPBusy.resultCode, b"the address book store is busy"
+            else:
+                code, message = ldaperrors.LDAPUnavailable.resultCode, b"the address book store is unavailable"
+            self.write_message(msg_id, encode.result(tag, code, b"", message))
             return
         strict.log_failure(self.log, failure, name, self.peer)
         self.write_message(msg_id, encode.result(tag, ldaperrors.other, b"", b"internal error"))
@@ -417,7 +450,7 @@ class AbookLDAPServer(InputLimits, LDAPServer):
             dn = rootdse.SUBSCHEMA_DN
         else:
             return None
-        if match.evaluate(request.filter, entry):
+        if matching.entry_matches(request.filter, entry):
             selected = rootdse._select(entry, attrs, bool(request.typesOnly))
             self.write_message(msg_id, self.factory.encoder.entry(dn, selected))
         return Response(encode.result(0x65, 0))
@@ -577,6 +610,23 @@ class AbookLDAPServer(InputLimits, LDAPServer):
 _DECODED_MAX = 4096
 #: decoded SearchRequests (read-only after decoding) by their op's bytes (no message id, no controls)
 _DECODED_SEARCHES: dict[bytes, Any] = {}
+
+
+def _result_code(response: Any) -> int:
+    """The result code of an answer: an encoded LDAPResult op (tag, length, then the ENUMERATED code),
+    an ldaptor response, or None (StartTLS, which answered itself with success)."""
+    if response is None:
+        return 0
+    if isinstance(response, Response):
+        op = response.op
+        i = 1
+        if len(op) > i and op[i] & 0x80:
+            i += op[i] & 0x7F
+        i += 1
+        if len(op) > i + 2 and op[i] == 0x0A and op[i + 1] == 1:
+            return op[i + 2]
+        return ldaperrors.other
+    return int(getattr(response, "resultCode", 0))
 
 
 class _Message:

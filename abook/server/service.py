@@ -21,10 +21,10 @@ from twisted.internet import endpoints, protocol
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from abook.config.model import AbookConfig, LdapConfig
+from abook.config.model import LdapConfig
 from abook.errors import ConfigError
-from abook.directory.api import IDirectory
-from abook.directory.tree import Tree
+from abook.directory.api import IAuthenticator, IDirectory
+from abook.monitor import metrics
 from abook.server import encode
 from abook.server.deadlines import Buffered
 from abook.server.framing import FrameLimits
@@ -79,7 +79,7 @@ class LDAPServerFactory(protocol.ServerFactory):
     protocol = AbookLDAPServer
     log = Logger()
 
-    def __init__(self, config: LdapConfig, directory: IDirectory, authenticator: Any, clock: Any,
+    def __init__(self, config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, clock: Any,
                  tls_context: Any = None, tls_listener: bool = False, buffered: Buffered | None = None) -> None:
         self.config = config
         self.directory = directory
@@ -133,11 +133,13 @@ class LDAPServerFactory(protocol.ServerFactory):
     def connection_made(self, conn: AbookLDAPServer) -> None:
         self.connections.add(conn)
         self.per_address[conn.peer] += 1
+        metrics.get().connection(1)
         self._notify()
 
     def connection_lost(self, conn: AbookLDAPServer) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            metrics.get().connection(-1)
             self.per_address[conn.peer] -= 1
             if self.per_address[conn.peer] <= 0:
                 del self.per_address[conn.peer]
@@ -179,7 +181,7 @@ def _with_tls_files(endpoint: str, config: LdapConfig, config_dir: str) -> str:
     return f"{endpoint}:privateKey={esc(config.tls_key)}:certKey={esc(config.tls_certificate)}"
 
 
-def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
+def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, reactor: Any,
                    config_dir: str = ".") -> tuple[Any, LDAPServerFactory, LDAPServerFactory]:
     """The TLS context (or None) and the factories of plain (StartTLS) and LDAPS connections."""
     context = tls_context(config, config_dir)
@@ -190,7 +192,7 @@ def ldap_factories(config: LdapConfig, directory: IDirectory, authenticator: Any
     return context, plain, secure
 
 
-def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
+def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, reactor: Any,
                   config_dir: str = ".", config_file: str = "") -> list[IService]:
     """One listening service per configured endpoint."""
     _, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
@@ -204,48 +206,10 @@ def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: Any,
     return services
 
 
-def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: Any, reactor: Any,
+def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, reactor: Any,
                      inherited: list[Any], config_dir: str = ".") -> list[IService]:
     """An LDAP worker's listeners: one per listening socket inherited from the daemon."""
     from abook.server.workers import AdoptedListener
 
     context, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
     return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]
-
-
-def store_directory(config: AbookConfig, store: Any) -> IDirectory:
-    """The ``StoreDirectory`` over the store, its searches sharing the ``db`` pool fairly: at most
-    ``store.threads - 1`` batches at once (a thread stays free for binds and the router), at most
-    ``searches_per_user`` of one user and ``searches_per_connection`` of one connection."""
-    from abook.directory.search import StoreDirectory
-    from abook.scheduling import FairQueue
-
-    limits = config.ldap.limits
-    scheduler = FairQueue(store, max(1, config.store.threads - 1),
-                          (limits.searches_per_user, limits.searches_per_connection))
-    return StoreDirectory(store, Tree(config.ldap.suffix), encode=True, scheduler=scheduler,
-                          cost_limit=limits.search_cost_seconds)
-
-
-def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: list[Any] | None = None
-                    ) -> list[IService]:
-    """The daemon's LDAP part: the ``auth`` thread pool (started first, stopped last), the listeners and,
-    with ``ldap.workers`` > 1, the worker processes sharing them. ``inherited`` (in a worker process): the
-    daemon's listening sockets to serve instead of listening on the configured endpoints."""
-    from abook.directory.auth import Authenticator
-    from abook.threads import ThreadPoolRunner, ThreadPoolService
-
-    pool = ThreadPoolService("auth", 1, config.ldap.auth_threads)
-    authenticator = Authenticator(store, ThreadPoolRunner(reactor, pool.pool), reactor, config.ldap)
-    directory = store_directory(config, store)
-    if inherited is not None:
-        return [pool, *adopted_services(config.ldap, directory, authenticator, reactor, inherited, config.config_dir)]
-    listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
-    if config.ldap.workers == 1:
-        return [pool, *listeners]
-    from abook.server.workers import Balancer, WorkerPool
-
-    # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
-    # first, so the workers inherit the path of its shared file.
-    balancer = Balancer(reactor, listeners, 0, config.ldap.workers)
-    return [pool, *listeners, balancer, WorkerPool(config, listeners, reactor)]

@@ -311,6 +311,9 @@ class WorkerPool(Service):
     def _ended(self, worker: "_Worker", reason: Any) -> None:
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
+        from abook.monitor.metrics import process_ended
+
+        process_ended(worker.pid or 0)  # its open connections are closed: no longer counted
         status = _status(reason.value)
         if not self.running:
             self.log.info("LDAP worker {index} (pid {pid}) stopped ({status})", index=worker.index,

@@ -10,6 +10,7 @@ Store access has two faces over the same ``*_txn`` functions (each takes a SQLAl
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -18,20 +19,28 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from abook.errors import UserError
 from abook.store import search_index
+from abook.store.outage import StoreHealth, StoreOutage, outage_of, reason_of
 from abook.threads import IBlockingRunner, SyncRunner
 
 T = TypeVar("T")
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, timeout: float | None = None) -> Engine:
     """Create an engine for a store URL (``sqlite:///path`` or ``postgresql+psycopg://...``; a plain
     ``postgresql://`` means psycopg too, the driver abook installs). It connects at first use: nothing is
-    created until then (a SQLite file and its directory: ``schema.upgrade``)."""
+    created until then (a SQLite file and its directory: ``schema.upgrade``).
+
+    ``timeout`` (the daemon's ``store.timeout_seconds``) bounds each wait on the database: PostgreSQL's
+    connect timeout and ``statement_timeout``, a free pooled connection, and SQLite's busy timeout.
+    None (command-line tools: an import or an export may run long statements): SQLite waits 30 s for a
+    lock, PostgreSQL as long as it takes."""
+    busy_ms = 30_000 if timeout is None else max(1, int(timeout * 1000))
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -39,7 +48,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             # Temporary b-trees (an IN (SELECT ...) list, a sort) in memory: on file-backed temp storage
             # each one gets a pager of its own whose page cache is malloc'ed and freed per statement, and
             # address resolution's 12 IN lists cost 0.45 ms instead of 0.04 (heap grown and trimmed each time)
@@ -51,7 +60,21 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2, which abook does not use
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    extra: dict[str, Any] = {}
+    if timeout is not None:
+        # libpq counts whole seconds, at least 2; the statement timeout is the server's, in ms. What the
+        # URL sets itself (?connect_timeout=, ?options=-c ...) is kept: the URL's options come last and win
+        query = parsed.query
+        options = " ".join(filter(None, [f"-c statement_timeout={busy_ms}", _one(query.get("options"))]))
+        extra["connect_args"] = {"connect_timeout": _one(query.get("connect_timeout")) or max(2, math.ceil(timeout)),
+                                 "options": options}
+        extra["pool_timeout"] = timeout
+    return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **extra)
+
+
+def _one(value: Any) -> Any:
+    """A URL query value (a tuple when the key is repeated: the last one)."""
+    return value[-1] if isinstance(value, tuple) else value
 
 
 def sqlite_file(engine: Engine) -> Path | None:
@@ -72,10 +95,7 @@ def reaching(engine: Engine) -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError) as e:
-        reason = " ".join(str(e.orig if e.orig is not None else e).split())
-        password = engine.url.password
-        if password:
-            reason = reason.replace(str(password), "***")
+        reason = reason_of(engine, e)
         where = sqlite_file(engine)
         if where is not None:
             raise StoreUnavailable(f"cannot open the SQLite store {where}: {reason}") from None
@@ -97,10 +117,19 @@ def ensure_transaction(session: Session) -> None:
 
 
 class Store:
-    def __init__(self, engine: Engine, runner: IBlockingRunner | None = None) -> None:
+    """``clock`` and ``timeout`` (the daemon's reactor and ``store.timeout_seconds``) give ``read`` its
+    deadline; without them it has none."""
+
+    def __init__(self, engine: Engine, runner: IBlockingRunner | None = None, clock: Any = None,
+                 timeout: float | None = None) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         self._runner = runner or SyncRunner()
+        self.clock = clock
+        self.timeout = timeout
+        self.health = StoreHealth()
+        #: a read is finding out whether the unreachable store is back (``read``)
+        self._probing = False
 
     @property
     def dialect(self) -> str:
@@ -111,8 +140,78 @@ class Store:
             return fn(session, *args, **kwargs)
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
-        """Run ``fn(session, *args, **kwargs)`` in one transaction off the reactor thread."""
-        return self._runner.run(self._in_transaction, fn, *args, **kwargs)
+        """Run ``fn(session, *args, **kwargs)`` in one transaction off the reactor thread.
+
+        Fails with ``StoreOutage`` when the store cannot answer (``outage``); other errors pass as they
+        are. Cancelled before a thread took it up, the transaction never starts."""
+        begun = self.health.begin()
+        gave_up: list[bool] = []  # a list, not a threading.Event: appending is atomic and costs nothing
+
+        def work() -> T:
+            if gave_up:
+                raise defer.CancelledError()
+            return self._in_transaction(fn, *args, **kwargs)
+
+        outer: defer.Deferred = defer.Deferred(lambda _d: gave_up.append(True))
+
+        def done(result: Any) -> None:
+            if isinstance(result, Failure):
+                outage = outage_of(self.engine, result.value)
+                if outage is not None:
+                    self.health.failed(outage)
+                    if outage is not result.value:
+                        result = Failure(outage)
+            else:
+                self.health.succeeded(begun)
+            if outer.called:  # cancelled: the caller gave up on it
+                return
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+
+        self._runner.run(work).addBoth(done)
+        return outer
+
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
+        """``run`` for a read whose caller answers a client (an LDAP bind or search), which must not wait
+        on a frozen database: it fails with ``StoreOutage`` if it has not answered within ``timeout``
+        seconds (the thread may wait on; a read has nothing to commit). While the store is out of reach,
+        one read at a time goes to the database to find out whether it is back, and the others fail at
+        once with the outage, so a queue of reads never waits out the deadline one after another."""
+        health = self.health
+        if health.down:
+            if self._probing:
+                return defer.fail(health.outage)
+            self._probing = True
+            d = self._bounded(self.run(fn, *args, **kwargs))
+
+            def probed(result: Any) -> Any:
+                self._probing = False
+                return result
+
+            return d.addBoth(probed)
+        return self._bounded(self.run(fn, *args, **kwargs))
+
+    @property
+    def reader(self) -> "_Reader":
+        """This store as a runner (``scheduling.FairQueue``) whose calls are ``read``s."""
+        return _Reader(self)
+
+    def _bounded(self, d: defer.Deferred) -> defer.Deferred:
+        if not self.timeout or self.clock is None:
+            return d
+        timeout = self.timeout
+
+        def expired(result: Any, _timeout: float) -> Any:
+            if isinstance(result, Failure) and result.check(defer.CancelledError):
+                outage = StoreOutage(f"the database did not answer within {timeout:g}s (store.timeout_seconds)",
+                                     unreachable=True)
+                self.health.failed(outage)
+                return Failure(outage)
+            return result
+
+        return d.addTimeout(timeout, self.clock, onTimeoutCancel=expired)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -121,3 +220,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _Reader:
+    def __init__(self, store: Store) -> None:
+        self.run = store.read

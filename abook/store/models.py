@@ -93,7 +93,6 @@ class ParticipationType(enum.IntEnum):
 ENTITIES = ("account", "contact", "lead", "queue", "systemuser", "equipment")
 USER_OWNED = ("account", "contact", "lead")
 BU_OWNED = ("queue", "systemuser", "equipment")
-ACTIVITY_TYPES = ("email", "appointment", "task", "fax", "letter", "phonecall")
 
 ADDRESS_BOOK_MATCHING = ("synchronised", "all")
 TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
@@ -556,4 +555,6 @@ Index("ix_activityparty_address_lower", func.lower(ActivityParty.addressused))
 
 # Mappings kept in domain modules of their own register on ``Base.metadata`` here, so whoever imports the
 # models (Alembic, the schema test) sees every table.
+from abook.store import daemons as _daemons  # noqa: E402,F401
 from abook.store import sync_links as _sync_links  # noqa: E402,F401
+from abook.store import replies as _replies  # noqa: E402,F401

@@ -191,12 +191,6 @@ def _trigram_statements() -> list[str]:
     return out
 
 
-def has_trigram(bind: Connection) -> bool:
-    if bind.dialect.name == "sqlite":
-        return True
-    return bool(bind.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")).scalar())
-
-
 def install(bind: Connection) -> None:
     """Create the search index structures for this dialect."""
     dialect = bind.dialect.name

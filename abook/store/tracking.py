@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, literal_column, or_, select, union_all, update
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ScalarSelect
@@ -24,16 +24,13 @@ from abook.store.models import (
     Activity,
     ActivityParty,
     Attachment,
-    BusinessUnit,
     Email,
     EmailSighting,
-    Queue,
-    Role,
     State,
     SystemUser,
     UntrackedMessage,
-    user_roles,
 )
+from abook.store import replies
 from abook.store.users import ensure_tracking_number_txn
 
 #: the entities whose addresses make a party of an email (SPEC 3.3); facilities are not email parties
@@ -44,94 +41,6 @@ INTERNAL_ENTITIES = frozenset({"queue", "systemuser"})
 
 def _fit(value: str | None, length: int) -> str | None:
     return value[:length] if value else value or None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Owners
-
-
-@dataclass(frozen=True)
-class OwnerInfo:
-    type: str  # systemuser / queue
-    id: str
-    #: the user who owns the activities tracked for this owner
-    activity_owner_id: str | None
-    business_unit_id: str | None
-    tracking_option: str
-    active: bool
-    name: str
-
-
-def _queue_default_owner(session: Session, queue: Queue, queue_owner: str) -> SystemUser | None:
-    """A queue's mail is owned by the configured user, else a System Administrator of the queue's business
-    unit (walking up the tree), else the unit's longest-standing active user."""
-    if queue_owner:
-        return session.scalars(
-            select(SystemUser).where(func.lower(SystemUser.domainname) == queue_owner.lower())
-        ).first()
-    bu_id: str | None = queue.business_unit_id
-    seen: set[str] = set()
-    while bu_id and bu_id not in seen:
-        seen.add(bu_id)
-        active = (SystemUser.business_unit_id == bu_id) & (SystemUser.statecode == State.active)
-        admin = session.scalars(
-            select(SystemUser)
-            .join(user_roles, user_roles.c.systemuser_id == SystemUser.id)
-            .join(Role, Role.id == user_roles.c.role_id)
-            .where(active, Role.name == "System Administrator")
-            .order_by(SystemUser.createdon, SystemUser.id)
-        ).first()
-        anyone = admin or session.scalars(
-            select(SystemUser).where(active).order_by(SystemUser.createdon, SystemUser.id)
-        ).first()
-        if anyone is not None:
-            return anyone
-        bu_id = session.scalar(select(BusinessUnit.parent_id).where(BusinessUnit.id == bu_id))
-    return None
-
-
-_USER_T = SystemUser.__table__
-_OWNER_USER = select(_USER_T.c.id, _USER_T.c.business_unit_id, _USER_T.c.tracking_option, _USER_T.c.statecode,
-                     _USER_T.c.domainname).where(_USER_T.c.id == bindparam("id"))
-
-
-def owner_info_txn(session: Session, owner_type: str, owner_id: str, queue_owner: str = "") -> OwnerInfo | None:
-    if owner_type == "systemuser":
-        row = session.connection().execute(_OWNER_USER, {"id": owner_id}).first()
-        if row is None:
-            return None
-        return OwnerInfo("systemuser", row.id, row.id, row.business_unit_id, row.tracking_option,
-                         row.statecode == State.active, row.domainname)
-    if owner_type == "queue":
-        queue = session.get(Queue, owner_id)
-        if queue is None:
-            return None
-        user = _queue_default_owner(session, queue, queue_owner)
-        return OwnerInfo("queue", queue.id, user.id if user else None,
-                         user.business_unit_id if user else queue.business_unit_id,
-                         queue.tracking_option, queue.statecode == State.active, queue.name)
-    return None
-
-
-def find_user_txn(session: Session, name_or_email: str) -> str | None:
-    """A user id by user name (domainname) or by either email address, case-insensitively."""
-    key = name_or_email.strip().lower()
-    return session.scalar(
-        select(SystemUser.id)
-        .where(or_(func.lower(SystemUser.domainname) == key,
-                   func.lower(SystemUser.internalemailaddress) == key,
-                   func.lower(SystemUser.personalemailaddress) == key))
-        .order_by(SystemUser.statecode, SystemUser.createdon)
-    )
-
-
-def find_queue_txn(session: Session, name_or_email: str) -> str | None:
-    key = name_or_email.strip().lower()
-    return session.scalar(
-        select(Queue.id)
-        .where(or_(func.lower(Queue.emailaddress) == key, func.lower(Queue.name) == key))
-        .order_by(Queue.statecode, Queue.createdon)
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -280,6 +189,8 @@ class NewEmail:
     attachments: Sequence[dict[str, Any]]
     #: ``add_sighting_txn``'s: mailbox, external_id, arrival
     sighting: dict[str, Any]
+    #: ``replies.await_rows``: the Message-IDs an uncorrelated reply waits for
+    awaits: Sequence[dict[str, Any]] = ()
 
 
 def _activity_row(activity: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +244,7 @@ def insert_emails_txn(session: Session, emails: Sequence[NewEmail]) -> None:
     if attachments:
         conn.execute(Attachment.__table__.insert(), attachments)
     conn.execute(EmailSighting.__table__.insert(), [_sighting_row(e.activity["id"], **e.sighting) for e in emails])
+    replies.insert_awaits_txn(session, [row for e in emails for row in e.awaits])
 
 
 #: on SQLite, an attachment larger than this is written through the blob API, in pieces of this size
@@ -390,16 +302,6 @@ def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def unmarked_sightings_txn(session: Session, mailbox: str, limit: int = 1000) -> list[tuple[str, str | None]]:
-    """(email id, external id) of the messages in ``mailbox`` not yet marked as tracked there."""
-    rows = session.execute(
-        select(EmailSighting.email_id, EmailSighting.external_id)
-        .where(EmailSighting.mailbox == mailbox, EmailSighting.marked.is_(False))
-        .order_by(EmailSighting.id).limit(limit)
-    )
-    return [(r[0], r[1]) for r in rows]
-
-
 def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: str | None,
                          owner_type: str | None, owner_id: str | None, reason: str, detail: str | None,
                          message_id: str | None, sender: str | None, subject: str | None) -> None:
@@ -408,6 +310,22 @@ def record_untracked_txn(session: Session, *, mailbox: str | None, external_id: 
         "owner_id": owner_id, "reason": reason, "detail": _fit(detail, 2000),
         "message_id": _fit(message_id, 998), "sender": _fit(sender, 320), "subject": _fit(subject, 800),
     }])
+
+
+def set_regarding_txn(session: Session, activity_id: str, regarding_type: str | None,
+                      regarding_id: str | None) -> bool:
+    """Set (or, with None, clear) an email's regarding record; False when there is no such email. Emails
+    correlated to it afterwards take it; those correlated before keep theirs."""
+    if email_by_activity_txn(session, activity_id) is None:
+        return False
+    session.execute(update(Activity).where(Activity.id == activity_id)
+                    .values(regarding_type=regarding_type, regarding_id=regarding_id)
+                    .execution_options(synchronize_session=False))
+    return True
+
+
+def email_by_activity_txn(session: Session, activity_id: str) -> str | None:
+    return session.scalar(select(Email.activity_id).where(Email.activity_id == activity_id))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from abook.store.models import (
@@ -23,8 +23,6 @@ from abook.store.models import (
     SystemUser,
     UntrackedMessage,
 )
-
-
 
 
 @dataclass(frozen=True)
@@ -56,35 +54,52 @@ def untracked_txn(session: Session, since: datetime | None = None, reason: str |
 @dataclass(frozen=True)
 class UnresolvedRow:
     activity_id: str
-    received_at: datetime | None
-    sender: str | None
-    display_name: str | None
+    #: received_at of received mail, sent_at of sent mail
+    when: datetime | None
+    outgoing: bool
+    #: (display name, address) of the unresolved sender (received mail) or recipients (sent mail)
+    addresses: tuple[tuple[str | None, str | None], ...]
     subject: str | None
 
 
-def unresolved_txn(session: Session, user_id: str, limit: int = 100) -> list[UnresolvedRow]:
-    """Received emails of a user (owned or accepted) whose sender matches no CRM record."""
-    sender = and_(ActivityParty.activity_id == Email.activity_id,
-                  ActivityParty.participationtypemask == ParticipationType.sender)
-    resolved_sender = select(ActivityParty.id).where(sender, ActivityParty.party_id.is_not(None)).exists()
+_RECIPIENTS = (ParticipationType.to, ParticipationType.cc, ParticipationType.bcc)
+
+
+def unresolved_txn(session: Session, user_id: str, limit: int = 100,
+                   direction: str | None = None) -> list[UnresolvedRow]:
+    """A user's emails (owned or accepted) with an unresolved party: received mail whose sender, and sent mail
+    any of whose recipients, matches no CRM record; newest first. ``direction``: only "in" or only "out"."""
+    unresolved = ActivityParty.party_id.is_(None)
+    received = and_(Email.directioncode.is_(False), select(ActivityParty.id).where(
+        ActivityParty.activity_id == Email.activity_id, ActivityParty.party_id.is_not(None),
+        ActivityParty.participationtypemask == ParticipationType.sender).exists() == false())
+    sent = and_(Email.directioncode.is_(True), select(ActivityParty.id).where(
+        ActivityParty.activity_id == Email.activity_id, unresolved,
+        ActivityParty.participationtypemask.in_(_RECIPIENTS)).exists())
+    wanted = {"in": received, "out": sent}.get(direction or "", or_(received, sent))
+    when = func.coalesce(Email.received_at, Email.sent_at)
     q = (
-        select(Email.activity_id, Email.received_at, Email.sender, Activity.subject)
+        select(Email.activity_id, when, Email.directioncode, Email.sender, Activity.subject)
         .join(Activity, Activity.id == Email.activity_id)
-        .where(Email.directioncode.is_(False),
-               or_(Activity.owner_id == user_id,
-                   and_(Email.accepting_type == "systemuser", Email.accepting_id == user_id)),
-               ~resolved_sender)
-        .order_by(Email.received_at.desc(), Email.activity_id)
+        .where(or_(Activity.owner_id == user_id,
+                   and_(Email.accepting_type == "systemuser", Email.accepting_id == user_id)), wanted)
+        .order_by(when.desc(), Email.activity_id)
         .limit(limit)
     )
+    rows = session.execute(q).all()
+    parties: dict[str, list[tuple[int, str | None, str | None]]] = {}
+    if rows:
+        for activity_id, mask, name, address in session.execute(
+                select(ActivityParty.activity_id, ActivityParty.participationtypemask, ActivityParty.display_name,
+                       ActivityParty.addressused)
+                .where(ActivityParty.activity_id.in_([r[0] for r in rows]), unresolved)
+                .order_by(ActivityParty.participationtypemask, ActivityParty.id)):
+            parties.setdefault(activity_id, []).append((mask, name, address))
     out = []
-    for activity_id, received_at, address, subject in session.execute(q):
-        name = session.scalar(
-            select(ActivityParty.display_name).where(
-                ActivityParty.activity_id == activity_id,
-                ActivityParty.participationtypemask == ParticipationType.sender)
-        )
-        out.append(UnresolvedRow(activity_id, received_at, address, name, subject))
+    for activity_id, at, outgoing, sender, subject in rows:
+        masks = _RECIPIENTS if outgoing else (ParticipationType.sender,)
+        found = tuple((name, address) for mask, name, address in parties.get(activity_id, []) if mask in masks)
+        out.append(UnresolvedRow(activity_id, at, bool(outgoing), found or ((None, sender),), subject))
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Mapping, Optional
 
 from twisted.logger import Logger
 
+from abook.monitor import metrics
 from abook.errors import NotFound
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, StaleItem
@@ -136,6 +137,7 @@ class SyncEngine:
                               user=user_id, entity=entity, action=action.kind, item=item, attempts=attempts,
                               error=message)
                 continue
+            metrics.get().sync_applied(entity, (action,))
             if item in known:
                 done.append(item)
         if done:

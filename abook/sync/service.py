@@ -17,11 +17,13 @@ from typing import Any, Callable, Optional
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from abook.monitor import metrics
 from abook.config.sync import SyncConfig
 from abook.mailbox.errors import Unavailable
 from abook.mailbox.pim.interfaces import IPimStore
-from abook.store import Store
+from abook.store import Store, outage
 from abook.store.sync_links import record_run_txn
 from abook.sync.crm import LdapIds
 from abook.sync.engine import SyncEngine
@@ -106,7 +108,7 @@ class SyncService(Service):
                 if self.due[user_id] <= now and user_id not in self.in_progress:
                     self.start(user_id)
         except Exception:  # noqa: BLE001 - a tick never raises: the LoopingCall would stop for good
-            self.log.failure("sync tick failed")
+            outage.log_failure(self.log, Failure(), "sync tick failed")
 
     @defer.inlineCallbacks
     def _rescan(self, now: float) -> Any:
@@ -147,8 +149,10 @@ class SyncService(Service):
                     await self.engine.sync(user_id, mailbox, entity)
             self.failures.pop(user_id, None)
             self.due[user_id] = now + self.config.interval
+            metrics.get().sync_runs.labels("ok").inc()
         except Exception as e:  # noqa: BLE001 - recorded, backed off, never raised into the loop
             failures = self.failures[user_id] = self.failures.get(user_id, 0) + 1
+            metrics.get().sync_runs.labels("failed").inc()
             delay = min(self.config.interval / 4 * 2 ** (failures - 1), self.config.max_backoff)
             if isinstance(e, Unavailable) and e.retry_after:
                 delay = min(max(delay, e.retry_after), self.config.max_backoff)

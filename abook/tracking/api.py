@@ -8,7 +8,7 @@ raises for a bad message: every input ends as ``tracked``, ``sighting`` or ``unt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from abook.config.model import TrackingConfig
+    from abook.tracking.parse import ParsedMessage
 
 Arrival = Literal["router", "forward", "manual"]
 Direction = Literal["in", "out"]
@@ -51,6 +52,8 @@ class TrackRequest:
     direction: Direction = "in"
     #: the message's id in its mailbox (IMAP UID, POP3 UIDL, EWS ItemId), kept on the sighting
     external_id: str | None = None
+    #: ``raw`` already parsed (``tracking.parse.parse_message``), so the engine does not read it again
+    parsed: "ParsedMessage | None" = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def track_many_txn(session: "Session", requests: "Iterable[TrackRequest]",
                    config: "TrackingConfig") -> "list[TrackResult]":
     """Track a batch in the caller's transaction, each message as ``track_txn`` would, sharing the reads
     and writing the tracked messages' rows with one INSERT per table."""
-    from abook.tracking.engine import track_many_txn as _track_many_txn
+    from abook.tracking.bulk import track_many_txn as _track_many_txn
 
     return _track_many_txn(session, requests, config)
 

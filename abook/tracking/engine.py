@@ -7,32 +7,31 @@ its own rows. It never raises for a bad message: every input ends as ``tracked``
 Database failures (connection lost, lock timeout) do raise, so the caller's transaction, with its
 mailbox cursor, rolls back and the message is read again.
 
-``track_many_txn(session, requests, config)`` tracks a batch with the same outcomes and rows as
-``track_txn`` one after the other, for less: one query each for the batch's duplicates, addresses,
-In-Reply-To/References and tokens, and the tracked messages' rows written with one INSERT per table in
-one SAVEPOINT (a message depending on the batch's own rows is tracked on its own after them, its
-addresses still taken from the batch's one resolution).
+``track_many_txn`` (``tracking/bulk.py``) tracks a batch with the same outcomes and rows as ``track_txn``
+one after the other, for less. A request may carry its message already parsed (``TrackRequest.parsed``:
+the router reads each message once); otherwise it is parsed here.
 
 Decisions where the SPEC is silent:
 
 * the activity owner is the mailbox owner when a user; for a queue, ``tracking.queue_owner`` or a
-  System Administrator of the queue's business unit (``store.tracking.owner_info_txn``);
+  System Administrator of the queue's business unit or the nearest unit above (``store/owners.py``);
+* incoming method ``none`` stops automatic tracking (router and forward mailbox) as tracking option
+  ``none`` does (``disabled``); ``abook track`` still accepts;
 * the tracking option applies to both directions; on outgoing mail ``crm_parties`` asks whether a
   *recipient* resolves to a lead, contact or account (the sender is the user);
 * a sender matching both a contact and a user counts as a CRM party (it is a lead/contact/account);
 * only active records are linked as parties; facilities are never email parties;
-* an uncorrelated email has no regarding record (SPEC: "then nothing");
+* an uncorrelated email has no regarding record (SPEC: "then nothing") until the email it answers is
+  tracked (a reply read before its parent, from another mailbox): it is linked then (``store/replies.py``);
 * the token found in an incoming subject correlates; it is not copied onto the new email, whose own
   token (``token_for_email_txn``) is allocated only when the CRM sends it.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -40,12 +39,17 @@ from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
 from abook.store import ensure_transaction
+from abook.store import owners, replies
 from abook.store import tracking as store
 from abook.store.models import EmailStatus, new_id
 from abook.tracking.api import TrackRequest, TrackResult
-from abook.tracking.parse import ParsedMessage, Part, Unreadable, header_text, normalise_message_id, parse_message
+from abook.tracking.headers import Head, read_head
+from abook.tracking.parse import ParsedMessage, Part, Unreadable, parse_message
 from abook.tracking.parties import build_parties, lookup_keys
 from abook.tracking.tokens import find_tokens, format_token
+
+if TYPE_CHECKING:
+    from abook.tracking.bulk import _Batch
 
 _log = Logger(namespace="abook.tracking.engine")
 
@@ -68,6 +72,8 @@ def track_txn(session: Session, request: TrackRequest, config: TrackingConfig) -
 def _parse_request(request: TrackRequest, config: TrackingConfig) -> ParsedMessage:
     if len(request.raw) > config.max_message_bytes:
         raise _Reject("too_large", f"{len(request.raw)} bytes, more than {config.max_message_bytes}")
+    if request.parsed is not None:
+        return request.parsed
     try:
         return parse_message(request.raw)
     except Unreadable as e:
@@ -93,35 +99,33 @@ def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, pa
 
 def _untracked(session: Session, request: TrackRequest, parsed: ParsedMessage | None, reason: str,
                detail: str) -> TrackResult:
-    if parsed is not None:
-        message_id, sender, subject = parsed.message_id, parsed.sender[1] if parsed.sender else None, parsed.subject
-    else:
-        message_id, sender, subject = _header_summary(request.raw)
-    store.record_untracked_txn(
-        session, mailbox=request.mailbox, external_id=request.external_id, owner_type=request.owner.type,
-        owner_id=request.owner.id, reason=reason, detail=detail, message_id=message_id, sender=sender,
-        subject=subject,
-    )
+    head = head_of_parsed(parsed) if parsed else read_head(request.raw)
+    record_untracked_txn(session, mailbox=request.mailbox, external_id=request.external_id, owner=request.owner,
+                         reason=reason, detail=detail, head=head)
     _log.info("not tracked from {mailbox}: {reason} ({detail})", mailbox=request.mailbox, reason=reason,
               detail=detail)
     return TrackResult("untracked", reason=reason, detail=detail)
 
 
-def _header_summary(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """Best-effort Message-ID, From and Subject of something that could not be tracked."""
-    try:
-        head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[:65536])
-        return (normalise_message_id(header_text(head.get("message-id", ""))),
-                header_text(head.get("from", "")) or None, header_text(head.get("subject", "")) or None)
-    except Exception:
-        return None, None, None
+def head_of_parsed(parsed: ParsedMessage) -> Head:
+    return Head(parsed.message_id, parsed.sender[1] if parsed.sender else None, parsed.subject or None)
+
+
+def record_untracked_txn(session: Session, *, mailbox: str, external_id: str | None, owner: Any, reason: str,
+                         detail: str, head: Head) -> None:
+    """The one writer of untracked mail (the engine's reasons and the router's own: loop, no_owner, ...):
+    the values of ``head`` as the one header reader gives them, clipped by the store."""
+    store.record_untracked_txn(
+        session, mailbox=mailbox, external_id=external_id, owner_type=owner.type if owner else None,
+        owner_id=owner.id if owner else None, reason=reason, detail=detail, message_id=head.message_id,
+        sender=head.sender, subject=head.subject)
 
 
 @dataclass(frozen=True)
 class _Plan:
     """An accepted message: what storing it takes."""
 
-    owner: store.OwnerInfo
+    owner: owners.OwnerInfo
     parties: tuple[store.NewParty, ...]
     method: str | None
     correlated: store.Correlated | None
@@ -213,8 +217,10 @@ def _accept(session: Session, request: TrackRequest, config: TrackingConfig, par
             raise _Reject("disabled", f"{owner.type} {owner.name}: automatic tracking is {option!r}")
         if not owner.active:
             raise _Reject("disabled", f"{owner.type} {owner.name} is inactive")
+        if owner.incoming_method == "none":
+            raise _Reject("disabled", f"{owner.type} {owner.name}: incoming method is 'none'")
     if owner.activity_owner_id is None:
-        raise _Reject("no_owner", f"queue {owner.name}: no user to own its email (set tracking.queue_owner)")
+        raise _Reject("no_owner", owner.no_owner or f"queue {owner.name}: no user to own its email")
     outgoing = request.direction == "out"
     found = reads.resolve(session, lookup_keys(parsed.addresses, outgoing))
     resolution = build_parties(parsed.addresses, outgoing, found)
@@ -231,7 +237,7 @@ def _accept(session: Session, request: TrackRequest, config: TrackingConfig, par
     return _Plan(owner, resolution.parties, method, correlated)
 
 
-def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> store.OwnerInfo | None:
+def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> owners.OwnerInfo | None:
     """The owner's settings, read once per transaction (a router tracks a whole batch in one)."""
     transaction = session.get_transaction()
     cached = session.info.get("abook.tracking.owners")
@@ -239,7 +245,7 @@ def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig)
         cached = session.info["abook.tracking.owners"] = (transaction, {})
     key = (request.owner.type, request.owner.id, config.queue_owner)
     if key not in cached[1]:
-        cached[1][key] = store.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
+        cached[1][key] = owners.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
     return cached[1][key]
 
 
@@ -308,12 +314,21 @@ def _attachment(part: Part) -> dict[str, Any]:
             "content_id": part.content_id, "body": part.body}
 
 
+def awaits(parsed: ParsedMessage, plan: _Plan, activity_id: str) -> list[dict[str, object]]:
+    """The Message-IDs an uncorrelated reply waits for (``store/replies.py``)."""
+    if plan.correlated is not None:
+        return []
+    return replies.await_rows(activity_id, replies.awaited(parsed.in_reply_to, parsed.references))
+
+
 def _store(session: Session, request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:
     activity, email = _rows(request, parsed, plan, activity_id)
     store.insert_email_txn(session, activity=activity, email=email, parties=plan.parties)
     for part in parsed.attachments:  # decoded one at a time
         store.insert_attachment_txn(session, activity_id, **_attachment(part))
     store.add_sighting_txn(session, activity_id, request.mailbox, request.external_id, request.arrival, new=True)
+    replies.insert_awaits_txn(session, awaits(parsed, plan, activity_id))
+    replies.link_waiting_replies_txn(session, [(parsed.message_id or "", activity_id)])
 
 
 def token_for_email_txn(session: Session, activity_id: str, config: TrackingConfig) -> str:
@@ -335,140 +350,3 @@ def token_for_email_txn(session: Session, activity_id: str, config: TrackingConf
 def mark_sighting_txn(session: Session, email_id: str, mailbox: str) -> bool:
     """SPEC 3.6 is the router's: once it has marked the message in ``mailbox``, it records it here."""
     return store.mark_sighting_txn(session, email_id, mailbox)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Batches
-
-#: a message larger than this is tracked on its own (its attachments decoded one at a time), never pending
-BATCH_MESSAGE_BYTES = 1 << 20
-#: a batch writes its pending rows once they hold this much mail
-BATCH_PENDING_BYTES = 16 << 20
-
-
-@dataclass
-class _Pending:
-    index: int
-    request: TrackRequest
-    parsed: ParsedMessage
-    plan: _Plan
-    rows: store.NewEmail
-
-
-class _Batch(_Reads):
-    """The reads of a whole batch done at once, and the rows of its tracked messages written at once.
-
-    A message whose outcome depends on the batch's own writes (a copy of, or a reply to, a message tracked
-    earlier in the batch) is tracked on its own after the pending rows are written, so every message gets
-    the outcome and rows ``track_txn`` would give it, one after the other."""
-
-    def __init__(self, session: Session, config: TrackingConfig, parsed: list[tuple[TrackRequest, ParsedMessage]]):
-        self.session = session
-        self.config = config
-        self.pending: list[_Pending] = []
-        self.pending_bytes = 0
-        self.results: list[TrackResult] = []
-        #: message keys and Message-IDs tracked in this batch: the prefetched reads do not know them
-        self.keys: set[str] = set()
-        self.message_ids: set[str] = set()
-        self.index = 0
-        self._request: TrackRequest | None = None
-        self._parsed: ParsedMessage | None = None
-        keys, lookups, ids, tokens = [], [], [], []
-        for request, p in parsed:
-            keys.append(p.message_key)
-            lookups.extend(lookup_keys(p.addresses, request.direction == "out"))
-            ids.extend(p.in_reply_to + p.references)
-            tokens.extend(find_tokens(config, p.subject))
-        self.existing = store.emails_by_keys_txn(session, keys)
-        self.found = store.resolve_addresses_txn(session, lookups)
-        self.by_ids = store.emails_by_message_ids_txn(session, ids)
-        self.by_token_rows = store.emails_by_tokens_txn(session, tokens)
-        #: for a message tracked on its own after the pending rows: its addresses are resolved already
-        self.resolved = _Resolved(self.found)
-
-    def depends_on_batch(self, parsed: ParsedMessage) -> bool:
-        return parsed.message_key in self.keys or any(
-            m in self.message_ids for m in parsed.in_reply_to + parsed.references)
-
-    # the prefetched reads (_Reads)
-    def email_by_key(self, session: Session, message_key: str) -> str | None:
-        return self.existing.get(message_key)
-
-    def resolve(self, session: Session, keys: list[str]) -> dict[str, list[tuple[str, str]]]:
-        return self.found
-
-    def by_message_ids(self, session: Session, ids: list[str]) -> list[store.Correlated]:
-        wanted = set(ids)
-        return [row for row in self.by_ids if row.message_id in wanted]
-
-    def by_tokens(self, session: Session, tokens: list[str]) -> list[store.Correlated]:
-        wanted = set(tokens)
-        return [row for row in self.by_token_rows if row.tracking_token in wanted]
-
-    def tracked(self, parsed: ParsedMessage) -> None:
-        self.keys.add(parsed.message_key)
-        if parsed.message_id is not None:
-            self.message_ids.add(parsed.message_id)
-
-    def add(self, request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:
-        try:
-            activity, email = _rows(request, parsed, plan, activity_id)
-            rows = store.NewEmail(activity, email, plan.parties, [_attachment(part) for part in parsed.attachments],
-                                  {"mailbox": request.mailbox, "external_id": request.external_id,
-                                   "arrival": request.arrival})
-        except _REFUSED as e:
-            raise _Reject("parse_error", f"the store refused the message: {type(e).__name__}") from None
-        self.pending.append(_Pending(self.index, request, parsed, plan, rows))
-        self.pending_bytes += len(request.raw)
-        self.tracked(parsed)
-
-    def flush(self) -> None:
-        """Write the pending rows in one savepoint; when the store refuses any of them (or another daemon
-        tracked one meanwhile), track each on its own instead, as track_txn would."""
-        pending, self.pending, self.pending_bytes = self.pending, [], 0
-        if not pending:
-            return
-        ensure_transaction(self.session)
-        try:
-            with self.session.begin_nested():
-                store.insert_emails_txn(self.session, [p.rows for p in pending])
-        except (sa_exc.IntegrityError, *_REFUSED):
-            for p in pending:
-                self.results[p.index] = _guarded(self.session, p.request, self.config, p.parsed,
-                                                 reads=self.resolved)[0]
-            return
-        for p in pending:
-            _log_tracked(p.request, p.parsed, p.plan, p.rows.activity["id"])
-
-
-def track_many_txn(session: Session, requests: Iterable[TrackRequest], config: TrackingConfig) -> list[TrackResult]:
-    """``track_txn`` for each request in order, in the caller's transaction, with the results and rows it
-    would give one after the other, for less: one query for the batch's duplicates, one address
-    resolution, one correlation query, and the tracked messages' rows written with one INSERT per table."""
-    requests = list(requests)
-    parsed: list[ParsedMessage | None] = []
-    for request in requests:
-        p = None
-        if len(request.raw) <= min(BATCH_MESSAGE_BYTES, config.max_message_bytes):
-            try:
-                p = parse_message(request.raw)
-            except Exception:  # tracked on its own below, which records why not
-                p = None
-        parsed.append(p)
-    batch = _Batch(session, config, [(r, p) for r, p in zip(requests, parsed) if p is not None])
-    for index, (request, p) in enumerate(zip(requests, parsed)):
-        batch.index = index
-        if p is None or batch.depends_on_batch(p):
-            batch.flush()
-            # a message the batch could not parse was not in its address resolution
-            result, p = _guarded(session, request, config, p, reads=None if p is None else batch.resolved)
-            if result.outcome == "tracked" and p is not None:
-                batch.tracked(p)
-        else:
-            result = _guarded(session, request, config, p, batch)[0]
-        batch.results.append(result)
-        if batch.pending_bytes >= BATCH_PENDING_BYTES:
-            batch.flush()
-    batch.flush()
-    return batch.results

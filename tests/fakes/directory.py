@@ -17,7 +17,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
-from abook.server import match
+from abook.directory import matching
 
 
 def _norm(dn: str) -> str:
@@ -87,7 +87,7 @@ class MemoryDirectory:
                 in_scope = _parent(dn) == base
             else:
                 in_scope = dn == base or dn.endswith("," + base)
-            if in_scope and self._visible(spec, dn) and match.evaluate(spec.filter, e.attributes):
+            if in_scope and self._visible(spec, dn) and matching.entry_matches(spec.filter, e.attributes):
                 out.append(e)
         if spec.sort:
             key = spec.sort[0]

@@ -235,3 +235,21 @@ def test_two_daemons_claim_an_email_once(store, org) -> None:
         second = claim_txn(b, now, 10, TrackingConfig())
     assert [o.activity_id for o in first] == [activity_id] and second == ()
     assert email_row(store, activity_id)[0].statuscode_cache == EmailStatus.sending
+
+
+@pytest.mark.parametrize("subject, sent", [
+    # another token that begins with this one's characters: this one is still appended (the substring test
+    # took it for this one, and a reply would have correlated to the other email)
+    ("Re: your order CRM:00100012", "Re: your order CRM:00100012 CRM:0010001"),
+    # this token, re-spaced and in lower case by a client: already there, not appended a second time
+    ("Re: your quote crm: 0010001", "Re: your quote crm: 0010001"),
+])
+def test_the_token_is_appended_unless_the_subject_already_has_it(store, org, smtp_server, subject: str,
+                                                                  sent: str) -> None:
+    server = smtp_server("starttls")
+    pending_email(store, org, subject=subject)
+    out = Outgoing(store, server.config())
+    out.service.startService()
+    assert len(server.received) == 1
+    assert f"\r\nSubject: {sent}\r\n".encode() in server.received[0].data
+    out.stop()

@@ -3,7 +3,9 @@
 The reference evaluator below works on the entries as served (what a client sees) with RFC 4511's
 three-valued logic, written independently of the SQL compiler: values compared lowercased, phone
 numbers without spaces and dashes, objectClass against the entry's classes, an attribute outside the
-schema Undefined, one the schema knows but the entry lacks FALSE.
+schema Undefined, one the schema knows but the entry lacks FALSE, a subtype (``cn;lang-en``) without
+values, extensibleMatch as equality under the rule of the attribute's syntax, substrings out of order
+Undefined. The in-memory evaluator (``directory/matching.py``) must give the same answer per entry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from ldaptor.protocols import pureldap
 from sqlalchemy import delete, insert
 
+from abook.directory import matching
 from abook.directory.api import ONE_LEVEL
 from abook.directory.entries import KNOWN
 from abook.store.models import Contact
@@ -38,9 +41,19 @@ contact_rows = st.lists(
 )
 
 
+RULES = [None, "caseIgnoreMatch", "caseIgnoreIA5Match", "2.5.13.0", "caseExactMatch"]
+IA5 = {"mail", "mozillasecondemail"}
+
+
 def leaf(attr: str, kind: str, value: str, parts: list[str]) -> Any:
     if kind == "present":
         return pureldap.LDAPFilter_present(attr)
+    if kind.startswith("ext"):
+        rule = RULES[int(kind[3:])]
+        return pureldap.LDAPFilter_extensibleMatch(type=attr, matchValue=value, matchingRule=rule)
+    if kind == "misordered":  # a final before an any: RFC 4511 forbids it, slapd makes it Undefined
+        return pureldap.LDAPFilter_substrings(type=attr, substrings=[
+            pureldap.LDAPFilter_substrings_final(parts[0] or "x"), pureldap.LDAPFilter_substrings_any(parts[1] or "y")])
     if kind == "substrings":
         sub: list[Any] = []
         if parts[0]:
@@ -59,8 +72,9 @@ def leaf(attr: str, kind: str, value: str, parts: list[str]) -> Any:
 
 leaves = st.builds(
     leaf,
-    st.sampled_from(ATTRS + ["CN", "surname", "mail"]),
-    st.sampled_from(["present", "substrings", "eq", "ge", "le", "approx"]),
+    st.sampled_from(ATTRS + ["CN", "surname", "mail", "cn;lang-en", "telephoneNumber;x"]),
+    st.sampled_from(["present", "substrings", "eq", "ge", "le", "approx", "misordered",
+                     *(f"ext{i}" for i in range(len(RULES)))]),
     st.one_of(values, st.sampled_from(["inetOrgPerson", "top", "crmrecord", "organizationalUnit"])),
     st.lists(values, min_size=2, max_size=4),
 )
@@ -85,17 +99,37 @@ def reference(f: Any, entry: dict[str, list[str]]) -> bool | None:
     if isinstance(f, pureldap.LDAPFilter_not):
         r = reference(f.value, entry)
         return None if r is None else not r
-    attr = f.value if isinstance(f, pureldap.LDAPFilter_present) else (
-        f.type if isinstance(f, pureldap.LDAPFilter_substrings) else f.attributeDesc.value)
-    name = KNOWN.get(attr.lower())
+    if isinstance(f, pureldap.LDAPFilter_present):
+        attr = f.value
+    elif isinstance(f, pureldap.LDAPFilter_substrings):
+        attr = f.type
+    elif isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        attr = f.type.value
+    else:
+        attr = f.attributeDesc.value
+    base, options, _ = attr.partition(";")
+    name = KNOWN.get(base.lower())
     if name is None:
         return None
     phone = name.lower() in PHONES
     norm = (lambda v: v.replace(" ", "").replace("-", "").lower()) if phone else str.lower
-    vals = [norm(v) for v in entry.get(name.lower(), [])]
+    vals = [] if options else [norm(v) for v in entry.get(name.lower(), [])]  # no tagged values
     if isinstance(f, pureldap.LDAPFilter_present):
         return bool(vals)
+    if isinstance(f, pureldap.LDAPFilter_extensibleMatch):
+        rule = f.matchingRule.value if f.matchingRule is not None else None
+        lname = name.lower()
+        applies = rule is None or (
+            rule == "2.5.13.0" if lname == "objectclass" else
+            rule == "caseIgnoreIA5Match" if lname in IA5 else rule == "caseIgnoreMatch")
+        if not applies:
+            return None
+        a = norm(f.matchValue.value)
+        return a in vals if a else False
     if isinstance(f, pureldap.LDAPFilter_substrings):
+        kinds = [type(p) for p in f.substrings]
+        if pureldap.LDAPFilter_substrings_final in kinds[:-1] or pureldap.LDAPFilter_substrings_initial in kinds[1:]:
+            return None
         initial = "".join(norm(p.value) for p in f.substrings if isinstance(p, pureldap.LDAPFilter_substrings_initial))
         final = "".join(norm(p.value) for p in f.substrings if isinstance(p, pureldap.LDAPFilter_substrings_final))
         anys = [norm(p.value) for p in f.substrings if isinstance(p, pureldap.LDAPFilter_substrings_any)]
@@ -109,6 +143,14 @@ def reference(f: Any, entry: dict[str, list[str]]) -> bool | None:
     if isinstance(f, pureldap.LDAPFilter_greaterOrEqual):
         return any(v >= a for v in vals)
     return any(v <= a for v in vals)
+
+
+def _lookup(entry: dict[str, list[str]]) -> Any:
+    def lookup(attr: str) -> list[str] | None:
+        name = KNOWN.get(attr.lower())
+        return None if name is None else entry.get(name.lower(), [])
+
+    return lookup
 
 
 def test_random_filters_agree_with_the_reference(fresh_search: Searcher) -> None:
@@ -131,5 +173,8 @@ def test_random_filters_agree_with_the_reference(fresh_search: Searcher) -> None
         for f in flts:
             expected = {dn for dn, entry in served.items() if reference(f, entry) is True}
             assert set(s(f, **book).dns) == expected, f.asText()
+            # the in-memory evaluator (root DSE, containers) follows the same rules, value for value
+            for dn, entry in served.items():
+                assert matching.evaluate(f, _lookup(entry)) is reference(f, entry), (f.asText(), dn)
 
     check()

@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from abook.mailbox.errors import Unavailable
 from abook.routing import forward
+from abook.tracking.headers import Head, head_of, read_head
+from abook.tracking.parse import Unreadable, read
 from abook.store.models import Email, EmailSighting, UntrackedMessage
 from tests.unit.routing.conftest import message
 
@@ -46,11 +48,12 @@ def test_unwrap_and_candidates() -> None:
     for encoded in (False, True):
         raw = wrapper("Bob <bob@example.com>", message(1), message(2), X_Original_To="support@example.com",
                       base64=encoded)
-        inner = forward.unwrap(raw)
-        assert [forward.parse_headers(i)["Message-ID"] for i in inner] == ["<m1.carl@customer.test@test>",
-                                                                           "<m2.carl@customer.test@test>"]
-        assert forward.parse_headers(inner[0]).get_payload().strip() == "body 1"
-    assert forward.candidate_addresses(raw) == ("bob@example.com", "support@example.com", "crm-forward@example.com")
+        inner = forward.unwrap(read(raw))
+        assert [read(i)["Message-ID"] for i in inner] == ["<m1.carl@customer.test@test>",
+                                                          "<m2.carl@customer.test@test>"]
+        assert read(inner[0]).get_payload().strip() == "body 1"
+    assert forward.candidate_addresses(read(raw)) == ("bob@example.com", "support@example.com",
+                                                      "crm-forward@example.com")
 
 
 def test_wrapper_is_tracked_for_its_sender_then_removed(store, org, make_router) -> None:
@@ -116,8 +119,9 @@ def test_crash_before_removal_is_finished_at_the_next_start(store, org, make_rou
 
 
 def test_header_fields_read_without_the_body_are_the_full_parse_s() -> None:
-    """parse_head (loop damping's sender, the untracked list's fields) reads exactly the header fields the
-    full parse reads, over the tracking corpus and every line-break oddity around the empty line."""
+    """read_head (loop damping's sender, the untracked list's fields for a message too large to read whole
+    before tracking) reads exactly what the full parse reads, over the tracking corpus and every line-break
+    oddity around the empty line."""
     from tests.unit.tracking.conftest import MAIL
 
     samples = [p.read_bytes() for p in sorted(MAIL.glob("*.eml"))]
@@ -130,7 +134,8 @@ def test_header_fields_read_without_the_body_are_the_full_parse_s() -> None:
                 message(1))]
     assert len(samples) > 40
     for raw in samples:
-        assert [(k, str(v)) for k, v in forward.parse_head(raw).items()] == [
-            (k, str(v)) for k, v in forward.parse_headers(raw).items()], raw[:200]
-        pairs = forward.getaddresses([str(v) for v in forward.parse_headers(raw).get_all("From", [])])
-        assert forward.sender_of(raw) == (pairs[0][1].strip().lower()[:320] if pairs else "")
+        try:
+            whole = head_of(read(raw))
+        except Unreadable:
+            whole = Head(None, None, None)
+        assert read_head(raw) == whole, raw[:200]

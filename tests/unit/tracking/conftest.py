@@ -47,14 +47,17 @@ def seed(store: Store) -> Crm:
         s.flush()
         admin_role = Role(name="System Administrator")
         admin = SystemUser(domainname="admin", fullname="Ada Admin", internalemailaddress="admin@corp.example",
-                           business_unit_id=bu.id, roles=[admin_role])
+                           business_unit_id=bu.id, roles=[admin_role], incoming_method="router")
         jane = SystemUser(domainname="jane", fullname="Jane Doe", internalemailaddress="jane@corp.example",
-                          personalemailaddress="Jane.Doe@Home.example", business_unit_id=bu.id)
+                          personalemailaddress="Jane.Doe@Home.example", business_unit_id=bu.id,
+                          incoming_method="router")
         shared = SystemUser(domainname="shared", fullname="Sam Shared", internalemailaddress="sam@corp.example",
-                            personalemailaddress="ALICE@example.com", business_unit_id=bu.id)
+                            personalemailaddress="ALICE@example.com", business_unit_id=bu.id,
+                            incoming_method="router")
         s.add_all([admin, jane, shared])
         s.flush()
-        support = Queue(name="Support", emailaddress="support@corp.example", business_unit_id=bu.id)
+        support = Queue(name="Support", emailaddress="support@corp.example", business_unit_id=bu.id,
+                        incoming_method="router")
         common = {"owner_id": jane.id, "owningbusinessunit_id": bu.id}
         contact = Contact(fullname="Alice Contact", emailaddress2="Alice@Example.com", **common)
         lead = Lead(fullname="Alice Lead", emailaddress1="alice@EXAMPLE.com", **common)

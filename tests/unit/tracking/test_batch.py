@@ -12,7 +12,8 @@ from abook.config.model import TrackingConfig
 from abook.store import Store
 from abook.store.models import Activity, ActivityParty, Attachment, Email, EmailSighting, UntrackedMessage
 from abook.tracking.api import TrackRequest, TrackResult
-from abook.tracking.engine import track_many_txn, track_txn
+from abook.tracking.bulk import track_many_txn
+from abook.tracking.engine import track_txn
 from tests.unit.tracking.conftest import MAIL, Crm, message, track, user
 from tests.unit.tracking.test_engine import _crm_email_with_token
 
