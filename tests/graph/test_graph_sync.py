@@ -73,3 +73,10 @@ def test_sync_machine_on_graph_replay(graph_server: GraphServer) -> None:
     """The sync state machine (random edits on both sides, failing writes, lost delta states, crashes)."""
     GraphSyncMachine.server = graph_server
     GraphSyncMachine.TestCase().runTest()
+
+
+def test_sync_mailbox_of_type_graph_needs_its_table() -> None:
+    from abook.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r'type "graph" needs a \[sync.mailbox.graph\] table'):
+        parse_config({"sync": {"mailbox": {"type": "graph"}}})
