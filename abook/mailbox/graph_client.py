@@ -22,6 +22,7 @@ counts it in its health. The access token, the secret and the certificate never 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
@@ -34,6 +35,9 @@ from abook.config.mail import GraphApp
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, MessageGone, RateLimited, Unavailable
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
+#: MSAL logs request details at DEBUG; like exchangelib's, kept at WARNING unless configured otherwise
+if logging.getLogger("msal").level == logging.NOTSET:
+    logging.getLogger("msal").setLevel(logging.WARNING)
 _MISSING = {"ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "MailboxNotFound", "ResourceNotFound",
             "ErrorNonExistentMailbox", "ErrorFolderNotFound"}
 _GONE = {"ErrorItemNotFound", "ItemNotFound"}
