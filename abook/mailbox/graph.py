@@ -29,11 +29,12 @@ import threading
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
+import requests
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import GraphOptions, MailboxConfig
-from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge
+from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.graph_client import GraphClient, auth_for
 from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
 
@@ -108,8 +109,12 @@ class GraphSource:
                     raise TooLarge(f"{self._config.name}: Exchange sent more than {limit} bytes", size,
                                    raw[:HEAD_BYTES], announced=False)
             return b"".join(chunks)
+        except (requests.RequestException, OSError) as e:
+            why = "cut short (deadline or shutdown)" if self.client.cutter.is_cut else f"{type(e).__name__}: {e}"
+            raise Unavailable(f"{self._config.name}: downloading a message: {why}") from None
         finally:
             response.close()
+            self.client.cutter.detach()
 
     def mark_tracked_blocking(self, ref: MessageRef) -> None:
         category, prop = self._graph.tracked_category, tracked_property_id(self._graph.tracked_property)
@@ -136,7 +141,9 @@ class GraphSource:
         """Nothing to log out of: the app's token and HTTP session are shared and kept for the next poll."""
 
     def abort(self) -> None:
-        """Not done: a requests call cannot be cut from another thread; each read is bounded by ``timeout``."""
+        """Shut down the socket of the answer being read (graph_client.py); the operation fails as Unavailable.
+        A server that has not begun to answer is bounded by ``timeout`` instead."""
+        self.client.cutter.cut()
 
     # -- delta
 

@@ -32,6 +32,7 @@ import requests
 from twisted.logger import Logger
 
 from abook.config.mail import GraphApp
+from abook.mailbox._guard import Cutter
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, MessageGone, RateLimited, Unavailable
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
@@ -151,6 +152,9 @@ class GraphClient:
         self.auth = auth
         self.name = name
         self._wait = wait
+        #: the socket of the answer being read, which ``abort`` (any thread) shuts down: a server trickling
+        #: its answer a few bytes at a time would never trip the per-read timeout
+        self.cutter = Cutter()
         self.base = auth.app.graph_url
         self._origin = urlsplit(self.base)[:2]
 
@@ -171,10 +175,18 @@ class GraphClient:
             headers = {"Authorization": "Bearer " + self.auth.token(fresh), "Prefer": ", ".join(
                 p for p in (IMMUTABLE_IDS, prefer) if p), **extra}
             try:
-                response = self.auth.session.request(method, url, headers=headers, stream=stream,
+                self.cutter.check()
+                response = self.auth.session.request(method, url, headers=headers, stream=True,
                                                      timeout=self.auth.timeout, **kwargs)
-            except requests.RequestException as e:
-                raise Unavailable(f"{self.name}: {self.base}: {type(e).__name__}: {_reason(e)}") from None
+                sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+                if sock is not None:
+                    self.cutter.attach(sock)
+                if not stream or response.status_code >= 400:
+                    self.read(response)
+            except (requests.RequestException, OSError) as e:
+                self.cutter.detach()
+                why = "cut short (deadline or shutdown)" if self.cutter.is_cut else f"{type(e).__name__}: {_reason(e)}"
+                raise Unavailable(f"{self.name}: {self.base}: {why}") from None
             if response.status_code < 400:
                 return response
             body = _error_of(response)
@@ -211,6 +223,13 @@ class GraphClient:
         if status >= 500:
             return Unavailable(text, retry_after=retry_after)
         return GraphError(text)
+
+    def read(self, response: requests.Response) -> bytes:
+        """The answer's body, read while ``abort`` can cut it; the socket is let go of after."""
+        try:
+            return response.content
+        finally:
+            self.cutter.detach()
 
     def json(self, method: str, path: str, prefer: str = "", **kwargs: Any) -> Any:
         response = self.request(method, path, prefer=prefer, **kwargs)

@@ -73,6 +73,9 @@ class GraphResponder:
         self.denied: set[str] = set()
         self._throttles: list[tuple[str, int, float]] = []  # (path part, status, retry after)
         self._lose: set[str] = set()
+        self._trickle: dict[str, float] = {}
+        self.trickle_started = threading.Event()
+        self.trickle_stop = threading.Event()
         self.lock = threading.RLock()
         responder = self
 
@@ -90,7 +93,16 @@ class GraphResponder:
                 for k, v in {**headers, "Content-Length": str(len(body))}.items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
+                delay = responder.trickling(self.path)
+                if delay is None:
+                    self.wfile.write(body)
+                    return
+                for n in range(len(body)):  # a server sending its answer a byte at a time
+                    self.wfile.write(body[n:n + 1])
+                    self.wfile.flush()
+                    responder.trickle_started.set()
+                    if responder.trickle_stop.wait(delay):
+                        return
 
             do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
@@ -142,6 +154,18 @@ class GraphResponder:
         """The next request whose path contains ``path_part`` is carried out, but its reply never comes."""
         with self.lock:
             self._lose.add(path_part)
+
+    def trickle(self, path_part: str, delay: float) -> None:
+        """The next answer to a path containing ``path_part`` comes a byte every ``delay`` seconds."""
+        with self.lock:
+            self._trickle[path_part] = delay
+            self.trickle_started.clear()
+            self.trickle_stop.clear()
+
+    def trickling(self, path: str) -> Optional[float]:
+        with self.lock:
+            part = next((p for p in self._trickle if p in path), None)
+            return self._trickle.pop(part) if part is not None else None
 
     def repeat_next_entry(self) -> None:
         with self.lock:

@@ -144,3 +144,34 @@ def test_certificate_credential(box: GraphHarness, tmp_path: Path) -> None:
 def test_untrusted_certificate_is_refused(box: GraphHarness) -> None:
     with pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
         GraphSource(box.config(ca_file=None)).changes_blocking(None, 10)
+
+
+def test_abort_cuts_a_trickling_download(box: GraphHarness) -> None:
+    """The router's command deadline calls abort() from the reactor: a server sending a byte at a time
+    (which never trips the per-read timeout) is cut at once, and the operation fails as Unavailable."""
+    import threading
+
+    box.deliver(make_message("slow"))
+    source = GraphSource(box.config())
+    (ref,) = source.changes_blocking(None, 10).messages
+    box.responder.trickle("/$value", delay=0.5)  # the whole message would take half an hour
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            source.fetch_blocking(ref)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome.append(e)
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    try:
+        assert box.responder.trickle_started.wait(10)
+        source.abort()
+        worker.join(10)
+        assert not worker.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], Unavailable) and "cut short" in str(outcome[0])
+    finally:
+        box.responder.trickle_stop.set()
+    again = GraphSource(box.config())  # the next poll's source reads normally
+    assert again.fetch_blocking(ref) == box.responder.store.messages[ref.external_id].mime
