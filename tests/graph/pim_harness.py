@@ -9,9 +9,9 @@ from typing import Any, Optional
 
 from abook.config.mail import GraphApp
 from abook.mailbox.pim.graph import GraphPimStore
-from abook.mailbox.pim.interfaces import Changes, Item, Listed
-from abook.mailbox.pim.memory import WRITES, Failure
+from abook.mailbox.pim.interfaces import Item
 from abook.mailbox.pim.schema import Values
+from tests.contract.recorded import RecordedCalls
 from tests.fixtures.graph import CLIENT_ID, CLIENT_SECRET, TENANT, GraphServer
 
 
@@ -43,55 +43,12 @@ class GraphPimHarness(GraphPimStore):
         self.close_blocking()
 
 
-class RecordedGraphPim(GraphPimHarness):
+class RecordedGraphPim(RecordedCalls, GraphPimHarness):
     """The harness with abook's calls recorded and made to fail on demand, for the sync state machine."""
 
     def __init__(self, server: GraphServer) -> None:
         super().__init__(server)
-        self.calls: list[str] = []
-        self.failures: list[Failure] = []
-
-    def _rec(self, op: str) -> None:
-        self.calls.append(op)
-        for f in list(self.failures):
-            if f.times > 0 and f.op in (op, "any"):
-                f.times -= 1
-                if f.times == 0:
-                    self.failures.remove(f)
-                raise f.error
-
-    def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
-        self._rec("changes")
-        return super().changes_blocking(entity, token)
-
-    def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
-        self._rec("get")
-        return super().get_blocking(entity, ids)
-
-    def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
-        self._rec("create")
-        return super().create_blocking(entity, values, crm_id, notify)
-
-    def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
-                        crm_id: Optional[str] = None) -> Listed:
-        self._rec("update")
-        return super().update_blocking(entity, item_id, etag, values, crm_id)
-
-    def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
-        self._rec("delete")
-        return super().delete_blocking(entity, item_id, etag, notify)
-
-    def find_blocking(self, entity: str, crm_id: str) -> Optional[Listed]:
-        self._rec("find")
-        return super().find_blocking(entity, crm_id)
-
-    def fail_next(self, op: str, error: Exception | None = None, times: int = 1, item_id: Optional[str] = None) -> None:
-        from abook.mailbox.errors import Unavailable
-
-        self.failures.append(Failure(op, error or Unavailable(f"{op} failed (test)"), times, item_id))
-
-    def writes(self) -> list[str]:
-        return [c for c in self.calls if c in WRITES]
+        self.start_recording()
 
     # -- another client (Outlook) on the same mailbox, past abook's recorded calls
 
