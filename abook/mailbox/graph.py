@@ -110,8 +110,7 @@ class GraphSource:
                                    raw[:HEAD_BYTES], announced=False)
             return b"".join(chunks)
         except (requests.RequestException, OSError) as e:
-            why = "cut short (deadline or shutdown)" if self.client.cutter.is_cut else f"{type(e).__name__}: {e}"
-            raise Unavailable(f"{self._config.name}: downloading a message: {why}") from None
+            raise Unavailable(f"{self._config.name}: downloading a message: {self.client.failed_read(e)}") from None
         finally:
             response.close()
             self.client.cutter.detach()

@@ -184,9 +184,7 @@ class GraphClient:
                 if not stream or response.status_code >= 400:
                     self.read(response)
             except (requests.RequestException, OSError) as e:
-                self.cutter.detach()
-                why = "cut short (deadline or shutdown)" if self.cutter.is_cut else f"{type(e).__name__}: {_reason(e)}"
-                raise Unavailable(f"{self.name}: {self.base}: {why}") from None
+                raise Unavailable(f"{self.name}: {self.base}: {self.failed_read(e)}") from None
             if response.status_code < 400:
                 return response
             body = _error_of(response)
@@ -223,6 +221,15 @@ class GraphClient:
         if status >= 500:
             return Unavailable(text, retry_after=retry_after)
         return GraphError(text)
+
+    def failed_read(self, e: BaseException) -> str:
+        """Why a request or a read failed; a cut is forgotten once it has failed the operation it meant (the
+        next operation connects again)."""
+        self.cutter.detach()
+        if self.cutter.is_cut:
+            self.cutter.reset()
+            return "cut short (deadline or shutdown)"
+        return f"{type(e).__name__}: {_reason(e)}"
 
     def read(self, response: requests.Response) -> bytes:
         """The answer's body, read while ``abort`` can cut it; the socket is let go of after."""
