@@ -1,4 +1,5 @@
-"""``abook status``, ``abook mailbox enable NAME``, ``abook outgoing stuck|retry ID|fail ID``."""
+"""``abook status``, ``abook mailbox enable NAME``, ``abook mailbox deploy-rule`` (cmd_deploy_rule.py),
+``abook outgoing stuck|retry ID|fail ID``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any
 
+from abook.cli import cmd_deploy_rule
 from abook.cli.common import config_of, in_store
 from abook.errors import NotFound
 from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
@@ -27,6 +29,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     e.add_argument("name", help="the mailbox's name as `abook status` shows it ([[mailboxes]] name, or auto:USER "
                                 "for a mailbox derived from [router.user_mailbox_template])")
     e.set_defaults(func=mailbox_enable)
+    cmd_deploy_rule.register(msub, common)
 
     p = sub.add_parser("outgoing", parents=[common], help="CRM email the router sends")
     osub = p.add_subparsers(dest="outgoing_command", metavar="ACTION", required=True)

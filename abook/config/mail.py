@@ -1,7 +1,8 @@
-"""Mailbox sections: ``[[mailboxes]]``, one table per polled mailbox (POP3, IMAP, EWS, forward).
+"""Mailbox sections: ``[[mailboxes]]``, one table per polled mailbox (POP3, IMAP, EWS, Graph, forward).
 
 The backends in ``abook/mailbox/`` read the connection options; the router reads name, role, owner,
-interval and batch size. Exchange-only options sit in the ``[mailboxes.ews]`` sub-table.
+interval and batch size. Exchange-only options sit in the ``[mailboxes.ews]`` sub-table, Exchange Online
+(Microsoft Graph) ones in ``[mailboxes.graph]``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pydantic import Field, field_validator
 from abook.config.base import Port, Problem, SecretValue, Section
 
 _BUILD = re.compile(r"^\d+(\.\d+){1,3}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 class EwsOptions(Section):
@@ -54,10 +57,99 @@ class EwsOptions(Section):
         return v
 
 
+class GraphApp(Section):
+    """The Entra ID app registration abook signs in as (client credentials, app-only) for Microsoft Graph.
+
+    Give ``client_secret`` (or ``client_secret_file``, or ``"env:NAME"``) or ``certificate_file`` (a PEM file
+    holding the private key and its certificate, or a .pfx/.p12), not both.
+    """
+
+    #: directory (tenant) id, a GUID, or the tenant's primary domain (contoso.onmicrosoft.com)
+    tenant: str
+    #: application (client) id of the app registration
+    client_id: str
+    client_secret: Optional[SecretValue] = None
+    certificate_file: Optional[str] = None
+    #: passphrase of an encrypted certificate_file's private key
+    certificate_passphrase: Optional[SecretValue] = None
+    #: sign-in host; national clouds: "https://login.microsoftonline.us", "https://login.chinacloudapi.cn"
+    authority_host: str = "https://login.microsoftonline.com"
+    #: Graph endpoint; national clouds: "https://graph.microsoft.us/v1.0", "https://microsoftgraph.chinacloudapi.cn/v1.0"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    #: throttling (429/503) back-offs up to this many seconds are waited out on the mail thread; longer ones
+    #: end the operation with RateLimited(retry_after) and the router backs the mailbox off instead
+    max_retry_wait: float = Field(default=10.0, ge=0)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, v: str) -> str:
+        if not (_GUID.match(v) or _DOMAIN.match(v)):
+            raise ValueError(f"expected the directory (tenant) id, a GUID, or a domain such as "
+                             f'"contoso.onmicrosoft.com", got {v!r}')
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        if not _GUID.match(v):
+            raise ValueError("expected the application (client) id, a GUID such as "
+                             '"6a7b8c9d-1234-4000-8000-0000000ab00c" (not the secret, nor its id)')
+        return v
+
+    @field_validator("certificate_file")
+    @classmethod
+    def _certificate(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        try:
+            data = open(v, "rb").read()
+        except OSError as e:
+            raise ValueError(f"cannot read {v}: {e.strerror}") from None
+        if not v.lower().endswith((".pfx", ".p12")) and not (b"PRIVATE KEY-----" in data and b"CERTIFICATE-----" in data):
+            raise ValueError(f"{v} must hold the private key and its certificate (PEM), or be a .pfx/.p12 file")
+        return v
+
+    @field_validator("authority_host", "graph_url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError(f"expected an https URL, got {v!r}")
+        return v.rstrip("/")
+
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        has_secret = data.get("client_secret") is not None or data.get("client_secret_file") is not None
+        has_cert = data.get("certificate_file") is not None
+        if has_secret == has_cert:
+            return [(("client_secret",), "give either client_secret (or client_secret_file) or certificate_file")]
+        return []
+
+
+class GraphOptions(GraphApp):
+    """How abook reaches one Exchange Online mailbox through Microsoft Graph."""
+
+    #: the mailbox read: its SMTP address or user principal name
+    mailbox: str
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, v: str) -> str:
+        if v and "@" not in v:  # empty: a template's, filled per user
+            raise ValueError(f'expected the mailbox\'s address such as "jane@contoso.com", got {v!r}')
+        return v
+    #: category added to tracked messages (Outlook shows it); the extended property is set too
+    tracked_category: str = "Tracked to CRM"
+    #: name of the PublicStrings single-value extended property (Integer 1) on tracked messages; the same
+    #: property the EWS backend sets, so a site moving from EWS to Graph keeps its marks
+    tracked_property: str = "crmLinkState"
+    #: a router mailbox also reads Sent Items (mail the owner sent from Outlook is tracked too)
+    sent_items: bool = True
+
+
 class MailboxConfig(Section):
     #: unique name; the store keys the mailbox's cursor and health by it
     name: str
-    type: Literal["pop3", "imap", "ews"]
+    type: Literal["pop3", "imap", "ews", "graph"]
     #: "forward": this is the forward mailbox (owner worked out per message); "router": an owner's own
     role: Literal["router", "forward"] = "router"
     #: owner of a router mailbox: a CRM user name (domainname) or "queue:<email address>"
@@ -86,6 +178,8 @@ class MailboxConfig(Section):
     tracked_keyword: str = "$CRMTracked"
     #: Exchange only (type = "ews"): see EwsOptions
     ews: Optional[EwsOptions] = None
+    #: Exchange Online only (type = "graph"): see GraphOptions; ``ca_file`` above applies to it too
+    graph: Optional[GraphOptions] = None
 
     @field_validator("tracked_keyword")
     @classmethod
@@ -102,6 +196,11 @@ class MailboxConfig(Section):
                                "primary_smtp_address")]
         if kind != "ews" and data.get("ews") is not None:
             return [(("ews",), f'a [mailboxes.ews] table is only for type "ews", not {kind!r}')]
+        if kind == "graph" and data.get("graph") is None:
+            return [(("graph",), 'type "graph" needs a [mailboxes.graph] table with tenant, client_id, a '
+                                 "client_secret or certificate_file, and mailbox")]
+        if kind != "graph" and data.get("graph") is not None:
+            return [(("graph",), f'a [mailboxes.graph] table is only for type "graph", not {kind!r}')]
         return []
 
 

@@ -10,10 +10,15 @@ from pydantic import Field, field_validator
 
 from abook.config import placeholders
 from abook.config.base import Port, Problem, SecretValue, Section
-from abook.config.mail import EwsOptions
+from abook.config.mail import EwsOptions, GraphApp, GraphOptions
 
 
 class SmtpConfig(Section):
+    #: "smtp": the server below; "graph": Microsoft Graph sendMail as the sender's own Exchange Online
+    #: mailbox (the app registration in [smtp.graph]; host, port, security and credentials are not used)
+    transport: Literal["smtp", "graph"] = "smtp"
+    #: the app registration (tenant, client_id, credential) for transport = "graph"; ca_file applies to it
+    graph: Optional[GraphApp] = None
     host: str = "127.0.0.1"
     #: default: 465 for "tls", 587 for "starttls", 25 for "none"
     port: Optional[Port] = None
@@ -33,12 +38,29 @@ class SmtpConfig(Section):
     #: name sent in EHLO (default: the local host name)
     helo_name: Optional[str] = None
 
+    @classmethod
+    def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        transport = data.get("transport", "smtp")
+        if transport == "graph" and data.get("graph") is None:
+            return [(("graph",), 'transport "graph" needs an [smtp.graph] table with tenant, client_id and a '
+                                 "client_secret or certificate_file")]
+        if transport != "graph" and data.get("graph") is not None:
+            return [(("graph",), 'an [smtp.graph] table is only read with transport = "graph"')]
+        return []
+
 
 class EwsTemplate(EwsOptions):
     """``[mailboxes.ews]`` for derived Exchange mailboxes: the address read is each user's own."""
 
     #: unused here: each derived mailbox reads its owner's address
     primary_smtp_address: str = ""
+
+
+class GraphTemplate(GraphOptions):
+    """``[mailboxes.graph]`` for derived Exchange Online mailboxes: the mailbox read is each user's own."""
+
+    #: unused here: each derived mailbox reads its owner's address
+    mailbox: str = ""
 
 
 class UserMailboxTemplate(Section):
@@ -49,10 +71,11 @@ class UserMailboxTemplate(Section):
     (config/placeholders.py; ``{user}`` and ``{email}`` still work). The password is read from
     ``password_dir/<username>`` when that file exists (a per-mailbox secret), else ``password`` is used
     (one service account, e.g. EWS impersonation or a Dovecot master user). An Exchange template
-    (``type = "ews"``) needs ``[router.user_mailbox_template.ews]``.
+    (``type = "ews"``) needs ``[router.user_mailbox_template.ews]``, an Exchange Online one (``type = "graph"``)
+    ``[router.user_mailbox_template.graph]`` (one app registration reads every user's mailbox).
     """
 
-    type: Literal["pop3", "imap", "ews"] = "imap"
+    type: Literal["pop3", "imap", "ews", "graph"] = "imap"
     host: str = "127.0.0.1"
     port: Optional[Port] = None
     security: Literal["tls", "starttls", "none"] = "tls"
@@ -66,6 +89,7 @@ class UserMailboxTemplate(Section):
     timeout: float = Field(default=30.0, gt=0)
     command_timeout: float = Field(default=300.0, gt=0)
     ews: Optional[EwsTemplate] = None
+    graph: Optional[GraphTemplate] = None
 
     _username = field_validator("username")(placeholders.validator)
 
@@ -73,6 +97,9 @@ class UserMailboxTemplate(Section):
     def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
         if data.get("type") == "ews" and data.get("ews") is None:
             return [(("ews",), 'type "ews" needs a [router.user_mailbox_template.ews] table with service_endpoint')]
+        if data.get("type") == "graph" and data.get("graph") is None:
+            return [(("graph",), 'type "graph" needs a [router.user_mailbox_template.graph] table with tenant, '
+                                 "client_id and a client_secret or certificate_file")]
         return []
 
 

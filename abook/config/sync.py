@@ -17,14 +17,15 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from abook.config.base import SecretValue, Section
-from abook.config.routing import EwsTemplate
+from abook.config.routing import EwsTemplate, GraphTemplate
 
 _ENTITIES = ("contact", "appointment", "task")
 _DIRECTIONS = ("both", "to_mailbox", "to_crm", "fixed", "none")
 
 
 class SyncMailboxTemplate(Section):
-    type: Literal["dav", "ews"] = "dav"
+    #: dav (CardDAV/CalDAV), ews (Exchange on-premises) or graph (Exchange Online: contacts only so far)
+    type: Literal["dav", "ews", "graph"] = "dav"
     #: DAV: the user's collections; {user} and {email} are filled in
     contacts_url: str = ""
     calendar_url: str = ""
@@ -37,11 +38,16 @@ class SyncMailboxTemplate(Section):
     ca_file: Optional[str] = None
     timeout: float = Field(default=30.0, gt=0)
     ews: Optional[EwsTemplate] = None
+    #: type = "graph": the app registration ([mailboxes.graph] keys without mailbox); each user's address is read
+    graph: Optional[GraphTemplate] = None
 
     @model_validator(mode="after")
     def _complete(self) -> "SyncMailboxTemplate":
         if self.type == "ews" and self.ews is None:
             raise ValueError('type "ews" needs a [sync.mailbox.ews] table with service_endpoint')
+        if self.type == "graph" and self.graph is None:
+            raise ValueError('type "graph" needs a [sync.mailbox.graph] table with tenant, client_id and a '
+                             "client_secret or certificate_file")
         if self.type == "dav" and not (self.contacts_url or self.calendar_url or self.tasks_url):
             raise ValueError('type "dav" needs at least one of contacts_url, calendar_url, tasks_url')
         for url in (self.contacts_url, self.calendar_url, self.tasks_url):

@@ -227,6 +227,11 @@ class EwsSource:
     # -- exchangelib
 
     def _make_account(self) -> Account:
+        return self.account_for(self._ews.primary_smtp_address)
+
+    def account_for(self, address: str) -> Account:
+        """An account on this mailbox's server and credentials for ``address`` (impersonation: any user's;
+        ``abook mailbox deploy-rule`` reaches each user's rules so)."""
         c, e = self._config, self._ews
         credentials = Credentials(*configured_credentials(c))
         version = Version(build=_build(e.server_version)) if e.server_version else None
@@ -235,7 +240,7 @@ class EwsSource:
             version=version, retry_policy=FailFast(), max_connections=e.max_connections,
         )
         account = Account(
-            primary_smtp_address=e.primary_smtp_address, credentials=credentials, config=configuration,
+            primary_smtp_address=address, credentials=credentials, config=configuration,
             autodiscover=False, access_type=_ACCESS[e.access_type], default_timezone=None,
         )
         account.protocol.TIMEOUT = c.timeout
@@ -285,6 +290,10 @@ class EwsSource:
             if translated is e:
                 raise
             raise translated from None
+
+    def error_of(self, e: Exception) -> Exception:
+        """``e`` as the router's error classes (an exchangelib error raised outside this source's calls)."""
+        return self._translate(e)
 
     def _translate(self, e: Exception) -> Exception:
         name = self._config.name

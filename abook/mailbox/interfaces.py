@@ -27,6 +27,8 @@ class MessageRef:
     #: its normalised Message-ID, when the router knows it: marking or removing a message whose
     #: ``external_id`` no longer applies (IMAP UIDVALIDITY changed, POP3 UIDLs reassigned) finds it by that
     message_id: str | None = None
+    #: "in": received; "out": the owner sent it (a Graph router mailbox's Sent Items)
+    direction: str = "in"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Config ``type`` -> mailbox backend, imported lazily (exchangelib loads only if an EWS mailbox is used).
+"""Config ``type`` -> mailbox backend, imported lazily (exchangelib loads only if an EWS mailbox is used,
+msal only if a Graph one is).
 
 ``open_source(config)`` builds the backend for one ``[[mailboxes]]`` table. Call it on the ``mail``
 pool: IMAP and POP3 connect lazily on the first call, but EWS may ask the server for its version
@@ -18,6 +19,7 @@ BACKENDS: dict[str, str] = {
     "imap": "abook.mailbox.imap:ImapSource",
     "pop3": "abook.mailbox.pop3:Pop3Source",
     "ews": "abook.mailbox.ews:EwsSource",
+    "graph": "abook.mailbox.graph:GraphSource",
 }
 
 

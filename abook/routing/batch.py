@@ -57,6 +57,8 @@ class Fetched:
     #: set for a message over ``tracking.max_message_bytes``: recorded as untracked ``too_large`` with this
     #: detail and left in its mailbox, unmarked
     oversize: str | None = None
+    #: "out" for mail the owner sent (read from Sent Items): tracked as outgoing, not counted by loop damping
+    direction: str = "in"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
     queued = [(p.item, m) for p in planned for m in p.messages if not m.held]
     results = iter(_track_isolated(session, spec, [
         (item, TrackRequest(raw=m.raw, mailbox=spec.mailbox, owner=m.owner, arrival=arrival,
-                            external_id=m.external_id, parsed=m.parsed)) for item, m in queued]))
+                            direction="out" if item.direction == "out" else "in", external_id=m.external_id,
+                            parsed=m.parsed)) for item, m in queued]))
     actions: list[PostAction] = []
     tracked = untracked = 0
     reasons: list[str] = []
@@ -247,6 +250,8 @@ def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: da
     the batch's own arrivals in memory gives each message the count the one-by-one INSERT-then-COUNT gave."""
     senders: list[tuple[_Item, _Message, str]] = []
     for p in planned:
+        if p.item.direction == "out":
+            continue  # the owner's own sent mail is no loop
         for m in p.messages:
             sender = (m.head.sender or "").strip().lower()[:320]
             if sender:

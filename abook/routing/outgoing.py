@@ -1,4 +1,5 @@
-"""The outgoing queue: CRM email in Pending Send (6) whose owner uses ``router`` is sent over SMTP.
+"""The outgoing queue: CRM email in Pending Send (6) whose owner uses ``router`` is sent over SMTP (or through
+Microsoft Graph ``sendMail`` as the sender's mailbox, ``mailbox/graph_send.py``).
 
 Claim (one transaction): a conditional UPDATE 6 -> Sending (7), the tracking token appended to the
 subject, the RFC 5322 message (with the email's attachments, e.g. from `abook email compose`) built with a
@@ -281,7 +282,12 @@ class OutgoingService(Service):
 
     async def _send(self, out: Outgoing) -> None:
         try:
-            result = await self.mail.run(send_blocking, self.smtp, out.envelope)
+            if self.smtp.transport == "graph":
+                from abook.mailbox import graph_send
+
+                result = await self.mail.run(graph_send.send_blocking, self.smtp, out.envelope, out.message_id)
+            else:
+                result = await self.mail.run(send_blocking, self.smtp, out.envelope)
         except Exception as e:
             permanent = isinstance(e, SmtpPermanent)
             error = str(e) if isinstance(e, MailboxError) else f"{type(e).__name__}: {e}"

@@ -182,12 +182,13 @@ class MailboxPoller:
             for ref in batch.messages:
                 try:
                     fetched.append(Fetched(ref.external_id, await self._mail("downloading a message",
-                                                                            source.fetch_blocking, ref, limit)))
+                                                                            source.fetch_blocking, ref, limit),
+                                           direction=ref.direction))
                 except MessageGone:  # deleted or moved since it was listed: nothing left to track
                     self.log.info("{external_id} left {mailbox} before it was read", external_id=ref.external_id,
                                   mailbox=self.name)
                 except TooLarge as e:  # recorded as untracked too_large; stays in the mailbox, unmarked
-                    fetched.append(Fetched(ref.external_id, e.head, oversize=_oversize(e, limit)))
+                    fetched.append(Fetched(ref.external_id, e.head, oversize=_oversize(e, limit), direction=ref.direction))
             if fetched:
                 crash_point("after_fetch")
             result = await self._commit(tuple(fetched), batch.cursor)

@@ -10,7 +10,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from abook.config.base import Secret
-from abook.config.mail import EwsOptions, MailboxConfig
+from abook.config.mail import EwsOptions, GraphOptions, MailboxConfig
 from abook.config.routing import UserMailboxTemplate
 from abook.routing import state
 from abook.routing.poller import MailboxPoller, PollerDeps, settled
@@ -125,10 +125,14 @@ def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state
         ews = None
         if template.ews is not None:
             ews = EwsOptions.model_validate({**template.ews.model_dump(), "primary_smtp_address": owner.email})
+        graph = None
+        if template.graph is not None:  # field by field: model_dump would mask the secret
+            graph = GraphOptions.model_validate({**{k: getattr(template.graph, k) for k in GraphOptions.model_fields},
+                                                 "mailbox": owner.email})
         out.append(MailboxConfig(
             name=DERIVED_PREFIX + owner.user, type=template.type, role="router", owner=owner.user,
             host=template.host, port=template.port, security=template.security, ca_file=template.ca_file,
             username=username, password=password, folder=template.folder, interval=template.interval,
             batch_size=template.batch_size, timeout=template.timeout, command_timeout=template.command_timeout,
-            ews=ews))
+            ews=ews, graph=graph))
     return tuple(out)

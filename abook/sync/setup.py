@@ -2,7 +2,7 @@
 
 ``open_mailbox_blocking(template, user)`` builds a user's ``IPimStore`` (blocking: EWS may ask the server
 for its version; call it on the sync pool). Backends are imported here, lazily, by type: exchangelib loads
-only when ``type = "ews"``.
+only when ``type = "ews"``, msal only when ``type = "graph"``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ def open_mailbox_blocking(template: SyncMailboxTemplate, user: SyncUser) -> IPim
                                                   ("task", template.tasks_url)) if u}
         return DavMailbox(urls, username, _password(template, username), timeout=template.timeout,
                           ca_file=template.ca_file)
+    if template.type == "graph":
+        from abook.mailbox.pim.graph import GraphPimStore
+
+        assert template.graph is not None
+        if not user.email:
+            raise ConfigError(f"user {user.name} has no email address, so no Exchange mailbox", path="sync.mailbox.graph")
+        return GraphPimStore(template.graph, user.email, ca_file=template.ca_file, timeout=template.timeout)
     from abook.mailbox.pim.ews import EwsPimStore
 
     assert template.ews is not None

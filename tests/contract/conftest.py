@@ -16,6 +16,7 @@ BACKENDS = [
     pytest.param(("pop3", "tls"), id="pop3-tls"),
     pytest.param(("pop3", "starttls"), id="pop3-stls"),
     pytest.param(("ews", "replay"), id="ews-replay"),
+    pytest.param(("graph", "replay"), id="graph-replay"),
 ]
 
 
@@ -26,6 +27,10 @@ def mail_backend(request: pytest.FixtureRequest) -> Iterator[Harness]:
         from tests.ews.harness import EwsHarness
 
         harness: Harness = EwsHarness(request.getfixturevalue("ews_responder"))
+    elif kind == "graph":
+        from tests.graph.harness import GraphHarness
+
+        harness = GraphHarness(request.getfixturevalue("graph_server"))
     else:
         harness = DovecotHarness(request.getfixturevalue("dovecot_server"), kind, security)
     yield harness

@@ -32,12 +32,16 @@ SAMPLES = [("contact", CONTACT), ("appointment", MEETING), ("appointment", ALLDA
            ("task", TIMED_TASK)]
 
 
-@pytest.fixture(params=["memory", "dav", "ews"])
+@pytest.fixture(params=["memory", "dav", "ews", "graph"])
 def pim(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryMailbox()
         return
-    if request.param == "dav":
+    if request.param == "graph":  # contacts only so far
+        from tests.graph.pim_harness import GraphPimHarness
+
+        box: Any = GraphPimHarness(request.getfixturevalue("graph_server"))
+    elif request.param == "dav":
         from tests.contract.pim_harness import RadicaleMailbox
 
         box = RadicaleMailbox(request.getfixturevalue("radicale_server"))
@@ -47,6 +51,13 @@ def pim(request: pytest.FixtureRequest) -> Iterator[Any]:
         box = EwsPimHarness(request.getfixturevalue("ews_pim_responder"))
     yield box
     box.destroy()
+
+
+def _holds(pim: Any, *entities: str) -> None:
+    """Skip a test of entities this backend does not keep (Graph: contacts only, so far)."""
+    missing = [e for e in entities if e not in getattr(pim, "entities", entities)]
+    if missing:
+        pytest.skip(f"{type(pim).__name__} does not hold {', '.join(missing)}s")
 
 
 def _ids(pim: Any, entity: str, token: str | None = None) -> dict[str, str]:
@@ -59,6 +70,7 @@ def test_it_provides_the_interface(pim: Any) -> None:
 
 @pytest.mark.parametrize("entity,values", SAMPLES, ids=["contact", "meeting", "allday", "task", "timed-task"])
 def test_create_then_get_gives_exactly_the_projection(pim: Any, entity: str, values: dict) -> None:
+    _holds(pim, entity)
     listed = pim.create_blocking(entity, values, "crm-1")
     (item,) = pim.get_blocking(entity, [listed.id])
     assert item.values == pim.project(entity, values)
@@ -92,6 +104,7 @@ def test_update_sets_the_given_fields_clears_none_and_keeps_the_rest(pim: Any) -
 
 
 def test_update_needs_the_current_etag_and_an_existing_item(pim: Any) -> None:
+    _holds(pim, "task")
     a = pim.create_blocking("task", TASK, "crm-a")
     pim.update_blocking("task", a.id, a.etag, {"subject": "first"})
     with pytest.raises(StaleItem):
@@ -104,6 +117,7 @@ def test_update_needs_the_current_etag_and_an_existing_item(pim: Any) -> None:
 
 
 def test_the_crm_id_finds_the_item_and_can_be_written_later(pim: Any) -> None:
+    _holds(pim, "appointment", "contact")
     a = pim.create_blocking("appointment", MEETING, "crm-a")
     assert pim.find_blocking("appointment", "crm-a") == pim.changes_blocking("appointment", None).changed[0]
     assert pim.find_blocking("appointment", "crm-nobody") is None
@@ -122,6 +136,7 @@ def test_a_forgotten_token_is_refused(pim: Any) -> None:
 
 
 def test_categories_set_by_the_user_survive_abooks_updates(pim: Any) -> None:
+    _holds(pim, "task")
     a = pim.create_blocking("task", TASK, "crm-a")
     pim.user_update("task", a.id, {}, categories=("Tracked to CRM", "Red"))
     (item,) = pim.get_blocking("task", [a.id])

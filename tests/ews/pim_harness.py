@@ -10,16 +10,16 @@ from typing import Any, Optional
 
 from abook.config.routing import EwsTemplate
 from abook.mailbox.pim.ews import EwsPimStore
-from abook.mailbox.pim.interfaces import Changes, Item, Listed
-from abook.mailbox.pim.memory import WRITES, Failure
+from abook.mailbox.pim.interfaces import Item
 from abook.mailbox.pim.schema import Values
+from tests.contract.recorded import RecordedCalls
 from tests.ews.pim_responder import PimResponder, _t
 from tests.fixtures.ews import SERVICE_PASSWORD, SERVICE_USER
 
 FOLDER = {"contact": "contacts", "appointment": "calendar", "task": "tasks"}
 
 
-class EwsPimHarness(EwsPimStore):
+class EwsPimHarness(RecordedCalls, EwsPimStore):
     def __init__(self, responder: PimResponder) -> None:
         self.responder = responder
         self.address = f"user-{uuid.uuid4().hex[:8]}@example.com"
@@ -27,50 +27,7 @@ class EwsPimHarness(EwsPimStore):
         options = EwsTemplate.model_validate(dict(service_endpoint=responder.url, access_type="impersonation",
                                                   auth_type="basic", server_version="15.1.2507.6", max_retry_wait=2.0))
         super().__init__(options, self.address, SERVICE_USER, SERVICE_PASSWORD, timeout=10)
-        self.calls: list[str] = []
-        self.failures: list[Failure] = []
-
-    def _rec(self, op: str) -> None:
-        self.calls.append(op)
-        for f in self.failures:
-            if f.times > 0 and f.op in (op, "any"):
-                f.times -= 1
-                if f.times == 0:
-                    self.failures.remove(f)
-                raise f.error
-
-    def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
-        self._rec("changes")
-        return super().changes_blocking(entity, token)
-
-    def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
-        self._rec("get")
-        return super().get_blocking(entity, ids)
-
-    def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
-        self._rec("create")
-        return super().create_blocking(entity, values, crm_id, notify)
-
-    def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
-                        crm_id: Optional[str] = None) -> Listed:
-        self._rec("update")
-        return super().update_blocking(entity, item_id, etag, values, crm_id)
-
-    def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
-        self._rec("delete")
-        return super().delete_blocking(entity, item_id, etag, notify)
-
-    def find_blocking(self, entity: str, crm_id: str) -> Optional[Listed]:
-        self._rec("find")
-        return super().find_blocking(entity, crm_id)
-
-    def fail_next(self, op: str, error: Exception | None = None, times: int = 1, item_id: Optional[str] = None) -> None:
-        from abook.mailbox.errors import Unavailable
-
-        self.failures.append(Failure(op, error or Unavailable(f"{op} failed (test)"), times, item_id))
-
-    def writes(self) -> list[str]:
-        return [c for c in self.calls if c in WRITES]
+        self.start_recording()
 
     def forget_tokens(self) -> None:
         self.responder.forget_states()
@@ -87,7 +44,7 @@ class EwsPimHarness(EwsPimStore):
                         ET.SubElement(cats, _t("String")).text = c
             self.responder._touch(item)
         if changes:
-            listed = super().changes_blocking(entity, None)
+            listed = EwsPimStore.changes_blocking(self, entity, None)
             etag = next(x.etag for x in listed.changed if x.id == item_id)
             EwsPimStore.update_blocking(self, entity, item_id, etag, changes)
 

@@ -10,7 +10,8 @@ Exchange" for the ErrorServerBusy SOAP fault with BackOffMilliseconds):
 - GetItem: ``t:Message`` with ``t:ItemId`` and the requested ``t:MimeContent`` / ``t:Categories`` /
   ``t:ExtendedProperty``;
 - UpdateItem: ``t:SetItemField`` / ``t:DeleteItemField`` on ``item:Categories`` and ``t:ExtendedFieldURI``;
-- DeleteItem: ``MoveToDeletedItems``.
+- DeleteItem: ``MoveToDeletedItems``;
+- GetInboxRules / UpdateInboxRules (tests/ews/rules.py).
 
 State is an in-memory store of mailboxes (items with ids, change keys, MIME, categories, extended
 properties, read state), so tests assert on what a second client would see. HTTP Basic credentials are
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.ews.rules import InboxRules
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -72,6 +75,7 @@ class EwsResponder:
         self._counter = 0
         self._busy: list[int] = []
         self._lock = threading.Lock()
+        self.inbox_rules = InboxRules()
         responder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,6 +154,8 @@ class EwsResponder:
             self.requests.append(Request(name, time.monotonic(), imp.text if imp is not None else None, operation))
             if self._busy:
                 return 500, self._busy_fault(self._busy.pop(0)), {}
+            if name in ("GetInboxRules", "UpdateInboxRules"):  # tests/ews/rules.py
+                return 200, self.inbox_rules.answer(name, operation, imp.text if imp is not None else None), {}
             handler = getattr(self, "_" + name, None)
             if handler is None:
                 return 500, _fault("ErrorInvalidRequest", f"the replay responder does not answer {name}"), {}

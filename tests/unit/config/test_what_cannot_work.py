@@ -177,3 +177,38 @@ def test_check_config_prints_every_problem_one_line_each(tmp_path: Path, capsys:
         'abook: b25-multi.toml: mailboxes[0].owner: a router mailbox needs an owner: a CRM user name or '
         '"queue:<email address>" (or role = "forward")',
     ]
+
+
+def test_graph_mailboxes_and_transport_are_checked(tmp_path: Path) -> None:
+    """Exchange Online through Graph: the app registration's ids, one credential, a readable certificate."""
+    (tmp_path / "key-only.pem").write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+    good = {"tenant": "contoso.onmicrosoft.com", "client_id": "6a7b8c9d-1234-4000-8000-0000000ab00c",
+            "client_secret": "s", "mailbox": "jane@contoso.com"}
+    without_secret = {k: v for k, v in good.items() if k != "client_secret"}
+    assert _problems({"mailboxes": [
+        {"name": "a", "type": "graph", "owner": "jane"},
+        {"name": "b", "type": "graph", "owner": "jane", "graph": {**good, "tenant": "contoso", "client_id": "s3cr~t",
+                                                                 "mailbox": "jane"}},
+        {"name": "c", "type": "graph", "owner": "jane", "graph": {**without_secret,
+                                                                 "certificate_file": str(tmp_path / "key-only.pem")}},
+        {"name": "d", "type": "graph", "owner": "jane", "graph": {**good, "certificate_file": "/nonexistent.pem"}},
+        {"name": "e", "type": "imap", "owner": "jane", "graph": good},
+        {"name": "f", "type": "graph", "owner": "jane", "graph": {**good, "graph_url": "http://graph.example"}},
+    ], "smtp": {"transport": "graph"}}, tmp_path) == [
+        'abook.toml: mailboxes[0].graph: type "graph" needs a [mailboxes.graph] table with tenant, client_id, a '
+        "client_secret or certificate_file, and mailbox",
+        "abook.toml: mailboxes[1].graph.tenant: expected the directory (tenant) id, a GUID, or a domain such as "
+        "\"contoso.onmicrosoft.com\", got 'contoso'",
+        'abook.toml: mailboxes[1].graph.client_id: expected the application (client) id, a GUID such as '
+        '"6a7b8c9d-1234-4000-8000-0000000ab00c" (not the secret, nor its id)',
+        "abook.toml: mailboxes[1].graph.mailbox: expected the mailbox's address such as \"jane@contoso.com\", got 'jane'",
+        f"abook.toml: mailboxes[2].graph.certificate_file: {tmp_path / 'key-only.pem'} must hold the private key and "
+        "its certificate (PEM), or be a .pfx/.p12 file",
+        "abook.toml: mailboxes[3].graph.certificate_file: cannot read /nonexistent.pem: No such file or directory",
+        "abook.toml: mailboxes[3].graph.client_secret: give either client_secret (or client_secret_file) or "
+        "certificate_file",
+        'abook.toml: mailboxes[4].graph: a [mailboxes.graph] table is only for type "graph", not \'imap\'',
+        "abook.toml: mailboxes[5].graph.graph_url: expected an https URL, got 'http://graph.example'",
+        'abook.toml: smtp.graph: transport "graph" needs an [smtp.graph] table with tenant, client_id and a '
+        "client_secret or certificate_file",
+    ]

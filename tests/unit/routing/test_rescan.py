@@ -89,3 +89,29 @@ def test_exchange_template_needs_its_ews_table() -> None:
 
     with pytest.raises(ConfigError, match=r"router.user_mailbox_template.ews: type \"ews\" needs a"):
         parse_config({"router": {"user_mailbox_template": {"type": "ews"}}})
+
+
+def test_graph_template_reads_each_users_own_mailbox_with_one_app_registration(monkeypatch) -> None:
+    from abook.config import parse_config
+    from abook.routing.pollers import derive_mailboxes_blocking
+    from abook.routing.state import RouterOwner
+
+    monkeypatch.setenv("ABOOK_TEST_GRAPH_SECRET", "s3cret~from-env")
+    config = parse_config({"router": {"user_mailbox_template": {
+        "type": "graph", "graph": {"tenant": "contoso.onmicrosoft.com", "client_id": "6a7b8c9d-1234-4000-8000-0000000ab00c",
+                                   "client_secret": "env:ABOOK_TEST_GRAPH_SECRET"}}}})
+    template = config.router.user_mailbox_template
+    jane, queue = derive_mailboxes_blocking(template, (RouterOwner("jane.doe", "jane@example.com"),
+                                                       RouterOwner("queue:support@example.com", "support@example.com")))
+    assert (jane.type, jane.graph.mailbox, queue.graph.mailbox) == ("graph", "jane@example.com", "support@example.com")
+    assert jane.graph.client_secret.reveal() == "s3cret~from-env" and jane.graph.tenant == "contoso.onmicrosoft.com"
+
+
+def test_graph_template_needs_its_graph_table() -> None:
+    import pytest
+
+    from abook.config import parse_config
+    from abook.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"router.user_mailbox_template.graph: type \"graph\" needs a"):
+        parse_config({"router": {"user_mailbox_template": {"type": "graph"}}})

@@ -1,0 +1,132 @@
+"""``abook mailbox deploy-rule --user U | --queue Q | --all [--remove] [--dry-run] [--to ADDRESS]``.
+
+Puts the forward-as-attachment rule (``mailbox/graph_rules.py``) in each mailbox whose mail the forward
+mailbox must receive: a user's (by user name), a queue's (by address or name), or with ``--all`` every
+active user and queue whose incoming method is ``forward``. The forward mailbox's address is ``--to``,
+else that of the ``[[mailboxes]]`` table with role "forward" and type "graph" or "ews".
+
+With a forward mailbox of type "ews" (on-premises Exchange) the rules are written through EWS by its
+service account, impersonating each user (``mailbox/ews_rules.py``); otherwise through Graph, with the
+forward mailbox's app registration, else ``[router.user_mailbox_template.graph]``, else ``[smtp.graph]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from abook.cli.common import config_of, in_store
+from abook.config import AbookConfig
+from abook.config.mail import GraphApp, MailboxConfig
+from abook.errors import NotFound, UserError
+from abook.mailbox.errors import MailboxError
+from abook.store.models import Queue, State, SystemUser
+
+class GraphUnusable(UserError):
+    """Graph could not be asked at all (the message names why; never the secret)."""
+
+
+VERBS = {"create": ("created", "would create"), "repair": ("repaired", "would repair"),
+         "remove": ("removed", "would remove"), "keep": ("unchanged", "unchanged"), "error": ("FAILED", "FAILED")}
+
+
+def register(msub: Any, common: argparse.ArgumentParser) -> None:
+    d = msub.add_parser("deploy-rule", parents=[common],
+                        help="create, repair or remove the rule forwarding a mailbox's mail to the forward mailbox "
+                             "(Exchange Online, through Graph)")
+    who = d.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a CRM user name")
+    who.add_argument("--queue", help="a queue's email address or name")
+    who.add_argument("--all", action="store_true", help="every active user and queue with incoming method forward")
+    d.add_argument("--remove", action="store_true", help="remove the rule instead")
+    d.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
+    d.add_argument("--to", help="the forward mailbox's address (default: the graph forward mailbox's)")
+    d.set_defaults(func=deploy_rule)
+
+
+def _targets_txn(session: Session, user: Optional[str], queue: Optional[str]) -> list[str]:
+    if user is not None:
+        u = session.scalars(select(SystemUser).where(SystemUser.domainname == user)).first()
+        if u is None or not u.internalemailaddress:
+            raise NotFound(f"no user {user!r} with an email address")
+        return [u.internalemailaddress]
+    if queue is not None:
+        q = session.scalars(select(Queue).where((Queue.emailaddress == queue) | (Queue.name == queue))).first()
+        if q is None or not q.emailaddress:
+            raise NotFound(f"no queue {queue!r} with an email address")
+        return [q.emailaddress]
+    users = session.scalars(select(SystemUser.internalemailaddress).where(
+        SystemUser.incoming_method == "forward", SystemUser.statecode == State.active,
+        SystemUser.internalemailaddress.is_not(None)).order_by(SystemUser.domainname)).all()
+    queues = session.scalars(select(Queue.emailaddress).where(
+        Queue.incoming_method == "forward", Queue.statecode == State.active,
+        Queue.emailaddress.is_not(None)).order_by(Queue.emailaddress)).all()
+    return [a for a in list(users) + list(queues) if a]
+
+
+def _graph_app(config: AbookConfig) -> tuple[GraphApp, Optional[str], float]:
+    for m in config.mailboxes:
+        if m.role == "forward" and m.graph is not None:
+            return m.graph, m.ca_file, m.timeout
+    template = config.router.user_mailbox_template
+    if template is not None and template.graph is not None:
+        return template.graph, template.ca_file, template.timeout
+    if config.smtp is not None and config.smtp.graph is not None:
+        return config.smtp.graph, config.smtp.ca_file, config.smtp.timeout
+    raise NotFound("no Graph app registration configured: a forward [[mailboxes]] table of type graph, "
+                   "[router.user_mailbox_template.graph] or [smtp.graph]")
+
+
+def _forward_address(config: AbookConfig, given: Optional[str]) -> str:
+    if given:
+        return given
+    for m in config.mailboxes:
+        if m.role == "forward" and m.graph is not None:
+            return m.graph.mailbox
+        if m.role == "forward" and m.ews is not None:
+            return m.ews.primary_smtp_address
+    raise NotFound("give --to ADDRESS: no [[mailboxes]] table with role forward and type graph or ews names it")
+
+
+def _ews_forward(config: AbookConfig) -> Optional[MailboxConfig]:
+    """The forward mailbox when it is on Exchange through EWS: its service account reaches the users' rules."""
+    return next((m for m in config.mailboxes if m.role == "forward" and m.ews is not None), None)
+
+
+def deploy_rule(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    mailboxes = in_store(config, _targets_txn, args.user, args.queue)
+    forward_to = _forward_address(config, args.to)
+    ews = _ews_forward(config)
+    if ews is not None:
+        from abook.mailbox.ews import EwsSource
+        from abook.mailbox.ews_rules import deploy
+
+        changes = deploy(EwsSource(ews), mailboxes, forward_to, args.remove, args.dry_run)
+    else:
+        changes = _through_graph(config, mailboxes, forward_to, args)
+    for change in changes:
+        verb = VERBS[change.action][1 if args.dry_run else 0]
+        print(f"{change.mailbox}: {verb}" + (f" ({change.detail})" if change.detail else ""))
+    if not mailboxes:
+        print("no mailbox to change")
+    return 1 if any(c.action == "error" for c in changes) else 0
+
+
+def _through_graph(config: AbookConfig, mailboxes: list[str], forward_to: str, args: argparse.Namespace) -> list[Any]:
+    from abook.mailbox import graph_rules
+    from abook.mailbox.graph_client import GraphClient, auth_for
+
+    app, ca_file, timeout = _graph_app(config)
+    client = GraphClient(auth_for(app, ca_file, timeout), "deploy-rule", threading.Event().wait)
+    try:
+        changes = graph_rules.plan(client, mailboxes, forward_to, args.remove)
+        if not args.dry_run:
+            changes = graph_rules.apply(client, changes, forward_to)
+    except MailboxError as e:  # sign-in refused, Graph unreachable or throttling: a rerun completes the rest
+        raise GraphUnusable(str(e)) from None
+    return changes
