@@ -44,3 +44,31 @@ def test_serve_logs_router_owners_nothing_polls(tmp_path: Path) -> None:
             "table names it as owner, and there is no [router.user_mailbox_template]. Its mail is not tracked; see "
             "`abook status`") in warning, "".join(seen)
     assert "abook stopped" in "".join(seen)
+
+
+def test_serve_logs_a_mailbox_whose_owner_does_not_use_the_router(tmp_path: Path) -> None:
+    """A [[mailboxes]] table owned by a user whose incoming method is none: the poller reads it, and every
+    message stays untracked as ``disabled``; the log says so once, with the command that turns it on."""
+    cfg = tmp_path / "abook.toml"
+    cfg.write_text(f'[store]\ndata_dir = "var"\n[ldap]\nlisten = ["tcp:{free_port()}:interface=127.0.0.1"]\n'
+                   f'[[mailboxes]]\nname = "carol-inbox"\ntype = "imap"\nport = {free_port()}\nowner = "carol"\n'
+                   f'username = "carol"\npassword = "x"\n')
+    _abook(cfg, "init")
+    _abook(cfg, "bu", "add", "Acme")
+    _abook(cfg, "user", "add", "carol", "--bu", "Acme", "--email", "carol@acme.example")
+    proc = subprocess.Popen([str(VENV_BIN / "abook"), "serve", "-c", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_until(lambda: any("turns tracking on" in line for line in seen), timeout=60,
+                   what="the warning about the mailbox whose owner does not use the router")
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+    warning = next(line for line in seen if "turns tracking on" in line)
+    assert ("mailbox carol-inbox is polled for carol, whose incoming method is none: its mail stays in the mailbox "
+            "untracked (reason disabled); `abook user set carol incoming_method=router` turns tracking on") in warning
