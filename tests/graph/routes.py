@@ -105,6 +105,9 @@ def _delta(g: "GraphResponder", address: str, folder: str, q: dict[str, str], he
     if store.repeat_next and entries:
         entries = [entries[0]] + entries
         store.repeat_next = False
+    if store.inject_next:  # entries out of order, as Graph may hand them out
+        entries = store.inject_next + entries
+        store.inject_next = []
     path = (f"/users/{address}/contactFolders/contacts/contacts/delta" if folder == "contacts"
             else f"/users/{address}/mailFolders/{folder}/messages/delta")
     kind = "contact" if folder == "contacts" else "message"

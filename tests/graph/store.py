@@ -95,6 +95,8 @@ class MailStore:
         self.tombstones: list[tuple[str, str, str, int]] = []
         #: the next delta page hands out its first entry twice (Graph may repeat an entity in a round)
         self.repeat_next = False
+        #: entries the next delta page hands out first (a removal before a change of the same id, say)
+        self.inject_next: list[dict[str, Any]] = []
 
     def tick(self) -> int:
         self.seq = next(self._seq)

@@ -76,3 +76,20 @@ def test_appointments_and_tasks_are_not_built_yet(pim: GraphPimHarness) -> None:
     assert pim.entities == ("contact",)
     with pytest.raises(Exception, match="not built yet"):
         pim.changes_blocking("task", None)
+
+
+def test_a_change_and_a_removal_of_one_contact_in_one_round_are_settled_by_looking(pim: GraphPimHarness) -> None:
+    """Graph promises no order within a round: a removal may come before a change of the same id (or a
+    stale removal beside a live contact). The contact's presence decides, and a repeated entry counts once."""
+    kept = pim.create_blocking("contact", {"lastname": "Kept"}, "crm-k")
+    gone = pim.create_blocking("contact", {"lastname": "Gone"}, "crm-g")
+    token = pim.changes_blocking("contact", None).token
+    kept2 = pim.update_blocking("contact", kept.id, kept.etag, {"jobtitle": "Chief"})
+    pim.delete_blocking("contact", gone.id, gone.etag)
+    with pim.responder.lock:  # out of order: "kept" removed, then changed; "gone" changed after its removal
+        pim.responder.store.inject_next = [{"id": kept.id, "@removed": {"reason": "deleted"}},
+                                           {"id": gone.id, "@odata.etag": gone.etag}]
+        pim.responder.store.repeat_next = True
+    changes = pim.changes_blocking("contact", token)
+    assert [(x.id, x.etag) for x in changes.changed] == [(kept.id, kept2.etag)]
+    assert list(changes.deleted) == [gone.id]

@@ -5,7 +5,8 @@ parts (``calendarView/delta``, To Do) are written.
 
 - Changes: ``/users/{mailbox}/contactFolders/contacts/contacts/delta``, every page followed to its
   ``@odata.deltaLink``, which is the token (stored whole by the engine once it has applied the changes).
-  An entry seen twice keeps its last form; ``@removed`` entries are deletions. 410 -> CursorInvalid: the
+  An entry seen twice keeps its last form; ``@removed`` entries are deletions; an id both changed and
+  removed in one round (Graph promises no order) is looked up to decide which. 410 -> CursorInvalid: the
   engine lists everything again and matches by link, so nothing is duplicated and nothing deleted.
 - Reading: ``GET /contacts/{id}`` with the extended properties expanded, several ids per ``$batch``.
 - Writing: ``POST`` / ``PATCH`` with ``If-Match: <@odata.etag>`` (412 -> StaleItem) / ``DELETE``.
@@ -72,20 +73,31 @@ class GraphPimStore:
     # -- IPimStore
 
     def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
+        """Every page of the round. Graph does not promise an order and may repeat an entry: an id both
+        changed and removed in one round is looked up, and is a change if it is still there, else a
+        deletion; a repeated change keeps its last etag."""
         self._check(entity)
         changed: dict[str, Listed] = {}
-        deleted: list[str] = []
+        removed: dict[str, None] = {}
         link: Optional[str] = token or f"{self._folder}/delta?$select=displayName"
         while link:
             page = self.client.json("GET", link)
             for entry in page.get("value", []):
                 if "@removed" in entry:
-                    changed.pop(entry["id"], None)
-                    deleted.append(entry["id"])
+                    removed[entry["id"]] = None
                 else:
                     changed[entry["id"]] = Listed(entry["id"], entry["@odata.etag"])
             if "@odata.deltaLink" in page:
-                return Changes(tuple(changed.values()), tuple(dict.fromkeys(deleted)), page["@odata.deltaLink"],
+                both = [i for i in changed if i in removed]
+                if both:
+                    there = {item.id: Listed(item.id, item.etag) for item in self.get_blocking(entity, both)}
+                    for item_id in both:
+                        if item_id in there:
+                            changed[item_id] = there[item_id]
+                            del removed[item_id]
+                        else:
+                            del changed[item_id]
+                return Changes(tuple(changed.values()), tuple(removed), page["@odata.deltaLink"],
                                complete=token is None)
             link = page.get("@odata.nextLink")
         raise MailboxError(f"{self.address}: a contacts delta page with neither nextLink nor deltaLink")
