@@ -27,10 +27,12 @@ def _config(tmp_path: Path) -> Path:
 def _run_until_started(cmd: list[str], cwd: Path) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
+    said = []
     for line in proc.stdout:
         if "abook started" in line:
             return proc
-    raise AssertionError(f"daemon exited with {proc.wait()} before starting")
+        said.append(line)
+    raise AssertionError(f"daemon exited with {proc.wait()} before starting: {''.join(said)[-3000:]}")
 
 
 @pytest.mark.parametrize("how", ["serve", "twistd"])
