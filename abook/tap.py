@@ -346,9 +346,11 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
     services.append(UnpolledReport(config, store))
     if config.sync.enabled:
         from abook.directory.local_filter import local_filter_ids_txn
+        from abook.routing.service import daemon_id
         from abook.sync.service import SyncService
 
-        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn))
+        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn,
+                                    holder=daemon_id(config)))
     return services
 
 
