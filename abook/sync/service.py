@@ -52,7 +52,7 @@ class SyncService(Service):
 
     def __init__(self, config: SyncConfig, store: Store, reactor: Any, *, mail: Optional[IBlockingRunner] = None,
                  mailbox_factory: Optional[MailboxFactory] = None, ldap_ids: LdapIds | None = None,
-                 tick: float = TICK, holder: str | None = None) -> None:
+                 tick: float | None = None, holder: str | None = None) -> None:
         self.setName("sync")
         #: this daemon's name in sync leases (``router.daemon_id``)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
@@ -69,7 +69,8 @@ class SyncService(Service):
         self.engine = SyncEngine(store, mail, policies(config), ldap_ids=ldap_ids,
                                  max_item_failures=config.max_item_failures,
                                  clock=lambda: datetime.fromtimestamp(reactor.seconds(), timezone.utc))
-        self.tick_seconds = tick
+        #: a short interval (a test, a small site) is not rounded up to the default tick
+        self.tick_seconds = tick if tick is not None else min(TICK, config.interval / 4)
         self.users: dict[str, SyncUser] = {}
         self.due: dict[str, float] = {}
         self.failures: dict[str, int] = {}
