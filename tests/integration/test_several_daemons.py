@@ -19,7 +19,7 @@ from abook.store import Store, make_engine
 from abook.store.models import (BusinessUnit, Contact, Email, EmailSighting, MailboxState, ReadDepth, Role,
                                 RolePrivilege, SystemUser)
 from abook.store.sync_leases import SyncLease
-from abook.store.sync_links import SyncLink
+from abook.store.sync_links import SyncIssue, SyncLink, SyncState
 from tests.contract.harness import DovecotHarness
 from tests.fixtures.postgres import PrivatePostgres
 from tests.fixtures.radicale import Radicale
@@ -170,9 +170,17 @@ def test_three_daemons_share_the_work_and_a_killed_ones_leases_move(
         for name in held_boxes:
             row = s.get(MailboxState, name)
             assert row.messages_tracked == MESSAGES and row.cursor.endswith(f":{MESSAGES}")
+        # never two syncs of one user at once: they would race to link the same records, and the loser's
+        # items would be recorded as failed (abook sync status) and retried
+        assert s.scalars(select(SyncIssue)).all() == []
+        assert [(r.last_error, r.consecutive_failures) for r in s.scalars(select(SyncState))] == \
+            [(None, 0)] * USERS
         by_id = {s.scalars(select(SystemUser.domainname).where(SystemUser.id == u)).one() for u in held_users}
     for user in users:
         ids = _dav_crm_ids(radicale_server, user, password[user])
         assert sorted(ids) == contacts[user], user  # every contact once on the DAV server
     assert by_id <= set(users)
+    for name in daemons:
+        log = (tmp_path / f"{name}.log").read_text()
+        assert "failed" not in log and "Traceback" not in log, log[-3000:]
     store.dispose()
