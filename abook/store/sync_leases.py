@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import DateTime, String, and_, or_, select, update
+from sqlalchemy import DateTime, String, and_, false, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -54,8 +54,10 @@ def _aware(t: datetime | None) -> datetime | None:
     return t if t is None or t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
-def claim_sync_txn(session: Session, user_id: str, holder: str, now: datetime, seconds: float) -> Claim:
-    """Take the user's sync lease if it is free (or expired, or ours) and the user is due."""
+def claim_sync_txn(session: Session, user_id: str, holder: str, now: datetime, seconds: float,
+                   due_only: bool = True) -> Claim:
+    """Take the user's sync lease if it is free (or expired, or ours) and the user is due (``due_only``
+    False: due or not, as ``abook sync now``)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(SyncLease).values(systemuser_id=user_id).on_conflict_do_nothing(
         index_elements=["systemuser_id"]))
@@ -63,7 +65,8 @@ def claim_sync_txn(session: Session, user_id: str, holder: str, now: datetime, s
         update(SyncLease)
         .where(SyncLease.systemuser_id == user_id,
                or_(SyncLease.holder.is_(None), SyncLease.holder == holder, SyncLease.lease_until < now),
-               or_(SyncLease.due_at.is_(None), SyncLease.due_at <= now))
+               or_(SyncLease.due_at.is_(None), SyncLease.due_at <= now,
+                   false() if due_only else true()))
         .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False))
     if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -91,10 +94,14 @@ def renew_sync_txn(session: Session, user_ids: tuple[str, ...], holder: str, now
     return tuple(u for u in user_ids if u not in held)
 
 
-def release_sync_txn(session: Session, user_id: str, holder: str, due_at: datetime) -> None:
-    """The sync ended: the lease is free, and the user is not due again before ``due_at``."""
+def release_sync_txn(session: Session, user_id: str, holder: str, due_at: datetime | None) -> None:
+    """The sync ended: the lease is free, and the user is not due again before ``due_at`` (None: when they
+    were due already)."""
+    values: dict[str, object] = {"holder": None, "lease_until": None}
+    if due_at is not None:
+        values["due_at"] = due_at
     session.execute(update(SyncLease).where(SyncLease.systemuser_id == user_id, SyncLease.holder == holder)
-                    .values(holder=None, lease_until=None, due_at=due_at)
+                    .values(**values)
                     .execution_options(synchronize_session=False))
 
 
