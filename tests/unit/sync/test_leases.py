@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from twisted.internet.task import Clock
 
 from abook.config.sync import SyncConfig
+from abook.store.daemons import daemons_txn
 from abook.store.sync_leases import claim_sync_txn, release_sync_txn, renew_sync_txn, sync_leases_txn
 from abook.sync.service import SyncService
 from abook.threads import SyncRunner
@@ -24,6 +25,8 @@ def test_one_holder_at_a_time_and_an_expired_lease_moves(world: World) -> None:
         refused = claim_sync_txn(s, paul, "b", T0 + timedelta(seconds=10), 30)
         assert (refused.claimed, refused.retry_at) == (False, T0 + timedelta(seconds=30))
         assert sync_leases_txn(s, T0 + timedelta(seconds=10)) == {"a": ["paul"]}
+        (daemon,) = daemons_txn(s, T0 + timedelta(seconds=10))  # abook status: a holder without a heartbeat
+        assert (daemon.id, daemon.leases) == ("a", ("sync:paul",))
         assert renew_sync_txn(s, (paul,), "a", T0 + timedelta(seconds=20), 30) == ()
         assert not claim_sync_txn(s, paul, "b", T0 + timedelta(seconds=40), 30).claimed  # renewed to 50 s
         # "a" died: once its lease has run out, "b" takes the user; "a" finds out at its next renewal
