@@ -34,7 +34,7 @@ from abook.store import Store, outage
 from abook.store.sync_leases import claim_sync_txn, release_sync_txn, renew_sync_txn
 from abook.store.sync_links import record_run_txn
 from abook.sync.crm import LdapIds
-from abook.sync.engine import SyncEngine
+from abook.sync.engine import Interrupted, SyncEngine
 from abook.sync.setup import SyncUser, open_mailbox_blocking, policies, sync_users_txn
 from abook.threads import IBlockingRunner, ThreadPoolRunner, ThreadPoolService
 
@@ -45,6 +45,10 @@ TICK = 5.0
 def spread(user_id: str, interval: float) -> float:
     """A user's fixed offset within the interval (the same on every start)."""
     return int(hashlib.sha256(user_id.encode()).hexdigest()[:8], 16) % 10_000 / 10_000 * interval
+
+
+class LeaseLost(Interrupted):
+    """The user's sync lease went to another daemon (this one renewed it too late): stop before the next write."""
 
 
 class SyncService(Service):
@@ -80,6 +84,8 @@ class SyncService(Service):
         self._renewal: Optional[task.LoopingCall] = None
         #: users whose sync lease this daemon holds (their sync is running)
         self.leased: set[str] = set()
+        #: of those, the users whose lease another daemon has taken: their sync stops before its next write
+        self.lost: set[str] = set()
         self._last_rescan: Optional[float] = None
         self._rescanning = False
 
@@ -126,10 +132,15 @@ class SyncService(Service):
                                         self.config.lease_seconds)
             for user_id in lost:
                 if user_id in self.leased:  # not released meanwhile
-                    self.log.warn("lost the sync lease of {user} (renewed too late); another daemon may sync "
-                                  "them now", user=getattr(self.users.get(user_id), "name", user_id))
+                    self.lost.add(user_id)
+                    self.log.warn("lost the sync lease of {user} (renewed too late): its sync stops before "
+                                  "its next write", user=getattr(self.users.get(user_id), "name", user_id))
         except Exception:  # noqa: BLE001 - the next renewal tries again; the lease may run out meanwhile
             outage.log_failure(self.log, Failure(), "renewing sync leases failed")
+
+    def _still_leased(self, user_id: str) -> None:
+        if user_id in self.lost:
+            raise LeaseLost(user_id)
 
     # -- ticks
 
@@ -190,8 +201,11 @@ class SyncService(Service):
         self.leased.add(user_id)
         try:
             await self._sync_leased(user, now)
+        except LeaseLost:
+            self.log.info("stopped syncing {user}: another daemon holds the lease now", user=user.name)
         finally:
             self.leased.discard(user_id)
+            self.lost.discard(user_id)
             try:
                 await self.store.run(release_sync_txn, user_id, self.holder,
                                      self._at(self.due.get(user_id, now + self.config.interval)))
@@ -209,10 +223,13 @@ class SyncService(Service):
                 self.mailboxes[user_id] = mailbox
             for entity in self.config.entities:
                 if entity in getattr(mailbox, "entities", ()):
-                    await self.engine.sync(user_id, mailbox, entity)
+                    # the engine calls this at each of its crash-safe points between writes
+                    await self.engine.sync(user_id, mailbox, entity, crash=lambda _step: self._still_leased(user_id))
             self.failures.pop(user_id, None)
             self.due[user_id] = now + self.config.interval
             metrics.get().sync_runs.labels("ok").inc()
+        except LeaseLost:
+            raise
         except Exception as e:  # noqa: BLE001 - recorded, backed off, never raised into the loop
             failures = self.failures[user_id] = self.failures.get(user_id, 0) + 1
             metrics.get().sync_runs.labels("failed").inc()

@@ -93,3 +93,33 @@ def test_two_services_on_one_store_never_sync_a_user_at_once(world: World) -> No
     assert b.due[paul] == a.due[paul]
     for service in services:
         service.stopService()
+
+
+def test_a_sync_whose_lease_was_taken_stops_before_its_next_write(world: World) -> None:
+    from sqlalchemy import update
+
+    from abook.store.sync_leases import SyncLease
+    from abook.store.sync_links import SyncIssue
+
+    world.contact(owner="paul")
+    cfg = SyncConfig.model_validate({"enabled": True, "interval": 900.0, "lease_seconds": 30,
+                                     "mailbox": {"type": "dav", "contacts_url": "http://unused/{user}/"}})
+    clock, held = Clock(), Held()
+    clock.advance(T0.timestamp())
+    a = SyncService(cfg, world.store, clock, mail=held, mailbox_factory=lambda user: world.mailboxes[user.name],
+                    tick=5.0, holder="a")
+    a.startService()
+    paul = world.ids["paul"]
+    a.start(paul)
+    assert a.leased == {paul}
+    with world.store.transaction() as s:  # "a" stalled past its lease; "b" took the user
+        s.execute(update(SyncLease).where(SyncLease.systemuser_id == paul).values(holder="b"))
+    a.renew()
+    assert a.lost == {paul}
+    held.release()
+    assert world.mailboxes["paul"].items["contact"] == {}  # nothing written by the stale holder
+    assert a.leased == set() and a.failures == {}
+    with world.store.transaction() as s:
+        assert s.query(SyncIssue).count() == 0
+        assert s.get(SyncLease, paul).holder == "b"  # its release did not free b's lease
+    a.stopService()
