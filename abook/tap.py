@@ -122,8 +122,9 @@ def _store(config: AbookConfig, reactor: Any) -> tuple[ThreadPoolService, Store]
     """The store and the ``db`` thread pool its transactions run on."""
     db_pool = ThreadPoolService("db", 1, config.store.threads)
     timeout = config.store.timeout_seconds
+    replicas = [make_engine(url, pool_size=config.store.threads, timeout=timeout) for url in config.store.read_urls]
     store = Store(make_engine(config.store_url, pool_size=config.store.threads, timeout=timeout),
-                  ThreadPoolRunner(reactor, db_pool.pool), clock=reactor, timeout=timeout)
+                  ThreadPoolRunner(reactor, db_pool.pool), clock=reactor, timeout=timeout, read_engines=replicas)
     schema.check(store.engine)
     if config.tracking.queue_owner:
         from abook.store.owners import check_queue_owner_txn
@@ -346,9 +347,11 @@ def _components(config: AbookConfig, store: Store, reactor: Any) -> list[IServic
     services.append(UnpolledReport(config, store))
     if config.sync.enabled:
         from abook.directory.local_filter import local_filter_ids_txn
+        from abook.routing.service import daemon_id
         from abook.sync.service import SyncService
 
-        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn))
+        services.append(SyncService(config.sync, store, reactor, ldap_ids=local_filter_ids_txn,
+                                    holder=daemon_id(config)))
     return services
 
 

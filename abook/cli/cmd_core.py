@@ -39,7 +39,8 @@ def check_config(args: argparse.Namespace) -> int:
     config = config_of(args)
     if config.tracking.queue_owner:
         _check_in_store(config, str(args.config))
-    print(f"{args.config}: OK (store {config.store_url.split('://', 1)[0]}, "
+    replicas = f" with {len(config.store.read_urls)} read replica(s)" if config.store.read_urls else ""
+    print(f"{args.config}: OK (store {config.store_url.split('://', 1)[0]}{replicas}, "
           f"LDAP on {', '.join(config.ldap.listen + config.ldap.listen_tls)})")
     return 0
 

@@ -61,12 +61,15 @@ def _run(args: argparse.Namespace, dry: bool) -> list[EntityReport]:
         engine = SyncEngine(store, SyncRunner(), policies(config.sync), ldap_ids=local_filter_ids_txn,
                             max_item_failures=config.sync.max_item_failures)
         reports = []
+        lease = None if dry else _SyncLease(store, user, config.sync.lease_seconds)
         try:
             mailbox = open_mailbox_blocking(config.sync.mailbox, user)
             try:
                 for entity in args.entity or config.sync.entities:
                     if entity not in getattr(mailbox, "entities", ()):
                         continue
+                    if lease is not None:
+                        lease.keep()
                     coro = engine.plan(user.id, mailbox, entity, force=args.force) if dry else \
                         engine.sync(user.id, mailbox, entity, force=args.force)
                     reports.append(_result(defer.ensureDeferred(coro)))
@@ -74,9 +77,48 @@ def _run(args: argparse.Namespace, dry: bool) -> list[EntityReport]:
                 mailbox.close_blocking()
         except MailboxError as e:  # the mailbox as a whole: one line, no traceback
             raise UserError(f"{user.name}'s mailbox: {type(e).__name__}: {e}") from None
+        finally:
+            if lease is not None:
+                lease.release()
         return reports
     finally:
         store.dispose()
+
+
+class _SyncLease:
+    """``abook sync now`` holds the user's sync lease (store/sync_leases.py) as a daemon does, so it never
+    syncs a user a daemon of the store is syncing; renewed before each entity."""
+
+    def __init__(self, store: Any, user: Any, seconds: float) -> None:
+        import os
+        import socket
+
+        from abook.store.sync_leases import claim_sync_txn
+
+        self.store, self.user, self.seconds = store, user, seconds
+        self.holder = f"cli:{socket.gethostname()}:{os.getpid()}"
+        with store.transaction() as s:
+            claim = claim_sync_txn(s, user.id, self.holder, _now(), seconds, due_only=False)
+        if not claim.claimed:
+            raise UserError(f"{user.name} is being synced by a daemon now; try again after "
+                            f"{claim.retry_at:%H:%M:%S} UTC")
+
+    def keep(self) -> None:
+        from abook.store.sync_leases import renew_sync_txn
+
+        with self.store.transaction() as s:
+            if renew_sync_txn(s, (self.user.id,), self.holder, _now(), self.seconds):
+                raise UserError(f"the sync lease of {self.user.name} ran out; a daemon may sync them now")
+
+    def release(self) -> None:
+        from abook.store.sync_leases import release_sync_txn
+
+        with self.store.transaction() as s:
+            release_sync_txn(s, self.user.id, self.holder, None)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _result(d: defer.Deferred) -> Any:

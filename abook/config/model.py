@@ -30,6 +30,22 @@ class StoreConfig(Section):
     #: busy wait); an LDAP bind or search the store has not answered by then gets unavailable (52).
     timeout_seconds: float = Field(default=5.0, ge=0.5, le=300)
     password: Optional[SecretValue] = None
+    #: PostgreSQL hot standbys of ``url`` that LDAP searches and binds' lookups read (store/replicas.py);
+    #: writes, the router and sync always use ``url``. Empty: every read goes to ``url``.
+    read_urls: list[str] = Field(default_factory=list)
+
+    @field_validator("read_urls")
+    @classmethod
+    def _standbys(cls, v: list[str]) -> list[str]:
+        for url in v:
+            why = url_problem(url)
+            if why is None and not url.startswith("postgresql"):
+                why = "a read replica is a PostgreSQL hot standby (\"postgresql+psycopg://user@host/database\")"
+            if why:
+                raise ValueError(why)
+        if len(set(v)) != len(v):
+            raise ValueError("a read replica is listed twice")
+        return v
 
     @field_validator("url")
     @classmethod
@@ -43,6 +59,9 @@ class StoreConfig(Section):
 
     @classmethod
     def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
+        url = data.get("url") or ""
+        if data.get("read_urls") and isinstance(url, str) and not url.startswith("postgresql"):
+            return [(("read_urls",), "read replicas need a PostgreSQL store: set store.url to the primary")]
         data_dir = data.get("data_dir", "var")
         if data.get("url") or not isinstance(data_dir, str):
             return []

@@ -91,6 +91,9 @@ class SyncConfig(Section):
     entities: list[Literal["contact", "appointment", "task"]] = Field(default_factory=lambda: list(_ENTITIES))
     #: users synchronised at once (threads of the ``sync`` pool)
     threads: int = Field(default=2, ge=1, le=64)
+    #: seconds a daemon holds a user's sync lease unrenewed (renewed every third of it while the sync runs);
+    #: a daemon that dies hands its users to the others after this long
+    lease_seconds: float = Field(default=60.0, ge=1, le=3600)
     #: seconds between rescans of the store for users with sync_enabled
     rescan_interval: float = Field(default=300.0, gt=0)
     #: cap, in seconds, of the back-off after mailbox errors (it doubles from interval / 4)

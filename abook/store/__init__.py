@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from abook.errors import UserError
 from abook.store import search_index
 from abook.store.outage import StoreHealth, StoreOutage, outage_of, reason_of
+from abook.store.replicas import Replica, Replicas
 from abook.threads import IBlockingRunner, SyncRunner
 
 T = TypeVar("T")
@@ -119,11 +120,13 @@ def ensure_transaction(session: Session) -> None:
 
 class Store:
     """``clock`` and ``timeout`` (the daemon's reactor and ``store.timeout_seconds``) give ``read`` its
-    deadline; without them it has none."""
+    deadline; without them it has none. ``read_engines``: hot standbys that ``read`` prefers
+    (``store.read_urls``, store/replicas.py)."""
 
     def __init__(self, engine: Engine, runner: IBlockingRunner | None = None, clock: Any = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, read_engines: list[Engine] | None = None) -> None:
         self.engine = engine
+        self.replicas = Replicas(list(read_engines or ()))
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         self._runner = runner or SyncRunner()
         self.clock = clock
@@ -139,6 +142,24 @@ class Store:
     def _in_transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.sessionmaker.begin() as session:
             return fn(session, *args, **kwargs)
+
+    def _on_replica(self, replica: Replica, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """``fn`` in a transaction on a replica, on the same pool; its failures say nothing of the primary."""
+        gave_up: list[bool] = []
+        outer: defer.Deferred = defer.Deferred(lambda _d: gave_up.append(True))
+
+        def work() -> Any:
+            if gave_up:  # cancelled (timed out, or the caller gave up) before a thread took it up
+                raise defer.CancelledError()
+            with replica.sessionmaker.begin() as session:
+                return fn(session, *args)
+
+        def done(result: Any) -> None:
+            if not outer.called:
+                outer.errback(result) if isinstance(result, Failure) else outer.callback(result)
+
+        self._runner.run(work).addBoth(done)
+        return outer
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
         """Run ``fn(session, *args, **kwargs)`` in one transaction off the reactor thread.
@@ -174,12 +195,42 @@ class Store:
         self._runner.run(work).addBoth(done)
         return outer
 
-    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
+    def read(self, fn: Callable[..., T], *args: Any) -> defer.Deferred:
         """``run`` for a read whose caller answers a client (an LDAP bind or search), which must not wait
         on a frozen database: it fails with ``StoreOutage`` if it has not answered within ``timeout``
         seconds (the thread may wait on; a read has nothing to commit). While the store is out of reach,
         one read at a time goes to the database to find out whether it is back, and the others fail at
-        once with the outage, so a queue of reads never waits out the deadline one after another."""
+        once with the outage, so a queue of reads never waits out the deadline one after another.
+
+        With read replicas, a replica serves it; one that fails it (store/replicas.py) is left out for a
+        while and the read runs on the primary instead."""
+        replica = self.replicas.pick() if self.replicas else None
+        if replica is None:
+            return self._read_primary(fn, *args)
+        d = self._on_replica(replica, fn, *args)
+        if self.timeout and self.clock is not None:
+            d.addTimeout(self.timeout, self.clock, onTimeoutCancel=lambda r, t: Failure(_ReplicaTimeout()))
+
+        def served(result: Any) -> Any:
+            self.replicas.succeeded(replica)
+            return result
+
+        def fall_back(failure: Failure) -> Any:
+            if failure.check(defer.CancelledError):
+                return failure  # the caller gave up (the search was abandoned): nothing to fall back for
+            if failure.check(_ReplicaTimeout):
+                reason = f"no answer within {self.timeout:g}s (store.timeout_seconds)"
+            else:
+                outage = outage_of(replica.engine, failure.value)
+                if outage is None:
+                    return failure  # a wrong statement fails on the primary too: no outage of the replica
+                reason = outage.reason
+            self.replicas.failed(replica, reason)
+            return self._read_primary(fn, *args)
+
+        return d.addCallbacks(served, fall_back)
+
+    def _read_primary(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred:
         health = self.health
         if health.down and self.timeout and self.clock is not None:  # (a probe without a deadline could hang)
             if self._probing:
@@ -226,6 +277,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.replicas.dispose()
+
+
+class _ReplicaTimeout(Exception):
+    """A replica did not answer a read within ``store.timeout_seconds``."""
 
 
 class _Reader:

@@ -1,7 +1,7 @@
 """The daemons sharing a store: one row per daemon (its lease holder name), written by its heartbeat.
 
 Several daemons may serve one PostgreSQL store; ``abook status`` lists each with its host, pid, start,
-last heartbeat and the mailbox leases it holds. A daemon writes its row when it starts and every
+last heartbeat and the mailbox and sync leases it holds. A daemon writes its row when it starts and every
 ``HEARTBEAT_SECONDS`` (monitor/heartbeat.py), and marks it stopped when it stops cleanly; a daemon that
 died shows as silent once its heartbeat is older than ``STALE_AFTER`` heartbeats.
 """
@@ -48,7 +48,7 @@ class DaemonStatus:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
-    #: mailboxes whose lease it holds now
+    #: mailboxes whose lease it holds now, then "sync:<user>" for the users whose sync it runs
     leases: tuple[str, ...]
 
     def state(self, now: datetime) -> str:
@@ -90,6 +90,10 @@ def daemons_txn(session: Session, now: datetime) -> tuple[DaemonStatus, ...]:
                                                MailboxState.lease_until > now)
                                         .order_by(MailboxState.name)):
         leases.setdefault(holder, []).append(name)
+    from abook.store.sync_leases import sync_leases_txn
+
+    for holder, users in sync_leases_txn(session, now).items():  # the users whose sync it runs
+        leases.setdefault(holder, []).extend(f"sync:{u}" for u in users)
     out = [DaemonStatus(d.id, d.host, d.pid, d.version, d.started_at, d.heartbeat_at, d.stopped_at,
                         tuple(leases.pop(d.id, ())))
            for d in session.scalars(select(Daemon).order_by(Daemon.id))]

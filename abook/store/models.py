@@ -557,4 +557,5 @@ Index("ix_activityparty_address_lower", func.lower(ActivityParty.addressused))
 # models (Alembic, the schema test) sees every table.
 from abook.store import daemons as _daemons  # noqa: E402,F401
 from abook.store import sync_links as _sync_links  # noqa: E402,F401
+from abook.store import sync_leases as _sync_leases  # noqa: E402,F401
 from abook.store import replies as _replies  # noqa: E402,F401

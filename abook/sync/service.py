@@ -6,11 +6,18 @@ turn is offset by a hash of their id, so a thousand users do not all start at on
 running is never started again until it ends. A mailbox-wide error (server down, credentials refused)
 is recorded (``abook sync status``) and the user backs off: the delay doubles from interval / 4 up to
 ``sync.max_backoff`` (or what the server asked). A tick never raises (a LoopingCall would die).
+
+Several daemons may share the store: a user is synced only under their sync lease (store/sync_leases.py),
+renewed every third of ``sync.lease_seconds`` while the sync runs and released with the time the user is
+due again, so no user is synced by two daemons at once and a dead daemon's users move on when its leases
+run out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -24,9 +31,10 @@ from abook.config.sync import SyncConfig
 from abook.mailbox.errors import Unavailable
 from abook.mailbox.pim.interfaces import IPimStore
 from abook.store import Store, outage
+from abook.store.sync_leases import claim_sync_txn, release_sync_txn, renew_sync_txn
 from abook.store.sync_links import record_run_txn
 from abook.sync.crm import LdapIds
-from abook.sync.engine import SyncEngine
+from abook.sync.engine import Interrupted, SyncEngine
 from abook.sync.setup import SyncUser, open_mailbox_blocking, policies, sync_users_txn
 from abook.threads import IBlockingRunner, ThreadPoolRunner, ThreadPoolService
 
@@ -39,13 +47,19 @@ def spread(user_id: str, interval: float) -> float:
     return int(hashlib.sha256(user_id.encode()).hexdigest()[:8], 16) % 10_000 / 10_000 * interval
 
 
+class LeaseLost(Interrupted):
+    """The user's sync lease went to another daemon (this one renewed it too late): stop before the next write."""
+
+
 class SyncService(Service):
     log = Logger()
 
     def __init__(self, config: SyncConfig, store: Store, reactor: Any, *, mail: Optional[IBlockingRunner] = None,
                  mailbox_factory: Optional[MailboxFactory] = None, ldap_ids: LdapIds | None = None,
-                 tick: float = TICK) -> None:
+                 tick: float | None = None, holder: str | None = None) -> None:
         self.setName("sync")
+        #: this daemon's name in sync leases (``router.daemon_id``)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.config = config
         self.store = store
         self._reactor = reactor
@@ -59,13 +73,19 @@ class SyncService(Service):
         self.engine = SyncEngine(store, mail, policies(config), ldap_ids=ldap_ids,
                                  max_item_failures=config.max_item_failures,
                                  clock=lambda: datetime.fromtimestamp(reactor.seconds(), timezone.utc))
-        self.tick_seconds = tick
+        #: a short interval (a test, a small site) is not rounded up to the default tick
+        self.tick_seconds = tick if tick is not None else min(TICK, config.interval / 4)
         self.users: dict[str, SyncUser] = {}
         self.due: dict[str, float] = {}
         self.failures: dict[str, int] = {}
         self.in_progress: dict[str, defer.Deferred] = {}
         self.mailboxes: dict[str, IPimStore] = {}
         self._loop: Optional[task.LoopingCall] = None
+        self._renewal: Optional[task.LoopingCall] = None
+        #: users whose sync lease this daemon holds (their sync is running)
+        self.leased: set[str] = set()
+        #: of those, the users whose lease another daemon has taken: their sync stops before its next write
+        self.lost: set[str] = set()
         self._last_rescan: Optional[float] = None
         self._rescanning = False
 
@@ -76,11 +96,15 @@ class SyncService(Service):
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = self._reactor
         self._loop.start(self.tick_seconds, now=True)
+        self._renewal = task.LoopingCall(self.renew)
+        self._renewal.clock = self._reactor
+        self._renewal.start(self.config.lease_seconds / 3, now=False)
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._renewal):
+            if loop is not None and loop.running:
+                loop.stop()
         d = defer.DeferredList(list(self.in_progress.values()), consumeErrors=True)
 
         def close(_: Any) -> Any:
@@ -93,6 +117,30 @@ class SyncService(Service):
                 self.pool.stopService()
 
         return d.addBoth(close)
+
+    # -- leases
+
+    def _at(self, seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+
+    @defer.inlineCallbacks
+    def renew(self) -> Any:
+        """Keep the leases of the syncs in hand (never raises: the LoopingCall would stop)."""
+        try:
+            users = tuple(sorted(self.leased))
+            lost = yield self.store.run(renew_sync_txn, users, self.holder, self._at(self._reactor.seconds()),
+                                        self.config.lease_seconds)
+            for user_id in lost:
+                if user_id in self.leased:  # not released meanwhile
+                    self.lost.add(user_id)
+                    self.log.warn("lost the sync lease of {user} (renewed too late): its sync stops before "
+                                  "its next write", user=getattr(self.users.get(user_id), "name", user_id))
+        except Exception:  # noqa: BLE001 - the next renewal tries again; the lease may run out meanwhile
+            outage.log_failure(self.log, Failure(), "renewing sync leases failed")
+
+    def _still_leased(self, user_id: str) -> None:
+        if user_id in self.lost:
+            raise LeaseLost(user_id)
 
     # -- ticks
 
@@ -140,16 +188,48 @@ class SyncService(Service):
         if user is None:
             return
         try:
+            claim = await self.store.run(claim_sync_txn, user_id, self.holder, self._at(now),
+                                         self.config.lease_seconds)
+        except Exception:  # noqa: BLE001 - the store is out of reach: try again later, never raise
+            outage.log_failure(self.log, Failure(), "claiming the sync lease of {user} failed", user=user.name)
+            self.due[user_id] = now + min(self.config.interval, self.config.lease_seconds)
+            return
+        if not claim.claimed:  # another daemon syncs them, or has just synced them
+            assert claim.retry_at is not None
+            self.due[user_id] = max(claim.retry_at.timestamp(), now + self.tick_seconds)
+            return
+        self.leased.add(user_id)
+        try:
+            await self._sync_leased(user, now)
+        except LeaseLost:
+            self.log.info("stopped syncing {user}: another daemon holds the lease now", user=user.name)
+        finally:
+            self.leased.discard(user_id)
+            self.lost.discard(user_id)
+            try:
+                await self.store.run(release_sync_txn, user_id, self.holder,
+                                     self._at(self.due.get(user_id, now + self.config.interval)))
+            except Exception as e:  # noqa: BLE001 - the lease runs out by itself
+                self.log.debug("releasing the sync lease of {user} failed: {error}", user=user.name,
+                               error=f"{type(e).__name__}: {e}")
+
+    async def _sync_leased(self, user: SyncUser, now: float) -> None:
+        user_id = user.id
+        self.due[user_id] = now + self.config.interval  # until it ends one way or the other
+        try:
             mailbox = self.mailboxes.get(user_id)
             if mailbox is None:
                 mailbox = await self.mail.run(self.mailbox_factory, user)
                 self.mailboxes[user_id] = mailbox
             for entity in self.config.entities:
                 if entity in getattr(mailbox, "entities", ()):
-                    await self.engine.sync(user_id, mailbox, entity)
+                    # the engine calls this at each of its crash-safe points between writes
+                    await self.engine.sync(user_id, mailbox, entity, crash=lambda _step: self._still_leased(user_id))
             self.failures.pop(user_id, None)
             self.due[user_id] = now + self.config.interval
             metrics.get().sync_runs.labels("ok").inc()
+        except LeaseLost:
+            raise
         except Exception as e:  # noqa: BLE001 - recorded, backed off, never raised into the loop
             failures = self.failures[user_id] = self.failures.get(user_id, 0) + 1
             metrics.get().sync_runs.labels("failed").inc()

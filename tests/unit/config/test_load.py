@@ -62,6 +62,15 @@ def test_example_documents_every_option() -> None:
         ({"ldap": {"workers": 2, "listen_tls": ["ssl:636:privateKey=k.pem:certKey=c.pem"]}},
          "abook.toml: ldap.listen_tls: with workers > 1, give the LDAPS certificate as tls_certificate and tls_key, "
          "not as privateKey= in listen_tls"),
+        ({"store": {"read_urls": ["postgresql+psycopg://abook@standby/abook"]}},
+         "abook.toml: store.read_urls: read replicas need a PostgreSQL store: set store.url to the primary"),
+        ({"store": {"url": "postgresql+psycopg://abook@db/abook", "read_urls": ["sqlite:///replica.sqlite3"]}},
+         'abook.toml: store.read_urls: a read replica is a PostgreSQL hot standby '
+         '("postgresql+psycopg://user@host/database")'),
+        ({"store": {"url": "postgresql+psycopg://abook@db/abook", "read_urls": ["postgresql://a@s/d"] * 2}},
+         "abook.toml: store.read_urls: a read replica is listed twice"),
+        ({"sync": {"lease_seconds": 0}},
+         "abook.toml: sync.lease_seconds: expected a number greater than or equal to 1, got 0"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(data: dict, message: str) -> None:
