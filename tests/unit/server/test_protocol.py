@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from abook.config.model import LdapConfig, LdapLimits
 from abook.directory.api import BoundIdentity, IAuthenticator
-from abook.server.protocol import NOTICE_OF_DISCONNECTION
+from abook.server.encode import NOTICE_OF_DISCONNECTION
 from abook.server.service import LDAPServerFactory
 from abook.store.records import Principal
 from tests.fakes.directory import MemoryDirectory, containers, person
