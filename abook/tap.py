@@ -109,7 +109,7 @@ class WorkerService(AbookService):
         self.cpu_index = index
 
     def log_started(self) -> None:
-        from abook.server.workers import READY_KEY
+        from abook.server.workers.adopt import READY_KEY
 
         self.log.info("LDAP worker {index} serving with store {dialect}", index=self.index,
                       dialect=self.store.dialect, **{READY_KEY: True})
@@ -169,7 +169,8 @@ def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any
     components = ldap_components(config, store, reactor, inherited=inherited)
     for component in components:
         component.setServiceParent(root)
-    from abook.server.workers import AdoptedListener, Balancer
+    from abook.server.workers.adopt import AdoptedListener
+    from abook.server.workers.balancer import Balancer
 
     path = os.environ.get(Balancer.ENV)
     if path:  # after the listeners: it needs their ports
@@ -271,13 +272,13 @@ def run_daemon(config: AbookConfig) -> int:
 
 
 def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
-    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
+    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers/pool.py).
     Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
     leave_out_tls_stack(config)
     endpoints.check(config)
     from twisted.internet import reactor
 
-    from abook.server.workers import begin_worker_logging, watch_parent
+    from abook.server.workers.adopt import begin_worker_logging, watch_parent
     from abook.signals import Signals
 
     begin_worker_logging(config.logging.level)
@@ -325,7 +326,8 @@ def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: li
     listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
     if config.ldap.workers == 1:
         return [pool, *listeners]
-    from abook.server.workers import Balancer, WorkerPool
+    from abook.server.workers.balancer import Balancer
+    from abook.server.workers.pool import WorkerPool
 
     # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
     # first, so the workers inherit the path of its shared file.

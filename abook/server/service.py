@@ -207,7 +207,7 @@ def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: IAut
 def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, reactor: Any,
                      inherited: list[Any], config_dir: str = ".") -> list[IService]:
     """An LDAP worker's listeners: one per listening socket inherited from the daemon."""
-    from abook.server.workers import AdoptedListener
+    from abook.server.workers.adopt import AdoptedListener
 
     context, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
     return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]
