@@ -7,7 +7,6 @@ start first and stop last, after every poller and listener that uses them.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
@@ -20,7 +19,8 @@ from abook.config.location import config_file
 from abook.directory.api import IDirectory
 from abook.errors import UserError
 from abook.store import Store, make_engine, schema
-from abook.threads import ThreadPoolRunner, ThreadPoolService, pin_to_one_cpu, tune_malloc
+from abook.process import leave_out_tls_stack, pin_to_one_cpu, tune_gc, tune_malloc
+from abook.threads import ThreadPoolRunner, ThreadPoolService
 
 
 class Options(usage.Options):
@@ -109,7 +109,7 @@ class WorkerService(AbookService):
         self.cpu_index = index
 
     def log_started(self) -> None:
-        from abook.server.workers import READY_KEY
+        from abook.server.workers.adopt import READY_KEY
 
         self.log.info("LDAP worker {index} serving with store {dialect}", index=self.index,
                       dialect=self.store.dialect, **{READY_KEY: True})
@@ -170,33 +170,14 @@ def build_worker_service(config: AbookConfig, inherited: list[Any], reactor: Any
     components = ldap_components(config, store, reactor, inherited=inherited)
     for component in components:
         component.setServiceParent(root)
-    from abook.server.workers import AdoptedListener, Balancer
+    from abook.server.workers.adopt import AdoptedListener
+    from abook.server.workers.balancer import Balancer
 
     path = os.environ.get(Balancer.ENV)
     if path:  # after the listeners: it needs their ports
         listeners = [c for c in components if isinstance(c, AdoptedListener)]
         Balancer(reactor, listeners, index, config.ldap.workers, path=path).setServiceParent(root)
     return root
-
-
-def tune_gc() -> None:
-    """The daemon keeps long-lived caches (decoded requests, prepared queries, encoded entries: several
-    hundred thousand objects), and every full collection walks them all. Collecting less often cut the
-    server CPU of a 100k paged download from 6.0 to 4.0 s and of a contains-search by a quarter."""
-    import gc
-
-    gc.set_threshold(50_000, 50, 1000)
-
-
-def leave_out_tls_stack(config: AbookConfig) -> None:
-    """Before the reactor is imported: when LDAP serves no TLS (``LdapConfig.serves_tls``), keep pyOpenSSL
-    and cryptography out of the process. Twisted's TCP transport imports them only to offer ``startTLS``
-    and runs without them when they cannot be imported (about 12 MB of RSS per process, counted again in
-    every LDAP worker). Nothing else here needs them: mailboxes, SMTP and upstream binds use the standard
-    library's ``ssl``, exchangelib does without pyOpenSSL. Too late (``twisted.internet.tcp`` already
-    imported, as under twistd), it changes nothing."""
-    if not config.ldap.serves_tls and "twisted.internet.tcp" not in sys.modules:
-        sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import OpenSSL now raises ImportError
 
 
 def run(root: IService, reactor: Any, fatal_start: bool = False, signals: Any = None) -> bool:
@@ -272,13 +253,13 @@ def run_daemon(config: AbookConfig) -> int:
 
 
 def run_worker(config: AbookConfig, inherited: list[Any], index: int) -> int:
-    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers.py).
+    """The body of ``abook ldap-worker``, started by the daemon's WorkerPool (abook/server/workers/pool.py).
     Exit status 1 if it could not start (the daemon restarts it after a back-off)."""
     leave_out_tls_stack(config)
     endpoints.check(config)
     from twisted.internet import reactor
 
-    from abook.server.workers import begin_worker_logging, watch_parent
+    from abook.server.workers.adopt import begin_worker_logging, watch_parent
     from abook.signals import Signals
 
     begin_worker_logging(config.logging.level)
@@ -326,7 +307,8 @@ def ldap_components(config: AbookConfig, store: Any, reactor: Any, inherited: li
     listeners = ldap_services(config.ldap, directory, authenticator, reactor, config.config_dir, config.config_file)
     if config.ldap.workers == 1:
         return [pool, *listeners]
-    from abook.server.workers import Balancer, WorkerPool
+    from abook.server.workers.balancer import Balancer
+    from abook.server.workers.pool import WorkerPool
 
     # Started after the listeners (their sockets are passed on) and stopped before them; the balancer
     # first, so the workers inherit the path of its shared file.

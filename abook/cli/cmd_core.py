@@ -93,7 +93,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def ldap_worker(args: argparse.Namespace) -> int:
-    from abook.server.workers import InheritedListener
+    from abook.server.workers.adopt import InheritedListener
     from abook.tap import run_worker
 
     inherited = [InheritedListener.decode(text) for text in args.listener]

@@ -8,7 +8,7 @@ and ``tls_key``. What Twisted would read at parse time is left to other checks: 
 and systemd's inherited sockets, which exist only under systemd.
 
 Importing ``twisted.internet.endpoints`` imports the TCP transport and, with it, pyOpenSSL when it can. A
-daemon that serves no TLS keeps pyOpenSSL out (``tap.leave_out_tls_stack``), so it loads its config with
+daemon that serves no TLS keeps pyOpenSSL out (``process.leave_out_tls_stack``), so it loads its config with
 ``endpoints=False`` (kinds and placement checked, no Twisted) and calls ``check`` once that is decided.
 """
 

@@ -172,7 +172,7 @@ class LdapConfig(Section):
     bind_cache_seconds: float = Field(default=60.0, ge=0)
     #: Threads verifying passwords (argon2) and running upstream binds.
     auth_threads: int = Field(default=2, ge=1, le=64)
-    #: LDAP processes sharing the listening sockets (1: the daemon alone). See server/workers.py.
+    #: LDAP processes sharing the listening sockets (1: the daemon alone). See server/workers/.
     workers: int = Field(default=1, ge=1, le=64)
     limits: LdapLimits = LdapLimits()
 

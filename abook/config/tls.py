@@ -5,7 +5,7 @@ key that belong together.
 PEM blocks are found by type in either file, the way the server loads them (``server/service.py``:
 ``tls_context``), so a combined file named twice, or the two names swapped, is accepted as it serves.
 ``cryptography`` is imported only when a certificate is configured (a process serving no TLS never
-loads it; see ``tap.leave_out_tls_stack``).
+loads it; see ``process.leave_out_tls_stack``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ little more often than that (slowloris). Three more limits close that gap, in th
 Only reads that end in the middle of a request do any of this work: a read of whole requests (every
 request of a mail client) costs one length test. A closed connection's buffer is dropped when it
 closes, not when the garbage collector next finds the connection. A buffer passes through glibc's heap
-while it grows (below the 128 KiB mmap threshold, ``threads.tune_malloc``), and what other allocations
+while it grows (below the 128 KiB mmap threshold, ``process.tune_malloc``), and what other allocations
 leave live above it keeps those pages resident: after a connection held 64 KiB or more, ``malloc_trim``
 hands the heap's free pages back (at most once a second; measured: 100 stalled 1 MiB requests left
 2-5 MB more heap after every round without it, none with it).
@@ -24,11 +24,12 @@ hands the heap's free pages back (at most once a second; measured: 100 stalled 1
 
 from __future__ import annotations
 
-import ctypes
 from collections import Counter
 from typing import Any
 
 from ldaptor.protocols.ldap import ldaperrors
+
+from abook.process import trim_heap_soon
 
 
 class Buffered:
@@ -53,26 +54,6 @@ class Buffered:
 
 #: a released buffer at least this large has the heap trimmed soon after
 TRIM_AFTER = 65_536
-_trim: dict[str, Any] = {}
-
-
-def trim_heap_soon(clock: Any) -> None:
-    """Give the heap's free pages back to the system within a second (glibc's ``malloc_trim``; elsewhere
-    nothing), once however many connections ask."""
-    if _trim.get("call") is not None or _trim.get("libc", True) is None:
-        return
-    if "libc" not in _trim:
-        try:
-            _trim["libc"] = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _trim["libc"] = None
-            return
-
-    def trim() -> None:
-        _trim["call"] = None
-        _trim["libc"](0)
-
-    _trim["call"] = clock.callLater(1.0, trim)
 
 
 class InputLimits:

@@ -52,6 +52,14 @@ def result(tag: int, code: int, matched_dn: bytes | str = b"", message_text: byt
     return bytes((tag,)) + ber_length(len(body)) + body
 
 
+NOTICE_OF_DISCONNECTION = b"1.3.6.1.4.1.1466.20036"
+
+
+def notice_of_disconnection(code: int, reason: bytes) -> bytes:
+    """The unsolicited message (id 0) that tells a client its connection ends (RFC 4511 4.4.1)."""
+    return message(0, result(0x78, code, b"", reason, octets(NOTICE_OF_DISCONNECTION, 0x8A)))
+
+
 class EntryEncoder:
     """Encodes SearchResultEntry ops; attribute names' encodings are cached across entries.
 

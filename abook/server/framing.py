@@ -11,7 +11,7 @@ knows, DNs are bounded, a SearchRequest's filter is bounded in depth and element
 
 The Framer holds no reference back to its connection (``max_size`` is a plain attribute the connection
 updates when it binds): a connection and its buffer are then freed as soon as the connection is dropped,
-not by the cyclic garbage collector, which the daemon runs rarely (``tap.tune_gc``).
+not by the cyclic garbage collector, which the daemon runs rarely (``process.tune_gc``).
 """
 
 from __future__ import annotations

@@ -28,16 +28,14 @@ from abook.monitor import metrics
 from abook.server import encode
 from abook.server.deadlines import Buffered
 from abook.server.framing import FrameLimits
-from abook.server.protocol import NOTICE_OF_DISCONNECTION, AbookLDAPServer
+from abook.server.protocol import AbookLDAPServer
 
 
 class _Refuse(protocol.Protocol):
     """Tells a client over a connection limit to go away."""
 
     def connectionMade(self) -> None:
-        op = encode.result(0x78, ldaperrors.LDAPBusy.resultCode, b"", b"too many connections",
-                           encode.octets(NOTICE_OF_DISCONNECTION, 0x8A))
-        self.transport.write(encode.message(0, op))
+        self.transport.write(encode.notice_of_disconnection(ldaperrors.LDAPBusy.resultCode, b"too many connections"))
         self.transport.loseConnection()
 
 
@@ -209,7 +207,7 @@ def ldap_services(config: LdapConfig, directory: IDirectory, authenticator: IAut
 def adopted_services(config: LdapConfig, directory: IDirectory, authenticator: IAuthenticator, reactor: Any,
                      inherited: list[Any], config_dir: str = ".") -> list[IService]:
     """An LDAP worker's listeners: one per listening socket inherited from the daemon."""
-    from abook.server.workers import AdoptedListener
+    from abook.server.workers.adopt import AdoptedListener
 
     context, plain, secure = ldap_factories(config, directory, authenticator, reactor, config_dir)
     return [AdoptedListener(reactor, li, secure if li.tls else plain, context) for li in inherited]

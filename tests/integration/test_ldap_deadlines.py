@@ -161,7 +161,7 @@ async def test_buffered_bytes_are_capped_per_address_and_in_all(ldap_server):
 
 @pytest_twisted.ensureDeferred
 async def test_a_closed_connection_is_freed_without_the_garbage_collector(ldap_server):
-    """The daemon runs full collections rarely (tap.tune_gc); a connection in a reference cycle kept its
+    """The daemon runs full collections rarely (process.tune_gc); a connection in a reference cycle kept its
     request buffer until one ran. With the collector off, a connection that bound, searched and then
     stalled mid-request is gone as soon as its client has closed."""
     ldap_server.add_user("jane", "pw", "jane@example.com")

@@ -7,7 +7,7 @@ from ldaptor.protocols import pureldap
 
 from abook.monitor import metrics
 from abook.server import encode
-from abook.server.protocol import Response, _result_code
+from abook.server.dispatch import Response, result_code
 from abook.sync.model import Conflict, Update
 
 
@@ -44,8 +44,8 @@ def test_backing_off_counts_mailboxes_not_failures() -> None:
 
 
 def test_result_code_of_an_encoded_answer() -> None:
-    assert _result_code(Response(encode.result(0x65, 0))) == 0
-    assert _result_code(Response(encode.result(0x65, 4, b"", b"x" * 300))) == 4  # long-form length
-    assert _result_code(Response(encode.result(0x6F, 6))) == 6
-    assert _result_code(pureldap.LDAPBindResponse(resultCode=49)) == 49
-    assert _result_code(None) == 0  # StartTLS answered itself
+    assert result_code(Response(encode.result(0x65, 0))) == 0
+    assert result_code(Response(encode.result(0x65, 4, b"", b"x" * 300))) == 4  # long-form length
+    assert result_code(Response(encode.result(0x6F, 6))) == 6
+    assert result_code(pureldap.LDAPBindResponse(resultCode=49)) == 49
+    assert result_code(None) == 0  # StartTLS answered itself

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ldaptor import ldapfilter
 from ldaptor.protocols import pureldap
 
-from abook.server.protocol import _filter_wire, _search_op
+from abook.server.decode import filter_wire, search_op
 
 
 def _pdu(msg_id: int, controls: list | None = None) -> bytes:
@@ -16,15 +16,15 @@ def _pdu(msg_id: int, controls: list | None = None) -> bytes:
 
 def test_search_op_splits_off_the_message_id_and_finds_the_filter() -> None:
     a, b = _pdu(0x01000001), _pdu(7)
-    id_a, start_a, end_a = _search_op(a)
-    id_b, start_b, end_b = _search_op(b)
+    id_a, start_a, end_a = search_op(a)
+    id_b, start_b, end_b = search_op(b)
     assert (id_a, id_b) == (0x01000001, 7)
     assert a[start_a:end_a] == b[start_b:end_b]  # the same request under two ids: one cache key
-    assert _filter_wire(a[start_a:end_a]) == ldapfilter.parseFilter("(|(cn=an*)(mail=an*))").toWire()
+    assert filter_wire(a[start_a:end_a]) == ldapfilter.parseFilter("(|(cn=an*)(mail=an*))").toWire()
 
 
 def test_searches_with_controls_and_other_requests_are_not_cached() -> None:
     paged = _pdu(3, controls=[(b"1.2.840.113556.1.4.319", False, b"\x30\x05\x02\x01\x0a\x04\x00")])
-    assert _search_op(paged)[1] == -1
+    assert search_op(paged)[1] == -1
     bind = pureldap.LDAPMessage(pureldap.LDAPBindRequest(dn=b"bench", auth=b"secret"), id=2).toWire()
-    assert _search_op(bind)[1] == -1
+    assert search_op(bind)[1] == -1

@@ -102,7 +102,7 @@ def test_serving_imports_no_alembic(tmp_path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     code = (
         "import sys\n"
-        "import abook.tap, abook.server.service, abook.server.workers\n"
+        "import abook.tap, abook.server.service, abook.server.workers.pool\n"
         "from abook.store import make_engine, schema\n"
         f"schema.check(make_engine('sqlite:///{db}'))\n"
         "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"

@@ -1,4 +1,4 @@
-"""The allocator settings every daemon process applies (``abook.threads.tune_malloc``).
+"""The allocator settings every daemon process applies (``abook.process.tune_malloc``).
 
 Each case runs in a fresh interpreter: mallopt settings are process-wide and cannot be undone.
 """
@@ -27,7 +27,7 @@ BURST = textwrap.dedent(
                 return int(line.split()[1])
 
     if sys.argv[1] == "tuned":
-        from abook.threads import tune_malloc
+        from abook.process import tune_malloc
         assert tune_malloc()
     before = anon_kib()
     big = libc.malloc(8 << 20); ctypes.memset(big, 1, 8 << 20); libc.free(big)
