@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     globalLogBeginner,
+    jsonFileLogObserver,
     textFileLogObserver,
 )
 
@@ -92,6 +94,19 @@ def begin_logging(level: str = "info", file: str = "-") -> None:
     _predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
     install_stdlib_bridge()
     globalLogBeginner.beginLoggingTo([make_observer(level, _log_file, _predicate)],  # type: ignore[arg-type]
+                                     redirectStandardIO=False)
+
+
+def begin_json_logging(stream: IO[str], level: str = "info",
+                       always: Callable[[dict], bool] | None = None) -> None:
+    """Log as JSON text sequences to ``stream`` (an LDAP worker's log, which the daemon relays); events
+    for which ``always`` holds pass whatever the level."""
+    install_stdlib_bridge()
+    predicates: list[Any] = []
+    if always is not None:
+        predicates.append(lambda event: PredicateResult.yes if always(event) else PredicateResult.maybe)
+    predicates.append(LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level]))
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(jsonFileLogObserver(stream), predicates)],
                                      redirectStandardIO=False)
 
 

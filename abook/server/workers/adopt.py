@@ -10,15 +10,9 @@ from typing import IO, Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import abstract, error, fdesc
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevelFilterPredicate,
-    PredicateResult,
-    globalLogBeginner,
-    jsonFileLogObserver,
-)
+from twisted.logger import Logger
 
+from abook.logs import begin_json_logging
 from abook.server.workers.balancer import accept_one_at_a_time
 
 #: the key of the event a child logs once it serves (the parent's cue that it started well)
@@ -73,24 +67,12 @@ class AdoptedListener(Service):
         return port.stopListening() if port is not None else None
 
 
-class _ReadyFirst:
-    """Lets the ready event through whatever the log level."""
-
-    def __call__(self, event: dict[str, Any]) -> Any:
-        return PredicateResult.yes if READY_KEY in event else PredicateResult.maybe
-
-
 def begin_worker_logging(level: str) -> IO[str]:
-    """Log as JSON on fd 1 for the parent to relay; fd 1 itself then goes to stderr (relayed as text),
-    so nothing a library prints can break the JSON stream."""
-    from abook.logs import _LEVELS, install_stdlib_bridge
-
+    """Log as JSON on fd 1 for the parent to relay (the ready event whatever the level); fd 1 itself then
+    goes to stderr (relayed as text), so nothing a library prints can break the JSON stream."""
     stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
-    install_stdlib_bridge()
-    observer = FilteringLogObserver(jsonFileLogObserver(stream),
-                                    [_ReadyFirst(), LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    begin_json_logging(stream, level, always=lambda event: READY_KEY in event)
     return stream
 
 
