@@ -79,6 +79,8 @@ class Metrics:
                                       "(crm, mailbox, manual)", ["entity", "resolution"], **kw)
         self.sync_runs = Counter("abook_sync_runs", "Synchronisation runs of one user, by result (ok, failed)",
                                  ["result"], **kw)
+        self.replica_reads = Counter("abook_store_replica_reads", "LDAP store reads meant for a read replica, by "
+                                     "who answered (replica; primary: the replica failed it)", ["answered_by"], **kw)
         self.pool_wait_seconds = Histogram("abook_pool_wait_seconds", "Seconds a blocking call waited for a thread "
                                            "of its pool (db: the store)", ["pool"], buckets=WAIT_BUCKETS, **kw)
         self._backing_off: set[str] = set()

@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from abook.errors import UserError
+from abook.monitor import metrics
 from abook.store import search_index
 from abook.store.outage import StoreHealth, StoreOutage, outage_of, reason_of
 from abook.store.replicas import Replica, Replicas
@@ -213,6 +214,7 @@ class Store:
 
         def served(result: Any) -> Any:
             self.replicas.succeeded(replica)
+            metrics.get().replica_reads.labels("replica").inc()
             return result
 
         def fall_back(failure: Failure) -> Any:
@@ -226,6 +228,7 @@ class Store:
                     return failure  # a wrong statement fails on the primary too: no outage of the replica
                 reason = outage.reason
             self.replicas.failed(replica, reason)
+            metrics.get().replica_reads.labels("primary").inc()
             return self._read_primary(fn, *args)
 
         return d.addCallbacks(served, fall_back)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.postgres import PrivatePostgres
 from tests.helpers import free_port, wait_for_port, wait_until
+from tests.integration.test_metrics import scrape, value
 from tests.integration.test_store_outage import ABOOK, DEMO, _env
 
 pytestmark = pytest.mark.slow
@@ -80,10 +81,11 @@ def test_searches_read_the_standby_once_replayed_and_the_primary_when_it_is_gone
     url = primary.create_database()
     db = url.rsplit("/", 1)[1]
     replica_url = url.replace(f":{primary.port}/", f":{standby.port}/")
-    ldap_port = free_port()
+    ldap_port, metrics_port = free_port(), free_port()
     cfg = tmp_path / "abook.toml"
     cfg.write_text(f'[store]\nurl = "{url}"\nread_urls = ["{replica_url}"]\n'
-                   f'[ldap]\nlisten = ["tcp:{ldap_port}:interface=127.0.0.1"]\n[logging]\nlevel = "info"\n')
+                   f'[ldap]\nlisten = ["tcp:{ldap_port}:interface=127.0.0.1"]\n[logging]\nlevel = "info"\n'
+                   f'[metrics]\nlisten = "tcp:{metrics_port}:interface=127.0.0.1"\n')
     _abook(cfg, "init")
     _abook(cfg, "import", str(DEMO))
     log = tmp_path / "abook.log"
@@ -108,6 +110,9 @@ def test_searches_read_the_standby_once_replayed_and_the_primary_when_it_is_gone
         wait_until(lambda: _sql(standby.port, db, f"SELECT pg_last_wal_replay_lsn() >= '{written}'::pg_lsn"),
                    timeout=30, what="the standby to replay the primary's write")
         assert _search(ldap_port, "rhea*") == (0, ["Rhea Plica"])
+        before = scrape(metrics_port)
+        assert value(before, "abook_store_replica_reads_total", answered_by="replica") > 0
+        assert value(before, "abook_store_replica_reads_total", answered_by="primary") == 0
 
         # the standby goes away: binds and searches go on, answered by the primary
         standby.stop()
@@ -115,6 +120,8 @@ def test_searches_read_the_standby_once_replayed_and_the_primary_when_it_is_gone
             assert _search(ldap_port, "rhea*") == (0, ["Rhea Plica"])
             assert _search(ldap_port, "nancy*") == (0, ["Nancy Davolio"])
         assert daemon.poll() is None
+        after = scrape(metrics_port)
+        assert value(after, "abook_store_replica_reads_total", answered_by="primary") > 0
     finally:
         daemon.terminate()  # the daemon this test started, by its pid
         daemon.wait(30)
