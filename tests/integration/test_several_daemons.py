@@ -120,17 +120,33 @@ def test_three_daemons_share_the_work_and_a_killed_ones_leases_move(
                                           stdout=open(tmp_path / f"d{i}.log", "w"), stderr=subprocess.STDOUT)
                for i, cfg in zip((1, 2, 3), configs)}
     try:
-        # mid-poll and mid-sync: a daemon holds a mailbox's lease and a user's at once, and dies there
-        found: list[str] = []
-        wait_until(lambda: bool(found.extend(filter(None, [_holding_both(store)])) or found), timeout=40,
-                   what="a daemon polling and syncing at once")
-        victim = found[0]
-        now = datetime.now(timezone.utc)
-        with store.transaction() as s:
-            held_boxes = set(s.scalars(select(MailboxState.name).where(MailboxState.lease_holder == victim,
-                                                                       MailboxState.lease_until > now)))
-            held_users = set(s.scalars(select(SyncLease.systemuser_id).where(SyncLease.holder == victim,
-                                                                             SyncLease.lease_until > now)))
+        # mid-poll and mid-sync: a daemon holds a mailbox's lease and a user's at once, and dies there. It is
+        # stopped (SIGSTOP) first, so what it holds cannot change between looking and killing; if it let go
+        # in between, it is continued and the search goes on.
+        def held(victim: str) -> tuple[set[str], set[str]]:
+            now = datetime.now(timezone.utc)
+            with store.transaction() as s:
+                return (set(s.scalars(select(MailboxState.name).where(MailboxState.lease_holder == victim,
+                                                                      MailboxState.lease_until > now))),
+                        set(s.scalars(select(SyncLease.systemuser_id).where(SyncLease.holder == victim,
+                                                                            SyncLease.lease_until > now))))
+
+        caught: list[tuple[str, set[str], set[str]]] = []
+
+        def catch() -> bool:
+            victim = _holding_both(store)
+            if victim is None:
+                return False
+            daemons[victim].send_signal(signal.SIGSTOP)
+            boxes_held, users_held = held(victim)
+            if boxes_held and users_held:
+                caught.append((victim, boxes_held, users_held))
+                return True
+            daemons[victim].send_signal(signal.SIGCONT)
+            return False
+
+        wait_until(catch, timeout=40, what="a daemon polling and syncing at once")
+        victim, held_boxes, held_users = caught[0]
         daemons[victim].send_signal(signal.SIGKILL)
         assert daemons[victim].wait(timeout=10) == -signal.SIGKILL
         assert held_boxes and held_users
