@@ -283,7 +283,14 @@ class AbookConfig(Section):
 
     @classmethod
     def problems_together(cls, data: dict[str, Any], context: dict[str, Any]) -> list[Problem]:
-        return mailbox_problems(data.get("mailboxes"))
+        problems = mailbox_problems(data.get("mailboxes"))
+        # LDAP worker processes read the config file again (server/workers/pool.py): a config built
+        # without one (parse_config from a program) cannot have them
+        ldap = data.get("ldap")
+        workers = ldap.get("workers", 1) if isinstance(ldap, dict) else getattr(ldap, "workers", 1)
+        if isinstance(workers, int) and workers > 1 and not data.get("config_file"):
+            problems.append((("ldap", "workers"), "LDAP workers read the config file: load the config from a file"))
+        return problems
 
     @property
     def store_url(self) -> str:

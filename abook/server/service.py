@@ -157,13 +157,22 @@ class Listener(StreamServerEndpointService):
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
-        except CannotListenError as e:
-            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            if getattr(e.socketError, "errno", None) == errno.EADDRINUSE:
-                reason += " (another process listens there: stop it, or choose another port)"
-            elif getattr(e.socketError, "errno", None) == errno.EACCES:
-                reason += " (ports below 1024 need privileges: choose a higher port)"
-            raise ConfigError(f"cannot listen on {self.shown}: {reason}", path=self.key, file=self.file) from None
+        except (CannotListenError, FileNotFoundError) as e:
+            raise ConfigError(f"cannot listen on {self.shown}: {_why_not(e)}", path=self.key, file=self.file) from None
+
+
+def _why_not(e: CannotListenError | FileNotFoundError) -> str:
+    """Why a listener could not listen, with what to do. These depend on the machine when the daemon starts
+    (another process on the port, the daemon's privileges, a socket directory that systemd's
+    RuntimeDirectory= creates only then), not on the file, so check-config cannot report them."""
+    if isinstance(e, FileNotFoundError):  # a unix: socket's directory: Twisted's lock file beside it fails first
+        return f"{e.strerror} (create the socket's directory, or choose another path)"
+    reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+    if getattr(e.socketError, "errno", None) == errno.EADDRINUSE:
+        reason += " (another process listens there: stop it, or choose another port)"
+    elif getattr(e.socketError, "errno", None) == errno.EACCES:
+        reason += " (ports below 1024 need privileges: choose a higher port)"
+    return reason
 
 
 def _with_tls_files(endpoint: str, config: LdapConfig, config_dir: str) -> str:

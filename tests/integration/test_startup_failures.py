@@ -69,6 +69,19 @@ def test_a_bad_endpoint_string(tmp_path: Path) -> None:
     assert _one_line(_run(ABOOK, "serve", "-c", str(cfg), cwd=tmp_path)) == expected
 
 
+def test_a_socket_in_a_missing_directory(tmp_path: Path) -> None:
+    """`abook serve` ended in a FileNotFoundError traceback (Twisted's lock file beside the socket). The
+    directory may rightly be missing when check-config runs (systemd's RuntimeDirectory= creates /run/abook
+    when the service starts), so the daemon says it, in one line, when it cannot listen."""
+    socket = tmp_path / "missing" / "ldap.sock"
+    cfg = _write(tmp_path, f'[ldap]\nlisten = ["unix:{socket}"]\n')
+    _run(ABOOK, "init", "-c", str(cfg), cwd=tmp_path).check_returncode()
+    assert _run(ABOOK, "check-config", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    assert _one_line(_run(ABOOK, "serve", "-c", str(cfg), cwd=tmp_path)) == (
+        f"abook: abook.toml: ldap.listen[0]: cannot listen on unix:{socket}: No such file or directory (create the "
+        "socket's directory, or choose another path)")
+
+
 @pytest.mark.parametrize("command", ["init", "serve"])
 def test_a_postgresql_that_refuses_connections(tmp_path: Path, command: str) -> None:
     """Review 3: 113-117 lines ending in OperationalError. The password stays out of the line."""

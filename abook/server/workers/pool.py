@@ -14,7 +14,6 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 
 from abook.config.model import AbookConfig
-from abook.errors import ConfigError
 from abook.server.workers.adopt import READY_KEY, InheritedListener
 from abook.server.workers.balancer import accept_one_at_a_time, listening_port
 
@@ -32,7 +31,9 @@ def _family(port: Any) -> str:
         return "INET"
     if isinstance(host, UNIXAddress):
         return "UNIX"
-    raise ConfigError(f"cannot share a listener on {host!r} with LDAP workers", path="ldap.workers")
+    # config/endpoints.py admits only listeners of these families (tcp, tcp6, ssl, unix, systemd with
+    # domain INET, INET6 or UNIX), so check-config has refused any other before the daemon gets here
+    raise TypeError(f"an LDAP worker cannot share a listener on {host!r}")
 
 
 class WorkerPool(Service):
@@ -41,9 +42,8 @@ class WorkerPool(Service):
     log = Logger()
 
     def __init__(self, config: AbookConfig, listeners: list[Any], reactor: Any, grace: float = 10.0) -> None:
-        if not config.config_file:
-            raise ConfigError("LDAP workers read the config file: load the config from a file",
-                              path="ldap.workers")
+        # a config with workers > 1 has a file to read again (config/model.py checks it)
+        assert config.config_file
         self.setName("ldap-workers")
         self.config = config
         self.listeners = listeners

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from abook.cli import main
+from abook.store import Store, make_engine
+from abook.store.users import credentials_for_name_txn
 
 PASSWORD = "Tr0ub4dor&3"
 
@@ -51,3 +53,12 @@ def org(abook):  # type: ignore[no-untyped-def]
                  ["role", "add", "manager", "--read", "contact=parent_child"]):
         assert abook(*argv).rc == 0
     return abook
+
+
+def credentials(config: Path, name: str):  # type: ignore[no-untyped-def]
+    store = Store(make_engine(f"sqlite:///{config.parent / 'abook.sqlite3'}"))
+    try:
+        with store.transaction() as s:
+            return credentials_for_name_txn(s, name)
+    finally:
+        store.dispose()

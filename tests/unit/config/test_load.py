@@ -75,7 +75,7 @@ def test_example_documents_every_option() -> None:
 )
 def test_bad_values_name_file_key_and_expectation(data: dict, message: str) -> None:
     with pytest.raises(ConfigError) as e:
-        parse_config(data, file="abook.toml")
+        parse_config(data, file="abook.toml", config_file="/etc/abook/abook.toml")
     assert str(e.value) == message
     assert "\n" not in str(e.value)
 

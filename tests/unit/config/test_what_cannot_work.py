@@ -212,3 +212,11 @@ def test_graph_mailboxes_and_transport_are_checked(tmp_path: Path) -> None:
         'abook.toml: smtp.graph: transport "graph" needs an [smtp.graph] table with tenant, client_id and a '
         "client_secret or certificate_file",
     ]
+
+
+def test_ldap_workers_need_a_config_file() -> None:
+    """The worker processes read the config file again: a config built without one (a program calling
+    parse_config) is refused when it is built, not when WorkerPool starts (issue 15, item 4)."""
+    assert _problems({"ldap": {"workers": 2}}) == [
+        "abook.toml: ldap.workers: LDAP workers read the config file: load the config from a file"]
+    parse_config({"ldap": {"workers": 2}}, config_file="/etc/abook/abook.toml")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from abook.config.mail import MailboxConfig
@@ -27,12 +24,3 @@ def test_open_source_builds_without_connecting() -> None:
 def test_unknown_type() -> None:
     with pytest.raises(ValueError, match="unknown mailbox type 'maildir'"):
         backend_class("maildir")
-
-
-def test_exchangelib_loads_only_for_ews() -> None:
-    code = (
-        "import sys; from abook.mailbox.registry import backend_class; backend_class('imap'); "
-        "backend_class('pop3'); import abook.mailbox.registry as r; print('exchangelib' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -85,27 +85,3 @@ def test_a_store_behind_head_is_refused(store_url: str) -> None:
     with pytest.raises(UserError, match="revision none.*abook init"):
         schema.check(engine)
     engine.dispose()
-
-
-def test_serving_imports_no_alembic(tmp_path) -> None:
-    """The daemon's modules and its schema check leave Alembic (and Mako, Pygments) unimported."""
-    import subprocess
-    import sys
-
-    db = tmp_path / "s.sqlite3"
-    code = (
-        "import sys\n"
-        "from abook.store import make_engine, schema\n"
-        f"engine = make_engine('sqlite:///{db}')\n"
-        "schema.upgrade(engine)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-    code = (
-        "import sys\n"
-        "import abook.tap, abook.server.service, abook.server.workers.pool\n"
-        "from abook.store import make_engine, schema\n"
-        f"schema.check(make_engine('sqlite:///{db}'))\n"
-        "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.strip() == "[]"

@@ -1,9 +1,8 @@
-"""The tracking commands as a user runs them: a real config file, a real SQLite store, real stdin."""
+"""The tracking commands as a user runs them: a real config file, a real SQLite store (standard input from
+another process: tests/integration/tracking/test_track_cli.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from abook.cli import main
 from abook.cli.cmd_tracking import parse_since
 from abook.store import Store, make_engine
 from tests.unit.tracking.conftest import MAIL, Crm, message, seed
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -71,22 +68,6 @@ def test_track_show_untracked_and_unresolved(cli_crm: tuple[str, Crm], capsys: p
     code, out = _run(capsys, "untracked", "--reason", "parse_error", "-c", cfg)
     assert len([ln for ln in out.splitlines() if "parse_error" in ln]) == 1
     assert _run(capsys, "untracked", "--since", "2999-01-01", "-c", cfg)[1].strip() == "no untracked messages"
-
-
-def test_track_reads_standard_input_and_outgoing_direction(cli_crm: tuple[str, Crm]) -> None:
-    cfg, _ = cli_crm
-    raw = message("From: jane@corp.example", "To: bob@example.net", "Subject: sent", "Message-ID: <sent@x>")
-    proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from abook.cli import main; sys.exit(main())",
-         "track", "--user", "jane", "--direction", "out", "-c", cfg],
-        input=raw, capture_output=True, cwd=REPO, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    activity_id = proc.stdout.decode().split()[-1]
-    shown = subprocess.run(
-        [sys.executable, "-c", "import sys; from abook.cli import main; sys.exit(main())",
-         "email", "show", activity_id, "-c", cfg], capture_output=True, cwd=REPO, timeout=60, text=True)
-    assert "direction:    outgoing (status 3)" in shown.stdout
 
 
 def test_unknown_owner_and_bad_arguments_are_one_line_errors(cli_crm: tuple[str, Crm],
