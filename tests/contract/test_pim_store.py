@@ -30,9 +30,32 @@ TIMED_TASK = {"subject": "Call", "duedate": "2026-07-03T15:30:00Z", "completed":
               "status": "completed", "prioritycode": "normal"}
 SAMPLES = [("contact", CONTACT), ("appointment", MEETING), ("appointment", ALLDAY), ("task", TASK),
            ("task", TIMED_TASK)]
+SAMPLE_IDS = ["contact", "meeting", "allday", "task", "timed-task"]
 
 
-@pytest.fixture(params=["memory", "dav", "ews", "graph"])
+BACKENDS = ("memory", "dav", "ews", "graph")
+ENTITIES = frozenset({"contact", "appointment", "task"})
+#: what a backend keeps when it is not every entity: Graph holds contacts only, so far; a test of another
+#: entity is not generated for it (rather than skipped at run time)
+HOLDS = {"graph": frozenset({"contact"})}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test runs on every backend that holds the entities it uses (its ``holds`` marker, or its
+    ``entity`` parameter)."""
+    if "pim" not in metafunc.fixturenames:
+        return
+    if "entity" in metafunc.fixturenames:
+        cases = [pytest.param(b, e, v, id=f"{b}-{name}") for b in BACKENDS
+                 for (e, v), name in zip(SAMPLES, SAMPLE_IDS) if e in HOLDS.get(b, ENTITIES)]
+        metafunc.parametrize(("pim", "entity", "values"), cases, indirect=["pim"])
+        return
+    marker = metafunc.definition.get_closest_marker("holds")
+    needed = set(marker.args) if marker else set()
+    metafunc.parametrize("pim", [b for b in BACKENDS if needed <= HOLDS.get(b, ENTITIES)], indirect=True)
+
+
+@pytest.fixture
 def pim(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryMailbox()
@@ -53,13 +76,6 @@ def pim(request: pytest.FixtureRequest) -> Iterator[Any]:
     box.destroy()
 
 
-def _holds(pim: Any, *entities: str) -> None:
-    """Skip a test of entities this backend does not keep (Graph: contacts only, so far)."""
-    missing = [e for e in entities if e not in getattr(pim, "entities", entities)]
-    if missing:
-        pytest.skip(f"{type(pim).__name__} does not hold {', '.join(missing)}s")
-
-
 def _ids(pim: Any, entity: str, token: str | None = None) -> dict[str, str]:
     return {x.id: x.etag for x in pim.changes_blocking(entity, token).changed}
 
@@ -68,9 +84,7 @@ def test_it_provides_the_interface(pim: Any) -> None:
     assert IPimStore.providedBy(pim)
 
 
-@pytest.mark.parametrize("entity,values", SAMPLES, ids=["contact", "meeting", "allday", "task", "timed-task"])
 def test_create_then_get_gives_exactly_the_projection(pim: Any, entity: str, values: dict) -> None:
-    _holds(pim, entity)
     listed = pim.create_blocking(entity, values, "crm-1")
     (item,) = pim.get_blocking(entity, [listed.id])
     assert item.values == pim.project(entity, values)
@@ -103,8 +117,8 @@ def test_update_sets_the_given_fields_clears_none_and_keeps_the_rest(pim: Any) -
     assert item.crm_id == "crm-a"
 
 
+@pytest.mark.holds("task")
 def test_update_needs_the_current_etag_and_an_existing_item(pim: Any) -> None:
-    _holds(pim, "task")
     a = pim.create_blocking("task", TASK, "crm-a")
     pim.update_blocking("task", a.id, a.etag, {"subject": "first"})
     with pytest.raises(StaleItem):
@@ -116,8 +130,8 @@ def test_update_needs_the_current_etag_and_an_existing_item(pim: Any) -> None:
     pim.delete_blocking("task", a.id, item.etag)  # already gone: fine
 
 
+@pytest.mark.holds("appointment", "contact")
 def test_the_crm_id_finds_the_item_and_can_be_written_later(pim: Any) -> None:
-    _holds(pim, "appointment", "contact")
     a = pim.create_blocking("appointment", MEETING, "crm-a")
     assert pim.find_blocking("appointment", "crm-a") == pim.changes_blocking("appointment", None).changed[0]
     assert pim.find_blocking("appointment", "crm-nobody") is None
@@ -135,8 +149,8 @@ def test_a_forgotten_token_is_refused(pim: Any) -> None:
         pim.changes_blocking("contact", token)
 
 
+@pytest.mark.holds("task")
 def test_categories_set_by_the_user_survive_abooks_updates(pim: Any) -> None:
-    _holds(pim, "task")
     a = pim.create_blocking("task", TASK, "crm-a")
     pim.user_update("task", a.id, {}, categories=("Tracked to CRM", "Red"))
     (item,) = pim.get_blocking("task", [a.id])
