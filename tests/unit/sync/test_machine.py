@@ -12,6 +12,6 @@ class MemorySyncMachine(SyncMachine):
     make_mailbox = staticmethod(lambda user: MemoryMailbox())  # type: ignore[assignment]
 
 
-MemorySyncMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
+MemorySyncMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None, derandomize=True,
                                                suppress_health_check=[HealthCheck.too_slow])
 test_sync_machine_on_the_memory_mailbox = MemorySyncMachine.TestCase
