@@ -34,6 +34,7 @@ from abook.mailbox.pim.schema import (
     utc_text,
     when_text,
 )
+from abook.mailbox.pim import series
 from abook.store import activities
 from abook.store.activities import PartyRecord, aware
 from abook.store.enums import TASK_KINDS, ActivityState
@@ -345,6 +346,11 @@ def _activity_columns(entity: str, values: Values, current: Optional[Activity]) 
                                alldayevent=True)
         if "uid" in values and current is None:
             out["globalobjectid"] = values["uid"]
+            series_uid, original = series.split_uid(values["uid"])  # one occurrence of a series
+            if original is not None:
+                zone = _zone(values.get("timezone"))
+                out["seriesid"] = series_uid
+                out["originalstart"] = original if isinstance(original, datetime) else _day_start(original, zone)
         return out
     whole_days = current.alldayevent if current is not None else False
     for name, column in (("startdate", "scheduledstart"), ("duedate", "scheduledend")):
