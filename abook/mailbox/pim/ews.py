@@ -63,6 +63,8 @@ from abook.mailbox.pim.schema import (
     parse_when,
     parties_text,
     plain_body,
+    split_regarding,
+    with_regarding,
 )
 
 T = TypeVar("T")
@@ -71,6 +73,9 @@ T = TypeVar("T")
 PROPERTY_SET = "9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14"
 PROPERTY_NAME = "abookCrmId"
 ATTR = "abook_crm_id"
+#: the regarding record's name abook shows in an appointment's or task's notes (schema.with_regarding)
+REGARDING_NAME = "abookRegarding"
+REGARDING_ATTR = "abook_regarding"
 
 _AUTH = {"ntlm": NTLM, "basic": BASIC, "digest": DIGEST}
 _ACCESS = {"impersonation": IMPERSONATION, "delegate": DELEGATE}
@@ -96,12 +101,20 @@ class CrmId(ExtendedProperty):
     property_type = "String"
 
 
+class RegardingName(ExtendedProperty):
+    property_set_id = PROPERTY_SET
+    property_name = REGARDING_NAME
+    property_type = "String"
+
+
 def register_property() -> None:
     global _registered
     with _register_lock:
         if not _registered:
             for cls in _CLASSES.values():
                 cls.register(ATTR, CrmId)
+            for cls in (CalendarItem, Task):
+                cls.register(REGARDING_ATTR, RegardingName)
             _registered = True
 
 
@@ -113,8 +126,8 @@ def _only(entity: str) -> list[str]:
     if entity == "appointment":
         return common + ["subject", "location", "body", "start", "end", "is_all_day", "importance", "organizer",
                          "required_attendees", "optional_attendees", "legacy_free_busy_status", "uid",
-                         "_start_timezone", *ews_series.SERIES_FIELDS]
-    return common + ["subject", "body", "start_date", "due_date", "complete_date", "percent_complete", "status",
+                         "_start_timezone", REGARDING_ATTR, *ews_series.SERIES_FIELDS]
+    return common + [REGARDING_ATTR, "subject", "body", "start_date", "due_date", "complete_date", "percent_complete", "status",
                      "importance"]
 
 
@@ -353,7 +366,8 @@ class EwsPimStore:
             out[it.id] = ews_series.expand_master(it.id, it, values, tuple(it.categories or ()), modified, win)
         return out
 
-    def _occurrence_target(self, series_id: str, rid: str, etag: Optional[str], must_exist: bool = True) -> Any:
+    def _occurrence_target(self, series_id: str, rid: str, etag: Optional[str], must_exist: bool = True,
+                           seen: Optional[list[Item]] = None) -> Any:
         """The id to write one occurrence through: its exception's ItemId, or an OccurrenceItemId on the master."""
         from exchangelib.properties import OccurrenceItemId
 
@@ -365,6 +379,8 @@ class EwsPimStore:
             return None
         if etag is not None and item.etag != etag:
             raise StaleItem(f"{self._address}: the occurrence changed since it was read")
+        if seen is not None:
+            seen.append(item)
         (master,) = self._fetch([series_id])
         values = self._event_values(master)
         all_day = values["when"] is not None and "T" not in values["when"]
@@ -378,9 +394,13 @@ class EwsPimStore:
 
     def _update_occurrence(self, series_id: str, rid: str, etag: str, values: Values) -> Listed:
         occurrence_id = series.occurrence_id(series_id, rid)
-        target = self._occurrence_target(series_id, rid, etag)
+        seen: list[Item] = []
+        target = self._occurrence_target(series_id, rid, etag, seen=seen)
         if not values:
             return Listed(occurrence_id, etag)  # an occurrence carries no CRM id of its own
+        if "description" in values or "regarding" in values:  # the notes hold both: keep the other one
+            values = {"description": seen[0].values.get("description"), "regarding": seen[0].values.get("regarding"),
+                      **values}
         folder = self._folder("appointment")
         if isinstance(target, tuple):
             item = CalendarItem(account=folder.account, folder=folder, id=target[0], changekey=target[1])
@@ -451,7 +471,9 @@ class EwsPimStore:
         attendees += [("optional", a.mailbox.email_address) for a in (it.optional_attendees or []) if a.mailbox]
         return normalise("appointment", {
             "when": when, "timezone": zone, "subject": it.subject,
-            "location": it.location, "description": self._body(it.body),
+            "location": it.location,
+            "description": split_regarding(self._body(it.body), getattr(it, REGARDING_ATTR, None)),
+            "regarding": getattr(it, REGARDING_ATTR, None),
             "prioritycode": (it.importance or "Normal").lower(),
             "organizer": (it.organizer.email_address or "").lower() or None if it.organizer else None,
             "attendees": parties_text([(r, a or "") for r, a in attendees]),
@@ -462,7 +484,9 @@ class EwsPimStore:
         percent = int(it.percent_complete) if it.percent_complete is not None else None
         done = it.status == _STATUS_DONE or percent == 100
         return normalise("task", {
-            "subject": it.subject, "description": self._body(it.body), "startdate": _date(it.start_date),
+            "subject": it.subject, "regarding": getattr(it, REGARDING_ATTR, None),
+            "description": split_regarding(self._body(it.body), getattr(it, REGARDING_ATTR, None)),
+            "startdate": _date(it.start_date),
             "duedate": _date(it.due_date), "completed": None,  # Exchange sets it itself: not synchronised
             "percentcomplete": 100 if done else percent, "status": "completed" if done else "open",
             "prioritycode": (it.importance or "Normal").lower(),
@@ -515,7 +539,8 @@ class EwsPimStore:
                 names = [values.get("firstname"), values.get("middlename"), values.get("lastname")]
                 item.display_name = " ".join(n for n in names if n) or values.get("emailaddress1") or "?"
         elif entity == "appointment":
-            for name, attr in (("subject", "subject"), ("location", "location"), ("description", "body")):
+            fields += self._notes(entity, item, values, creating)
+            for name, attr in (("subject", "subject"), ("location", "location")):
                 if name in values:
                     setattr(item, attr, values[name])
                     fields.append(attr)
@@ -549,7 +574,8 @@ class EwsPimStore:
                 item.required_attendees = required or None
                 item.optional_attendees = optional or None
         else:
-            for name, attr in (("subject", "subject"), ("description", "body")):
+            fields += self._notes(entity, item, values, creating)
+            for name, attr in (("subject", "subject"),):
                 if name in values:
                     setattr(item, attr, values[name])
                     fields.append(attr)
@@ -568,6 +594,28 @@ class EwsPimStore:
                 item.importance = _IMPORTANCE[values["prioritycode"]]  # type: ignore[index]
                 fields.append("importance")
         return list(dict.fromkeys(fields))
+
+    def _notes(self, entity: str, item: Any, values: Values, creating: bool) -> list[str]:
+        """The body: the description and the regarding line (one of them changing rewrites both)."""
+        if "description" not in values and "regarding" not in values:
+            return []
+        current: dict[str, Optional[str]] = {}
+        if not creating and ("description" not in values or "regarding" not in values):
+            (it,) = self._refetch(entity, item)
+            current = self._event_values(it) if entity == "appointment" else self._task_values(it)
+        description = values["description"] if "description" in values else current.get("description")
+        regarding = values["regarding"] if "regarding" in values else current.get("regarding")
+        item.body = with_regarding(description, regarding)
+        setattr(item, REGARDING_ATTR, regarding or None)
+        return ["body", REGARDING_ATTR]
+
+    def _refetch(self, entity: str, item: Any) -> list[Any]:
+        folder = self._folder(entity)
+        got = list(folder.account.fetch(ids=[(item.id, None)], folder=folder, only_fields=_only(entity)))
+        for it in got:
+            if isinstance(it, Exception):
+                raise it
+        return got
 
     def _current_contact(self, item: Any) -> dict[str, Optional[str]]:
         folder = self._folder("contact")  # given, so exchangelib needs no GetFolder round trip

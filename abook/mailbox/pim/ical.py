@@ -6,6 +6,8 @@
   ``X-ABOOK-TZID`` (a DATE has none).
 * Show-as is TRANSP (OPAQUE busy, TRANSPARENT free); PRIORITY 1 high, 5 normal, 9 low (RFC 5545).
 * Organiser and attendees are ``mailto:`` addresses; ROLE REQ-PARTICIPANT / OPT-PARTICIPANT.
+* The CRM's regarding record: its name as the last line of DESCRIPTION ("Regarding: Acme"), and in
+  ``X-ABOOK-REGARDING``, which tells abook's line from the user's when reading.
 * Tasks: DTSTART and DUE (both DATE or both UTC DATE-TIME), COMPLETED, PERCENT-COMPLETE, STATUS
   (NEEDS-ACTION / IN-PROCESS / COMPLETED).
 Writing keeps what abook does not map (alarms, other clients' properties); categories and the CRM id
@@ -26,14 +28,25 @@ import recurring_ical_events
 
 from abook.mailbox.pim import series
 from abook.mailbox.pim.interfaces import CRMID_PROPERTY
-from abook.mailbox.pim.schema import Values, normalise, parse_moment, parse_parties, parse_when, parties_text
+from abook.mailbox.pim.schema import (
+    Values,
+    normalise,
+    parse_moment,
+    parse_parties,
+    parse_when,
+    parties_text,
+    split_regarding,
+    with_regarding,
+)
 
 PRIORITY_TO_ICAL = {"high": 1, "normal": 5, "low": 9}
 _EVENT_PROPS = ("dtstart", "dtend", "duration", "summary", "location", "description", "priority", "organizer",
-                "attendee", "transp", "x-abook-tzid")
+                "attendee", "transp", "x-abook-tzid", "x-abook-regarding")
 _TODO_PROPS = ("dtstart", "due", "duration", "completed", "percent-complete", "status", "priority", "summary",
-               "description")
+               "description", "x-abook-regarding")
 TZ_PROPERTY = "X-ABOOK-TZID"
+#: the regarding record's name, shown as the last line of DESCRIPTION (schema.with_regarding)
+REGARDING_PROPERTY = "X-ABOOK-REGARDING"
 
 
 def _priority(value: Any) -> Optional[str]:
@@ -119,7 +132,8 @@ def _event_values(comp: Any) -> dict[str, Optional[str]]:
     transp = (_text(comp, "transp") or "OPAQUE").upper()
     return normalise("appointment", {
         "when": when, "timezone": zone, "subject": _text(comp, "summary"), "location": _text(comp, "location"),
-        "description": _text(comp, "description"), "prioritycode": _priority(comp.get("priority")),
+        "description": split_regarding(_text(comp, "description"), _text(comp, REGARDING_PROPERTY)),
+        "regarding": _text(comp, REGARDING_PROPERTY), "prioritycode": _priority(comp.get("priority")),
         "organizer": _address(comp["organizer"]).lower() if comp.get("organizer") is not None else None,
         "attendees": parties_text(attendees), "showas": "free" if transp == "TRANSPARENT" else "busy",
         "uid": _text(comp, "uid"),
@@ -142,7 +156,8 @@ def _todo_values(comp: Any) -> dict[str, Optional[str]]:
     percent = comp.get("percent-complete")
     done = status == "COMPLETED" or (percent is not None and int(percent) >= 100)
     return normalise("task", {
-        "subject": _text(comp, "summary"), "description": _text(comp, "description"),
+        "subject": _text(comp, "summary"), "regarding": _text(comp, REGARDING_PROPERTY),
+        "description": split_regarding(_text(comp, "description"), _text(comp, REGARDING_PROPERTY)),
         "startdate": moment("dtstart"), "duedate": moment("due"), "completed": moment("completed"),
         "percentcomplete": 100 if done else (int(percent) if percent is not None else None),
         "status": "completed" if done else "open", "prioritycode": _priority(comp.get("priority")),
@@ -205,9 +220,10 @@ def _write_event(comp: Any, v: Values) -> None:
             comp.add("dtend", end)
             if v.get("timezone"):
                 comp.add(TZ_PROPERTY, v["timezone"])
-    for name, prop in (("subject", "summary"), ("location", "location"), ("description", "description")):
+    for name, prop in (("subject", "summary"), ("location", "location")):
         if v.get(name):
             comp.add(prop, v[name])
+    _write_notes(comp, v)
     if v.get("organizer"):
         comp.add("organizer", f"mailto:{v['organizer']}")
     for role, address in parse_parties(v.get("attendees")):
@@ -216,13 +232,21 @@ def _write_event(comp: Any, v: Values) -> None:
     comp.add("transp", "TRANSPARENT" if v.get("showas") == "free" else "OPAQUE")
 
 
+def _write_notes(comp: Any, v: Values) -> None:
+    notes = with_regarding(v.get("description"), v.get("regarding"))
+    if notes:
+        comp.add("description", notes)
+    if v.get("regarding"):
+        comp.add(REGARDING_PROPERTY, v["regarding"])
+
+
 def _write_todo(comp: Any, v: Values) -> None:
     for name, prop in (("startdate", "dtstart"), ("duedate", "due"), ("completed", "completed")):
         if v.get(name):
             comp.add(prop, parse_moment(v[name]))  # type: ignore[arg-type]
-    for name, prop in (("subject", "summary"), ("description", "description")):
-        if v.get(name):
-            comp.add(prop, v[name])
+    if v.get("subject"):
+        comp.add("summary", v["subject"])
+    _write_notes(comp, v)
     done = v.get("status") == "completed"
     percent = 100 if done else v.get("percentcomplete")
     if percent is not None:
