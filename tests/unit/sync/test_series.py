@@ -111,3 +111,15 @@ def test_the_window_moves_with_the_calendar(world: World) -> None:
     assert not report.counts.get("unlink") and len(_crm(world)) == 13
     assert len(world.links(entity="appointment")) == 13
     assert world.sync(entities=("appointment",))["appointment"].writes == 0
+
+
+def test_the_window_is_configured_per_deployment() -> None:
+    from abook.config.sync import SyncMailboxTemplate
+    from abook.sync.setup import SyncUser, open_mailbox_blocking
+
+    template = SyncMailboxTemplate.model_validate({
+        "type": "dav", "calendar_url": "http://127.0.0.1:9/{user}/calendar/", "password": "secret",
+        "recurrence_horizon_days": 30, "recurrence_lookback_days": 7})
+    box = open_mailbox_blocking(template, SyncUser("id", "paul", "paul@example.com"))
+    assert (box.horizon_days, box.lookback_days) == (30, 7)  # type: ignore[attr-defined]
+    assert SyncMailboxTemplate.model_validate({"type": "dav", "calendar_url": "http://x/"}).recurrence_horizon_days == 365
