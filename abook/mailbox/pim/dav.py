@@ -263,7 +263,7 @@ class DavMailbox:
     def _read_occurrence(self, series_id: str, rid: str, etag: Optional[str]) -> tuple[requests.Response, series.Window]:
         href = self._href(series_id)
         r = self._request("GET", href, None, {}, ok=(200,), gone=(404, 410))
-        win = self._window()
+        win = series.covering(self._window(), rid)  # it may lie behind the window, linked from before
         items = self._expand(series_id, r.text, win) or []
         item = next((it for it in items if it.id == series.occurrence_id(series_id, rid)), None)
         if item is None:

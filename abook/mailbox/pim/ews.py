@@ -48,6 +48,7 @@ from exchangelib.protocol import BaseProtocol
 from exchangelib.services import SyncFolderItems
 from exchangelib.transport import BASIC, DIGEST, NTLM
 from exchangelib.version import Build, Version
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import EwsOptions
@@ -133,6 +134,7 @@ def _only(entity: str) -> list[str]:
 
 @implementer(IPimStore)
 class EwsPimStore:
+    log = Logger()
     entities = ("contact", "appointment", "task")
 
     def __init__(self, options: EwsOptions, address: str, username: str, password: str, *, timeout: float = 30.0,
@@ -363,7 +365,11 @@ class EwsPimStore:
                                                  values.get("timezone"))
             by_id = {e.id: self._event_values(e) for e in self._fetch(list(exceptions.values()))} if exceptions else {}
             modified = {rid: by_id[i] for rid, i in exceptions.items() if i in by_id}
-            out[it.id] = ews_series.expand_master(it.id, it, values, tuple(it.categories or ()), modified, win)
+            try:
+                out[it.id] = ews_series.expand_master(it.id, it, values, tuple(it.categories or ()), modified, win)
+            except (ValueError, KeyError, TypeError) as e:  # a pattern abook cannot read: one item, not the listing
+                self.log.warn("{address}: cannot expand a recurring series: {error}", address=self._address,
+                              error=str(e)[:200])
         return out
 
     def _occurrence_target(self, series_id: str, rid: str, etag: Optional[str], must_exist: bool = True,
@@ -371,7 +377,7 @@ class EwsPimStore:
         """The id to write one occurrence through: its exception's ItemId, or an OccurrenceItemId on the master."""
         from exchangelib.properties import OccurrenceItemId
 
-        found = self._expand([series_id], self._window()).get(series_id) or []
+        found = self._expand([series_id], series.covering(self._window(), rid)).get(series_id) or []
         item = next((it for it in found if it.id == series.occurrence_id(series_id, rid)), None)
         if item is None:
             if must_exist:
@@ -408,7 +414,7 @@ class EwsPimStore:
             item = CalendarItem(account=folder.account, folder=folder, _id=target)
         fields = self._apply("appointment", item, dict(values), creating=False)
         item.save(update_fields=fields, send_meeting_invitations=SEND_TO_NONE)
-        found = self._expand([series_id], self._window()).get(series_id) or []
+        found = self._expand([series_id], series.covering(self._window(), rid)).get(series_id) or []
         current = next((it for it in found if it.id == occurrence_id), None)
         if current is None:
             raise ItemGone(f"{self._address}: the occurrence is no longer there")

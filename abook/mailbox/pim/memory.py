@@ -265,7 +265,7 @@ class MemoryMailbox:
         return series.window(self.clock(), self.horizon_days, self.lookback_days)
 
     def _listed(self, entity: str, item_id: str, s: _Stored, win: Optional[series.Window]) -> list[Listed]:
-        if s.rrule and win is not None:
+        if s.rrule and win is not None and s.values.get("when"):
             return [Listed(it.id, it.etag) for it in self._occurrences(item_id, s, win)]
         return [Listed(item_id, s.etag)]
 
@@ -287,7 +287,8 @@ class MemoryMailbox:
 
     def _update_occurrence(self, entity: str, series_id: str, rid: str, etag: str, values: Values) -> Listed:
         s = self.items[entity].get(series_id)
-        found = [it for it in self._occurrences(series_id, s, self._window(entity))
+        win = series.covering(self._window(entity), rid)  # type: ignore[arg-type]
+        found = [it for it in self._occurrences(series_id, s, win)
                  if it.id == series.occurrence_id(series_id, rid)] if s is not None and s.rrule else []
         if not found or s is None:
             raise ItemGone(f"{entity} {series_id} has no occurrence {rid}")

@@ -54,6 +54,13 @@ def window(now: datetime, horizon_days: int = HORIZON_DAYS, lookback_days: int =
     return Window(today - timedelta(days=lookback_days), today + timedelta(days=horizon_days))
 
 
+def covering(win: Window, rid: str) -> Window:
+    """``win`` widened to hold the occurrence ``rid`` (a write to an occurrence behind the window)."""
+    original = parse_rid(rid)
+    day = datetime.combine(original.date() if isinstance(original, datetime) else original, time(0), timezone.utc)
+    return Window(min(win.start, day), max(win.end, day + timedelta(days=1)))
+
+
 def rid_text(original_start: date | datetime) -> str:
     if isinstance(original_start, datetime):
         t = original_start if original_start.tzinfo is not None else original_start.replace(tzinfo=timezone.utc)
@@ -108,7 +115,7 @@ def expand(rule: str, start: date | datetime, end: date | datetime, zone: Option
     duration = end - start  # type: ignore[operator]
     out: list[tuple[str, date | datetime, date | datetime]] = []
     if isinstance(start, datetime):
-        tz = ZoneInfo(zone) if zone else timezone.utc
+        tz = _zone(zone)
         local = start.astimezone(tz).replace(tzinfo=None)
         rule_set = rrulestr(rule, dtstart=local, forceset=True)
         lo = win.start.astimezone(tz).replace(tzinfo=None) - abs(duration)
@@ -130,6 +137,13 @@ def expand(rule: str, start: date | datetime, end: date | datetime, zone: Option
             continue
         out.append((rid, d, d + duration))
     return out
+
+
+def _zone(name: Optional[str]) -> ZoneInfo | timezone:
+    try:
+        return ZoneInfo(name) if name else timezone.utc
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return timezone.utc
 
 
 def keep_past(listing: dict[str, str], linked: Mapping[str, str], extra: Mapping[str, str]) -> None:

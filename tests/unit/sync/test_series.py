@@ -111,6 +111,11 @@ def test_the_window_moves_with_the_calendar(world: World) -> None:
     assert not report.counts.get("unlink") and len(_crm(world)) == 13
     assert len(world.links(entity="appointment")) == 13
     assert world.sync(entities=("appointment",))["appointment"].writes == 0
+    first = _crm(world)[0]  # 1 October: behind the window now, still linked; a CRM edit still reaches it
+    world.edit_activity(first.id, location="Archive")
+    report = world.sync(entities=("appointment",))["appointment"]
+    assert not report.failed and report.counts == {"update": 1}
+    assert box.items["appointment"][item].overrides["20261001T070000Z"]["location"] == "Archive"
 
 
 def test_the_window_is_configured_per_deployment() -> None:
