@@ -87,6 +87,8 @@ class DavMailbox:
         changes = self._changes(entity, server_token if token and day == win.day else None)
         listed: list[Listed] = []
         deleted = list(changes.deleted)
+        for gone in deleted:
+            self._series.pop(gone, None)
         for i in range(0, len(changes.changed), 100):
             chunk = changes.changed[i:i + 100]
             occurrences = self._occurrences({x.id: x.etag for x in chunk if not self._known_single(x, win)}, win)
