@@ -76,9 +76,39 @@ def test_an_exchange_series_comes_in_one_record_per_occurrence(ews_pim_responder
     box.calls.clear()
     assert w.sync(entities=("appointment",))["appointment"].writes == 0 and not box.writes()
 
+    # the CRM deletes that occurrence (pending, organised here): its exception goes, the master lists it deleted
+    w.delete(models.Activity, ids["10-27"])
+    box.calls.clear()
+    report = w.sync(entities=("appointment",))["appointment"]
+    assert not report.failed and report.counts == {"delete_mailbox": 1} and box.writes() == ["delete"]
+    deleted = ews_pim_responder.pim[master].element.find(_t("DeletedOccurrences"))
+    assert sorted(d.findtext(_t("Start")) for d in deleted) == ["2026-10-20T07:00:00Z", "2026-10-27T08:00:00Z"]
+    box.calls.clear()
+    assert w.sync(entities=("appointment",))["appointment"].writes == 0 and not box.writes()
+    assert len(_crm(w)) == 3
+
     # Outlook deletes the 10 November occurrence: the organiser's pending appointment is deleted in the CRM
     ews_pim_responder.user_delete_occurrence(master, 5)
     report = w.sync(entities=("appointment",))["appointment"]
-    assert report.counts == {"delete_crm": 1} and [r[0] for r in _crm(w)] == ["10-13 09:00", "10-27 09:00",
-                                                                             "11-03 11:30"]
+    assert report.counts == {"delete_crm": 1} and [r[0] for r in _crm(w)] == ["10-13 09:00", "11-03 11:30"]
     w.store.dispose()
+
+
+def test_an_occurrence_is_deleted_by_its_index(ews_pim_responder: PimResponder) -> None:
+    """An occurrence that is no exception is deleted through an OccurrenceItemId (master + instance index)."""
+    box = EwsPimHarness(ews_pim_responder)
+    box.clock = lambda: datetime(2026, 10, 1, 12, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 13, 9, 0, tzinfo=BERLIN)
+    master = box.user_create("appointment", {
+        "when": f"{start.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}/"
+                f"{(start + timedelta(hours=1)).astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
+        "timezone": "Europe/Berlin", "subject": "Weekly review"})
+    ews_pim_responder.make_recurring(master, WEEKLY)
+    listed = {x.id: x.etag for x in box.changes_blocking("appointment", None).changed}
+    third = f"{master}#20261027T080000Z"  # after the DST change: 08:00 UTC
+    assert len(listed) == 5 and third in listed
+    box.delete_blocking("appointment", third, listed[third])
+    deleted = ews_pim_responder.pim[master].element.find(_t("DeletedOccurrences"))
+    assert [d.findtext(_t("Start")) for d in deleted] == ["2026-10-27T08:00:00Z"]
+    after = {x.id for x in box.changes_blocking("appointment", None).changed}
+    assert after == set(listed) - {third}
