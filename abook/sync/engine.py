@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from abook.monitor import metrics
 from abook.errors import NotFound
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
+from abook.mailbox.pim import series
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, StaleItem
 from abook.mailbox.pim.schema import value_hash
 from abook.store import Store
@@ -222,14 +223,16 @@ class SyncEngine:
 
     @staticmethod
     def _listing(links: list[LinkRecord], changes: Changes) -> dict[str, str]:
+        linked = {link.mailbox_id: link.mailbox_etag or "" for link in links
+                  if link.state in LISTED and link.mailbox_id}
         if changes.complete:
-            return {x.id: x.etag for x in changes.changed}
-        listing = {link.mailbox_id: link.mailbox_etag or "" for link in links
-                   if link.state in LISTED and link.mailbox_id}
-        for gone in changes.deleted:
-            listing.pop(gone, None)
-        for x in changes.changed:
-            listing[x.id] = x.etag
+            listing = {x.id: x.etag for x in changes.changed}
+        else:
+            listing = dict(linked)
+            series.drop_series(listing, changes.deleted)  # a deleted item, or all of a series' occurrences
+            for x in changes.changed:
+                listing[x.id] = x.etag
+        series.keep_past(listing, linked, changes.extra)  # occurrences behind the window are history
         return listing
 
 
