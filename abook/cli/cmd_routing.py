@@ -15,7 +15,7 @@ from abook.routing.state import enable_mailbox_txn
 from abook.routing.status import router_status_txn
 from abook.routing.unpolled import Polling, unpolled_txn
 from abook.store.daemons import daemons_txn
-from abook.store.models import EmailStatus
+from abook.store.enums import EmailStatus
 
 
 

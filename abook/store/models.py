@@ -14,9 +14,7 @@ Indexes serve the queries of the layers above:
 
 from __future__ import annotations
 
-import enum
-import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import (
@@ -36,68 +34,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# The codes live in enums.py; they are named here too so ``from abook.store.models import State`` keeps working
+# inside the store.
+from abook.store.enums import (  # noqa: F401
+    ADDRESS_BOOK_MATCHING,
+    BU_OWNED,
+    ENTITIES,
+    INCOMING_METHODS,
+    OUTGOING_METHODS,
+    TRACKING_OPTIONS,
+    USER_OWNED,
+    EmailStatus,
+    ParticipationType,
+    ReadDepth,
+    State,
+)
+from abook.store.keys import new_id, utcnow  # noqa: F401
 
 
 class Base(DeclarativeBase):
     pass
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Enumerations (stored as their value: small ints where the CRM uses codes, short strings elsewhere)
-
-
-class State(enum.IntEnum):
-    active = 0
-    inactive = 1
-
-
-class ReadDepth(enum.IntEnum):
-    """A security role's read privilege depth for one entity. Wider is larger."""
-
-    none = 0
-    user = 1
-    business_unit = 2
-    parent_child = 3
-    organisation = 4
-
-
-class EmailStatus(enum.IntEnum):
-    draft = 1
-    completed = 2
-    sent = 3
-    received = 4
-    canceled = 5
-    pending_send = 6
-    sending = 7
-    failed = 8
-
-
-class ParticipationType(enum.IntEnum):
-    sender = 1
-    to = 2
-    cc = 3
-    bcc = 4
-    required_attendee = 5
-    optional_attendee = 6
-    organiser = 7
-    owner = 9
-
-
-ENTITIES = ("account", "contact", "lead", "queue", "systemuser", "equipment")
-USER_OWNED = ("account", "contact", "lead")
-BU_OWNED = ("queue", "systemuser", "equipment")
-
-ADDRESS_BOOK_MATCHING = ("synchronised", "all")
-TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
-INCOMING_METHODS = ("router", "forward", "client", "none")
-OUTGOING_METHODS = ("router", "client", "none")
 
 
 # ---------------------------------------------------------------------------------------------------------

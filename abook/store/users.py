@@ -268,3 +268,15 @@ def change_roles_txn(session: Session, name: str, grant: Iterable[str] = (), rev
     return _info(session, user)
 
 
+
+
+#: what ``new_user_default`` answers for a column a new user gets no fixed value for
+NO_DEFAULT = object()
+
+
+def new_user_default(column: str) -> Any:
+    """The value a new user is created with in ``column`` (the mapping's scalar default), or NO_DEFAULT."""
+    col = SystemUser.__table__.c.get(column)
+    if col is None or col.default is None or not col.default.is_scalar:
+        return NO_DEFAULT
+    return col.default.arg

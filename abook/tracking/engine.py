@@ -41,7 +41,8 @@ from abook.config.model import TrackingConfig
 from abook.store import ensure_transaction
 from abook.store import owners, replies
 from abook.store import tracking as store
-from abook.store.models import EmailStatus, new_id
+from abook.store.enums import EmailStatus
+from abook.store.keys import new_id
 from abook.tracking.api import TrackRequest, TrackResult
 from abook.tracking.headers import Head, read_head
 from abook.tracking.parse import ParsedMessage, Part, Unreadable, parse_message

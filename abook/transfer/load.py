@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from abook.passwords import hash_password, verify_password
 from abook.store import models
-from abook.store.models import utcnow
+from abook.store.keys import utcnow
 from abook.transfer import fields
 from abook.transfer.fields import KEEP_IF_ABSENT, SPECS, TABLES, comparable
 from abook.transfer.ldif import LdifError
