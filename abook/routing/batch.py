@@ -30,7 +30,7 @@ from abook.store.models import MailArrival, MailboxState
 from abook.tracking.api import Owner, TrackRequest, TrackResult, track_many_txn, track_txn
 from abook.tracking.bulk import BATCH_MESSAGE_BYTES
 from abook.tracking.engine import head_of_parsed, record_untracked_txn
-from abook.tracking.headers import Head, head_of, read_head
+from abook.mailbox.headers import Head, head_of, read_head
 from abook.tracking.parse import ParsedMessage, Unreadable, parse_message, read
 
 _log = Logger(namespace="abook.routing.batch")

@@ -44,7 +44,7 @@ from abook.store import tracking as store
 from abook.store.enums import EmailStatus
 from abook.store.keys import new_id
 from abook.tracking.api import TrackRequest, TrackResult
-from abook.tracking.headers import Head, read_head
+from abook.mailbox.headers import Head, read_head
 from abook.tracking.parse import ParsedMessage, Part, Unreadable, parse_message
 from abook.tracking.parties import build_parties, lookup_keys
 from abook.tracking.tokens import find_tokens, format_token
