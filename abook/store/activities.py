@@ -39,7 +39,8 @@ from abook.store.models import (
     SystemUser,
     user_roles,
 )
-from abook.store.security import business_unit_subtree_txn, user_ids_for_name_txn
+from abook.store.owners import user_ids_for_name_txn
+from abook.store.security import business_unit_subtree_txn
 from abook.store.tracking import resolve_addresses_txn
 
 #: party role name -> CRM participation type

@@ -59,6 +59,16 @@ TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
 INCOMING_METHODS = ("router", "forward", "client", "none")
 OUTGOING_METHODS = ("router", "client", "none")
 
+#: entity name -> (primary email field, other email fields)
+EMAIL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "account": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "contact": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "lead": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "queue": ("emailaddress", ()),
+    "systemuser": ("internalemailaddress", ("personalemailaddress",)),
+    "equipment": ("emailaddress", ()),
+}
+
 
 #: the activity types abook keeps besides email (``Activity.activitytypecode``)
 ACTIVITY_KINDS = ("appointment", "task", "fax", "letter", "phonecall")

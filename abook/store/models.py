@@ -39,6 +39,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from abook.store.enums import (  # noqa: F401
     ADDRESS_BOOK_MATCHING,
     BU_OWNED,
+    EMAIL_FIELDS,
     ENTITIES,
     INCOMING_METHODS,
     OUTGOING_METHODS,
@@ -279,15 +280,6 @@ ENTITY_MODELS: dict[str, type[Base]] = {
     "equipment": Equipment,
 }
 
-#: entity name -> (primary email field, other email fields)
-EMAIL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "account": ("emailaddress1", ("emailaddress2", "emailaddress3")),
-    "contact": ("emailaddress1", ("emailaddress2", "emailaddress3")),
-    "lead": ("emailaddress1", ("emailaddress2", "emailaddress3")),
-    "queue": ("emailaddress", ()),
-    "systemuser": ("internalemailaddress", ("personalemailaddress",)),
-    "equipment": ("emailaddress", ()),
-}
 
 
 # Case-insensitive address lookup across every email field of every entity is an index probe.
