@@ -1,6 +1,6 @@
 """Appointments, tasks, faxes, letters and phone calls: create, read, change, delete, list.
 
-The rows are ``Activity`` (``models.py``, shared with email) and their ``ActivityParty`` rows: an
+The rows are ``Activity`` (``models/activities.py``, shared with email) and their ``ActivityParty`` rows: an
 appointment's organiser and required/optional attendees, a phone call's or letter's sender and
 recipient. A party is a CRM record (user, contact, account, lead) when its address resolves to one,
 else an unresolved address, exactly as tracked email is. A recurring appointment is one record per

@@ -1,6 +1,6 @@
 """Codes and names stored in the tables (record state, read depth, email status, party roles, mail settings),
 of the activities and of synchronisation, kept apart from the mappings that use them: the layers above
-import them from here, never from ``models.py``.
+import them from here, never from ``models``.
 
 Activity codes follow Microsoft Dynamics CRM 4.0: ``statecode`` Open 0, Completed 1, Canceled 2 and, for
 appointments only, Scheduled 3; ``prioritycode`` Low 0, Normal 1, High 2.

@@ -1,6 +1,6 @@
 """The LDIF/CSV shape of every exported table: which attribute carries which column, and value syntax.
 
-Derived from the tables' columns (``store/bulk.columns``), so a column added to ``store/models.py`` travels
+Derived from the tables' columns (``store/bulk.columns``), so a column added to ``store/models/`` travels
 without a change here. Columns
 keep their model names (the CRM's: ``emailaddress1``, ``address1_city``, ``statecode``, ...) except the
 reference columns, which take the CRM's lookup names (``ownerid``, ``parentcustomerid``, ...), the record
