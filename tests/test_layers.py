@@ -11,13 +11,15 @@ from pathlib import Path
 
 from tests.helpers import REPO
 
-LINT = str(Path(sys.executable).with_name("lint-imports"))
+#: ``lint-imports``, run by this interpreter (whichever virtual environment it is in)
+LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+        "sys.exit(lint_imports_command())"]
 
 
 def lint(package_parent: Path) -> subprocess.CompletedProcess[str]:
     """Run lint-imports with the repository's contracts over the ``abook`` package found in package_parent."""
     env = {**os.environ, "PYTHONPATH": str(package_parent)}
-    return subprocess.run([LINT, "--config", str(REPO / "pyproject.toml"), "--no-cache"], cwd=package_parent,
+    return subprocess.run([*LINT, "--config", str(REPO / "pyproject.toml"), "--no-cache"], cwd=package_parent,
                           env=env, capture_output=True, text=True, timeout=300)
 
 
