@@ -16,7 +16,7 @@ from ldaptor.protocols.ldap import ldaperrors
 from twisted.internet import defer
 
 from abook.directory import matching
-from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, VlvResult
 from abook.server import controls as ctl
 from abook.server import encode, rootdse, strict
 from abook.server.decode import text
@@ -59,6 +59,10 @@ class SearchOperations:
             ctl.check_critical(controls, ctl.SUPPORTED)
             return special
         sc = ctl.search_controls(controls)
+        if sc.vlv is not None:
+            refused = vlv_refusal(sc)
+            if refused is not None:
+                return refused
         limits = self._limits
         if sc.page_size is not None and sc.page_size == 0:
             # RFC 2696: size 0 abandons the paged search the cookie names
@@ -92,6 +96,7 @@ class SearchOperations:
             sort_critical=sc.sort_critical,
             filter_wire=getattr(request, "abook_filter_wire", None),
             requester=self._requester(),
+            vlv=sc.vlv,
         )
         # entries that come as values (not pre-encoded by the directory: containers, other directories)
         # go through the encoder's cache, except in a paged download, which passes every entry once
@@ -117,6 +122,9 @@ class SearchOperations:
                     self._paged_sent[result.cookie] = before + sent[0]
             if spec.sort is not None:
                 response_controls.append(ctl.sort_response(result.sort_result or 0))
+            if spec.vlv is not None:  # without a result the sort failed (critical): no list to view
+                response_controls.append(ctl.vlv_response(
+                    result.vlv or VlvResult(0, 0, ldaperrors.LDAPUnwillingToPerform.resultCode)))
             code = result.result_code
             if sc.sort_critical and result.sort_result not in (None, 0) and code == 0:
                 code = ldaperrors.LDAPUnavailableCriticalExtension.resultCode  # RFC 2891 1.2: could not sort
@@ -172,6 +180,19 @@ class SearchOperations:
             return Response(encode.result(0x6F, code))
 
         return d.addCallback(done)
+
+
+def vlv_refusal(sc: ctl.SearchControls) -> Response | None:
+    """The answer to a VLV request that cannot be served at all, as OpenLDAP's sssvlv answers it: without
+    a sort control, virtualListViewError (76) with sortControlMissing (60) in the response control; with
+    paged results, unwillingToPerform (53)."""
+    if sc.page_size is not None:
+        return Response(encode.result(0x65, ldaperrors.LDAPUnwillingToPerform.resultCode, b"",
+                                      b"VLV cannot be combined with paged results"))
+    if sc.sort is None:
+        return Response(encode.result(0x65, ctl.VLV_ERROR, b"", b"the VLV control needs a server-side sort control"),
+                        encode.controls([ctl.vlv_response(VlvResult(0, 0, ctl.SORT_CONTROL_MISSING))]))
+    return None
 
 
 def smaller(client: int | float, server: int | float) -> int | float:
