@@ -8,7 +8,9 @@ PostgreSQL the key compares byte-wise (``COLLATE "C"``), as SQLite's does, so bo
 0007_vlv_sort) both use it, so the expressions agree and the database can walk the index in order. Each
 index holds the key, the id (the tie-breaker of every sorted query) and the columns the visibility
 predicate reads (state, owner, owning business unit, primary email), so counting a user's list and
-skipping to a window read the index alone.
+skipping to a window read the index alone. On PostgreSQL those columns are ``INCLUDE`` columns: the
+planner can read them in an index-only scan but never picks the index for a condition on them (with
+them as key columns it chose a full scan of this index over the trigram index for contains-searches).
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ def statements(dialect: str) -> list[str]:
     for entity, fields in _INDEXED.items():
         for field in fields:
             key = sort_key_sql(entity, field, dialect, "")
-            cols = ", ".join([key if dialect == "sqlite" else f"({key})", *_covering(entity)])
+            if dialect == "sqlite":
+                cols = ", ".join([key, *_covering(entity)])
+            else:  # visibility columns as INCLUDE: an index-only count, never a condition for other searches
+                cols = f"({key}), id) INCLUDE ({', '.join(_covering(entity)[1:])}"
             out.append(f'CREATE INDEX {index_name(entity, field)} ON "{entity}" ({cols})')
     return out
 
