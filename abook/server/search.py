@@ -128,6 +128,8 @@ class SearchOperations:
             code = result.result_code
             if sc.sort_critical and result.sort_result not in (None, 0) and code == 0:
                 code = ldaperrors.LDAPUnavailableCriticalExtension.resultCode  # RFC 2891 1.2: could not sort
+            elif spec.vlv is not None and result.vlv is None and code == 0:
+                code = ctl.VLV_ERROR  # a directory that cannot view lists
             op = encode.result(0x65, code, result.matched_dn, result.message)
             return Response(op, encode.controls(response_controls))
 

@@ -8,8 +8,9 @@ in (sort keys, id) order. One pool call, one transaction, so the count, the targ
 * the target by offset: the draft's scaling of the client's offset to the server's count
   (``target_by_offset``, as OpenLDAP's sssvlv answers it); by ``greaterThanOrEqual``: ``count(*)`` of
   the records whose first sort key comes before the folded assertion value, plus one;
-* the window: ``ORDER BY keys, id LIMIT n OFFSET k``, walked from the nearer end of the list (a window
-  in the second half is read in reverse order and turned round), so at most half the list is skipped.
+* the window: the ids of ``ORDER BY keys, id LIMIT n OFFSET k`` (several books: a UNION ALL of their
+  keys and ids, merged), walked from the nearer end of the list (a window in the second half is read in
+  reverse order and turned round, so at most half the list is skipped), then those rows by id.
 
 The sort key expressions are the ones ``store.vlv_index`` indexes (with the visibility columns, so count
 and skip read the index only). Nothing here holds more than the window's rows.
@@ -59,8 +60,17 @@ def window(target: int, before: int, after: int, count: int, cap: int) -> tuple[
     return first, last
 
 
+_JOIN = re.compile(r"\s+LEFT OUTER JOIN\s+\S+\s+AS\s+(\w+)\s+ON\s+.*?(?=\s+LEFT OUTER JOIN\s+|$)")
+
+
 def _from_where(q: RecordQuery) -> str:
+    """``FROM ... WHERE ...`` of a record query, without the joins its WHERE clause does not read.
+
+    An entity's joins (``entries.EntityView``) are LEFT OUTER JOINs to a parent row by its primary key:
+    they never change which rows or how many, so counting and skipping need only the ones the filter
+    reads, and then the database walks the sort key index alone, not the table row by row."""
     from_ = re.split(r"\s+FROM\s+", q.select, maxsplit=1)[1]
+    from_ = _JOIN.sub(lambda m: m.group(0) if f"{m.group(1)}." in q.where else "", from_)
     return f"FROM {from_} WHERE ({q.where})"
 
 
@@ -74,28 +84,31 @@ def before_value_sql(q: RecordQuery, value: str) -> tuple[str, tuple]:
     return f"SELECT count(*) {_from_where(q)} AND {q.keys[0]} {op} {q.placeholder}", q.params + (value,)
 
 
-def slice_sql(q: RecordQuery, skip: int, n: int, backwards: bool = False) -> tuple[str, tuple]:
-    """``n`` records after skipping ``skip``, in the list's order (``backwards``: from its end)."""
-    order = [f"{k} DESC" if rev != backwards else k for k, rev in zip(q.keys, q.reverse)]
-    order.append(f"{q.id_column} DESC" if backwards else q.id_column)
-    return f"{q.select} WHERE {q.where} ORDER BY {', '.join(order)} LIMIT {int(n)} OFFSET {int(skip)}", q.params
-
-
 def union_sql(queries: Sequence[RecordQuery], skip: int, n: int, backwards: bool = False) -> tuple[str, tuple]:
-    """(segment, id) of ``n`` records after skipping ``skip`` of the books' lists merged in sort order.
-    The queries' keys line up (``QueryPlanner.align``): the same number, the same directions."""
+    """(segment, id) of ``n`` records after skipping ``skip`` of the books' lists merged in sort order
+    (one book: its list). The queries' keys line up (``QueryPlanner.align``): the same number and
+    directions."""
+    def direction(rev: bool) -> str:
+        return " DESC" if rev != backwards else ""
+
+    if len(queries) == 1:  # ordered by the index's own expressions: SQLite reads the ids from the index
+        q = queries[0]
+        order = [k + direction(rev) for k, rev in zip(q.keys, q.reverse)] + [q.id_column + direction(False)]
+        return (f"SELECT 0, {q.id_column} {_from_where(q)} ORDER BY {', '.join(order)} "
+                f"LIMIT {int(n)} OFFSET {int(skip)}", q.params)
     arms, params = [], ()
     for i, q in enumerate(queries):
         keys = "".join(f", {k} AS k{j}" for j, k in enumerate(q.keys))
         arms.append(f"SELECT {i} AS seg, {q.id_column} AS id{keys} {_from_where(q)}")
         params += q.params
-    order = [f"{j + 3} {'DESC' if rev != backwards else 'ASC'}" for j, rev in enumerate(queries[0].reverse)]
-    order += [f"2 {'DESC' if backwards else 'ASC'}", f"1 {'DESC' if backwards else 'ASC'}"]
+    # ids are unique across books (random UUIDs), so (keys, id) orders the merged list completely
+    order = [f"{j + 3}{direction(rev)}" for j, rev in enumerate(queries[0].reverse)] + [f"2{direction(False)}"]
     return f"{' UNION ALL '.join(arms)} ORDER BY {', '.join(order)} LIMIT {int(n)} OFFSET {int(skip)}", params
 
 
 def _merged(cur: Any, queries: list[RecordQuery], skip: int, n: int, backwards: bool) -> list[tuple[RecordQuery, Any]]:
-    """The rows of a merged window, in the union's order: which ones from the union, then each book's by id."""
+    """The rows of a window, in the list's order: which ones from the sort keys and ids (the index alone),
+    then each book's rows by id (only the window's rows are read from the tables)."""
     cur.execute(*union_sql(queries, skip, n, backwards))
     picked = [(int(seg), ident) for seg, ident, *_ in cur.fetchall()]
     rows: dict[tuple[int, Any], Any] = {}
@@ -171,12 +184,7 @@ def window_txn(
         if hi >= lo:
             backwards = lo - 1 > nr - hi  # nearer the end: skip from there
             skip, n = (nr - hi if backwards else lo - 1), hi - lo + 1
-            if len(queries) == 1:
-                q = queries[0][0]
-                cur.execute(*slice_sql(q, skip, n, backwards))
-                rows = [(q, row) for row in cur.fetchall()]
-            else:
-                rows = _merged(cur, [q for q, _ in queries], skip, n, backwards)
+            rows = _merged(cur, [q for q, _ in queries], skip, n, backwards)
             if backwards:
                 rows.reverse()
             out.extend(q.convert(row)[0] for q, row in rows)

@@ -6,9 +6,10 @@ PostgreSQL the key compares byte-wise (``COLLATE "C"``), as SQLite's does, so bo
 
 ``sort_key_sql`` writes the key; the directory's queries and the ``ix_dir_vlv_*`` indexes (migration
 0007_vlv_sort) both use it, so the expressions agree and the database can walk the index in order. Each
-index holds the key, the id (the tie-breaker of every sorted query) and the columns the visibility
-predicate reads (state, owner, owning business unit, primary email), so counting a user's list and
-skipping to a window read the index alone. On PostgreSQL those columns are ``INCLUDE`` columns: the
+index holds the key, the id (the tie-breaker of every sorted query), the columns the visibility
+predicate reads (state, owner, owning business unit, primary email) and the columns the key is computed
+from (SQLite counts an index as covering only if it holds every column an expression reads), so counting
+a user's list, counting the entries before a value and skipping to a window read the index alone. On PostgreSQL those columns are ``INCLUDE`` columns: the
 planner can read them in an index-only scan but never picks the index for a condition on them (with
 them as key columns it chose a full scan of this index over the trigram index for contains-searches).
 """
@@ -50,10 +51,13 @@ def missing_key_sql(dialect: str) -> str:
     return f"'{HIGH}'" if dialect == "sqlite" else f"'{HIGH}' COLLATE \"C\""
 
 
-def _covering(entity: str) -> list[str]:
+def _covering(entity: str, field: str) -> list[str]:
+    """The id, the visibility predicate's columns and the columns the key is computed from."""
     cols = ["id", "statecode"]
     cols += ["business_unit_id"] if entity in _BU_OWNED else ["owner_id", "owningbusinessunit_id"]
-    return cols + [EMAIL_FIELDS[entity][0]]
+    cols.append(EMAIL_FIELDS[entity][0])
+    sources = (["fullname", "firstname", "lastname"] if entity in search_index.PEOPLE else ["name"]) if field == "cn" else [field]
+    return cols + [c for c in sources if c not in cols]
 
 
 def index_name(entity: str, field: str) -> str:
@@ -66,9 +70,9 @@ def statements(dialect: str) -> list[str]:
         for field in fields:
             key = sort_key_sql(entity, field, dialect, "")
             if dialect == "sqlite":
-                cols = ", ".join([key, *_covering(entity)])
+                cols = ", ".join([key, *_covering(entity, field)])
             else:  # visibility columns as INCLUDE: an index-only count, never a condition for other searches
-                cols = f"({key}), id) INCLUDE ({', '.join(_covering(entity)[1:])}"
+                cols = f"({key}), id) INCLUDE ({', '.join(_covering(entity, field)[1:])}"
             out.append(f'CREATE INDEX {index_name(entity, field)} ON "{entity}" ({cols})')
     return out
 
