@@ -15,8 +15,8 @@ refused with unwillingToPerform). Unpaged searches stream in keyset batches of `
 ``send_entry`` returns a Deferred (a slow reader's buffer is full) the walk waits for it, so a whole-book
 download costs about one batch of memory. Server-side sort works on any served attribute within one
 book; across books it answers sortResult unwillingToPerform (53), noSuchAttribute (16) for an unknown
-attribute. Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running
-statement. Base ``""`` with scope one-level finds the suffix entry, subtree the whole tree (Apple).
+attribute; a Virtual List View window (``directory/vlv.py``) merges several books. Cancelling the
+Deferred (abandon, time limit, lost connection) interrupts the running statement. Base ``""`` with scope one-level finds the suffix entry, subtree the whole tree (Apple).
 ``spec.time_limit`` stops a running statement (timeLimitExceeded, 3), ``cost_limit`` bounds each batch's
 CPU (adminLimitExceeded, 11), and a ``scheduler`` (``abook/scheduling.py``) shares the ``db`` pool fairly
 between ``spec.requester`` values. A base DN naming no visible entry fails with noSuchObject (32), its

@@ -7,10 +7,12 @@ window, in one transaction on the ``db`` pool (through the fair queue like any b
 stateless: the context ID it returns names the request (a hash of base, filter, attributes, user and
 sort keys) and a context ID sent back is accepted and not needed.
 
-Limits: the window is at most the search's size limit (then sizeLimitExceeded, 4, after the entries)
-and at most ``MAX_WINDOW`` entries. Sorting across several books is not offered (as for a plain sorted
-search): the VLV response then carries unwillingToPerform (53) and the search ends with
-virtualListViewError (76), as it does for an offset outside the list (offsetRangeError, 61).
+Unlike a plain sorted search, the list may span several books (base ``o=crm``, Outlook's default): their
+records are merged in sort order (``QueryPlanner.align`` lines their sort keys up). Limits: the window is
+at most the search's size limit (then sizeLimitExceeded, 4, after the entries) and at most ``MAX_WINDOW``
+entries. A sort that cannot be done (an unknown attribute or ordering rule) ends the search with
+virtualListViewError (76) and unwillingToPerform (53) in the VLV response, as an offset outside the list
+does with offsetRangeError (61).
 """
 
 from __future__ import annotations

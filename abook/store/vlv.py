@@ -1,8 +1,8 @@
 """Virtual List View windows in the database: count the list, find the target, fetch only the window.
 
-A VLV list (draft-ietf-ldapext-ldapv3-vlv-09) is a search's sorted result: the segments a search walks
-(``store.directory.walk_txn``), container entries first as the walk meets them, then one book's records
-in (sort keys, id) order. One pool call, one transaction, so the count, the target and the window agree:
+A VLV list (draft-ietf-ldapext-ldapv3-vlv-09) is a search's sorted result: of the segments a search walks
+(``store.directory.walk_txn``), the container entries first as the walk meets them, then the records in
+(sort keys, id) order, several books' records merged. One pool call, one transaction, so the count, the target and the window agree:
 
 * ``contentCount``: ``count(*)`` per record segment, with the same visibility and filter as the search;
 * the target by offset: the draft's scaling of the client's offset to the server's count
