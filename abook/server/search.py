@@ -20,7 +20,7 @@ from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, VlvResult
 from abook.server import controls as ctl
 from abook.server import encode, rootdse, strict
 from abook.server.decode import text
-from abook.server.dispatch import Response
+from abook.server.dispatch import Response, message_text
 
 
 class SearchOperations:
@@ -138,7 +138,10 @@ class SearchOperations:
                 timer.cancel()
             return result
 
-        return d.addBoth(stop_timer).addCallback(done)
+        d.addBoth(stop_timer).addCallback(done)
+        if spec.vlv is not None:
+            d.addErrback(vlv_failed)
+        return d
 
     def _requester(self) -> tuple:
         """Whose share of the database a search uses: the bound user's (anonymous: the address's), then
@@ -182,6 +185,20 @@ class SearchOperations:
             return Response(encode.result(0x6F, code))
 
         return d.addCallback(done)
+
+
+#: result codes the draft's virtualListViewResult names; any other failure is reported as other (80)
+_VLV_RESULTS = {1, 3, 11, 18, 50, 53}
+
+
+def vlv_failed(failure: Any) -> Response:
+    """A VLV search that failed (time limit, no such base, ...) still answers with the VLV response
+    control, as the draft asks, its virtualListViewResult the failure's code where the draft names it."""
+    failure.trap(ldaperrors.LDAPException)
+    e = failure.value
+    code = e.resultCode
+    op = encode.result(0x65, code, getattr(e, "matchedDN", None) or b"", message_text(e))
+    return Response(op, encode.controls([ctl.vlv_response(VlvResult(0, 0, code if code in _VLV_RESULTS else 80))]))
 
 
 def vlv_refusal(sc: ctl.SearchControls) -> Response | None:

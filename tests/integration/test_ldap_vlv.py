@@ -251,3 +251,10 @@ def test_vlv_with_paged_results_is_refused(demo: Daemon) -> None:
                            [(SORT, False, sort_value("cn")), (VLV, True, vlv_by_offset(0, 9, 1, 0)),
                             ("1.2.840.113556.1.4.319", False, paged)])
     assert (got, names) == (53, [])
+
+
+def test_a_failed_vlv_search_still_carries_the_response_control(demo: Daemon) -> None:
+    got, names, resp = raw_browse(demo, "alice", "ou=Nowhere,o=crm", "(cn=*)",
+                                  [(SORT, False, sort_value("cn")), (VLV, True, vlv_by_offset(0, 9, 1, 0))])
+    assert (got, names) == (32, [])  # noSuchObject
+    assert resp is not None and resp[2] == 80  # other: the draft names no such result
