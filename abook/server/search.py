@@ -67,14 +67,14 @@ class SearchOperations:
         if sc.page_size is not None and sc.page_size == 0:
             # RFC 2696: size 0 abandons the paged search the cookie names
             self._paged_sent.pop(sc.cookie, None)
-            return Response(encode.result(0x65, 0), ctl.paged_response(b""))
+            return Response(encode.result(0x65, 0), encode.controls([ctl.paged_response(b"")]))
         page_size = None if sc.page_size is None else min(sc.page_size, limits.max_page_size)
         client_limit = request.sizeLimit
         before = self._paged_sent.pop(sc.cookie, 0) if page_size is not None and sc.cookie else 0
         if client_limit and before:
             if before >= client_limit:  # the pages so far used the whole limit (a cookie sent again)
                 return Response(encode.result(0x65, ldaperrors.LDAPSizeLimitExceeded.resultCode, b"",
-                                              b"size limit exceeded"), ctl.paged_response(b""))
+                                              b"size limit exceeded"), encode.controls([ctl.paged_response(b"")]))
             client_limit -= before
         base, scope = text(request.baseObject), request.scope
         if not base.strip():
