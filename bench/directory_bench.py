@@ -6,7 +6,9 @@ The data is the LDAP benchmark's synthetic directory (``bench/gen_directory.py``
 contacts (cn -> fullname, givenName, sn, mail -> emailaddress1/2, telephoneNumber, title, o -> a parent
 account) owned by one user with organisation-wide read access. Workloads follow ``ldapload.py``:
 contains (Thunderbird, sizeLimit 100, all attributes), typeahead (prefix, sizeLimit 50, cn mail), mail
-(exact lookup) and a paged dump (page 500, all attributes). Searches run one after another on this
+(exact lookup), a paged dump (page 500, all attributes) and vlv: windows of 50 of the Contacts book
+sorted by cn as Roundcube browses it (byOffset at random offsets, half with the server's contentCount and
+half with 0), and type-to-find windows (greaterThanOrEqual a random 2-letter prefix), as Outlook sends. Searches run one after another on this
 thread (SyncRunner) and are timed in CPU time of that thread (the machine is shared), so the rates are
 per core: searches/s = 1 / CPU seconds per search.
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from ldaptor import ldapfilter  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from abook.directory.api import SUBTREE, SearchSpec  # noqa: E402
+from abook.directory.api import ONE_LEVEL, SUBTREE, SearchSpec, SortKey, VlvRequest  # noqa: E402
 from abook.directory.search import StoreDirectory  # noqa: E402
 from abook.directory.tree import Tree  # noqa: E402
 from abook.store import Store, make_engine, schema, security  # noqa: E402
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--db", help="store URL (default: a SQLite file in a temp dir); reused if already loaded")
     ap.add_argument("-d", "--seconds", type=float, default=5.0)
-    ap.add_argument("--workloads", default="contains,typeahead,mail,dump")
+    ap.add_argument("--workloads", default="contains,typeahead,mail,dump,vlv")
     ap.add_argument("--profile", help="profile one workload with cProfile")
     ap.add_argument("--sort", default="cumulative", help="profile sort order")
     args = ap.parse_args(argv)
@@ -197,6 +199,17 @@ def main(argv: list[str] | None = None) -> None:
         "mail": [spec(f"(mail={esc(m)})", attributes=("cn", "sn", "givenName", "mail", "telephoneNumber", "o",
                                                      "title")) for m in rng.sample(mails, min(1000, len(mails)))],
     }
+    contacts = len(people)
+
+    def window() -> SearchSpec:
+        if rng.random() < 0.25:  # type-to-find
+            vlv = VlvRequest(0, 49, assertion=rng.choice(values()).lower()[:2])
+        else:
+            vlv = VlvRequest(0, 49, offset=rng.randint(1, contacts), content_count=rng.choice((0, contacts)))
+        return SearchSpec(base="ou=Contacts,o=crm", scope=ONE_LEVEL, filter=ldapfilter.parseFilter("(objectClass=*)"),
+                          principal=principal, attributes=("cn", "mail"), sort=(SortKey("cn"),), vlv=vlv)
+
+    workloads["vlv"] = [window() for _ in range(1000)]
     if args.profile:
         import cProfile
         import pstats

@@ -12,6 +12,8 @@
 #      use every CPU; each process runs on a CPU of its own), verifies ldapload against ldapsearch, then
 #      measures the same workloads bound as that user (CPU time summed over all abook processes), and
 #      reports abook's RSS per process and in all;
+#      The vlv workload (Virtual List View windows of 50, as Outlook and Roundcube browse) runs against
+#      abook only: slapd_baseline.sh has no sssvlv overlay, as a stock slapd, and refuses VLV;
 #   4. prints the Markdown tables (report.py) and the abook/slapd ratios.
 # Everything runs on 127.0.0.1 in a temporary directory that is removed at the end.
 set -euo pipefail
@@ -106,7 +108,8 @@ for wl in typeahead contains mail; do
   "${LOAD[@]}" --workload "$wl" --verify 20 -c 4 --pipeline 2 | grep -E '^verify' || { echo "verify $wl failed"; exit 1; }
 done
 "${LOAD[@]}" --workload dump --verify 1 | grep -E '^verify' || { echo "verify dump failed"; exit 1; }
-for wl in typeahead contains mail; do
+"${LOAD[@]}" --workload vlv --verify 10 | grep -E '^verify' || { echo "verify vlv failed"; exit 1; }
+for wl in typeahead contains mail vlv; do
   "${LOAD[@]}" --workload "$wl" -c "$CONNS" -d "$DURATION" --warmup "$WARMUP" --label "$LABEL" --json "$JSON"
 done
 "${LOAD[@]}" --workload dump --repeat 3 --label "$LABEL" --json "$JSON"

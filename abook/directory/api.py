@@ -30,6 +30,31 @@ class SortKey:
 
 
 @dataclass(frozen=True)
+class VlvRequest:
+    """A Virtual List View request (draft-ietf-ldapext-ldapv3-vlv-09): a window of ``before`` entries,
+    the target and ``after`` entries of the sorted result. The target is either ``offset`` (1-based) with
+    the client's estimate ``content_count`` (0: none), or the first entry whose first sort key is at or
+    after ``assertion`` in the sort order."""
+
+    before: int
+    after: int
+    offset: int = 0
+    content_count: int = 0
+    assertion: str | None = None
+    context: bytes = b""
+
+
+@dataclass(frozen=True)
+class VlvResult:
+    """What the VLV response control reports: the target's position and the list's size."""
+
+    target: int
+    content_count: int
+    result: int = 0
+    context: bytes = b""
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     base: str
     scope: int
@@ -58,6 +83,8 @@ class SearchSpec:
     #: on whose behalf the search runs, outermost first: (user id or client address, connection); the
     #: directory shares its database threads fairly between them (``abook/scheduling.py``); None: not shared
     requester: tuple | None = None
+    #: Virtual List View (needs ``sort``): only a window of the sorted result is sent
+    vlv: VlvRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,8 @@ class SearchDone:
     cookie: bytes | None = None
     #: server-side sort: the sortResult code to return, None when sorting was not asked for
     sort_result: int | None = None
+    #: Virtual List View: what the response control reports, None when VLV was not asked for
+    vlv: VlvResult | None = None
 
 
 class IDirectory(Interface):

@@ -22,13 +22,10 @@ from abook.directory import filters
 from abook.directory.api import Entry, SearchSpec
 from abook.directory.entries import EntityView, Selection, canonical, row_encoder, view
 from abook.directory.tree import BOOKS, Tree
-from abook.store import search_index, security
+from abook.store import search_index, security, vlv_index
 from abook.store.directory import RecordQuery
 from abook.store.models import EMAIL_FIELDS, ReadDepth, State
 from abook.store.records import Principal
-
-_HIGH = "\U0010ffff"  # sorts after every value: entries without the sort attribute come last
-
 
 @lru_cache(maxsize=256)
 def parsed_local_filter(text: str) -> Any:
@@ -138,6 +135,9 @@ class QueryPlanner:
                  encode: bool) -> None:
         self.spec, self.dialect, self.tree, self.sel, self.wire, self.encode = spec, dialect, tree, sel, wire, encode
         self._pkey: tuple | None = None
+        #: sort keys for a list merged across books: every key present in every book (a book lacking the
+        #: attribute sorts its entries last with a constant), so the books' queries line up
+        self.align = False
 
     def principal_key(self) -> tuple:
         """What the principal's visibility depends on (a cache key); the principal must be set."""
@@ -202,19 +202,17 @@ class QueryPlanner:
     def sort_keys(self, v: EntityView) -> list[tuple[str, bool]]:
         """(SQL expression, reverse) per sort key the entity serves: values folded, absent ones last."""
         out = []
-        fold = search_index.fold_sql(self.dialect)
         for key in self.spec.sort or ():
             name = canonical(key.attribute)
             field = v.by_attr.get(name.lower()) if name else None
             if field is None:
+                if self.align:
+                    out.append((vlv_index.missing_key_sql(self.dialect), key.reverse))
                 continue  # every entry lacks it: no effect on the order
-            expr = v.field_text(field)
-            if field in ("fullname", "name"):
-                k = f"{fold}({expr})"
+            if field in ("fullname", "name"):  # the cn expression, as store.vlv_index indexes it
+                k = vlv_index.sort_key_sql(v.entity, "cn", self.dialect, f"{v.table.name}.")
             else:
-                k = f"coalesce({fold}(nullif({expr}, '')), '{_HIGH}')"
-            if self.dialect != "sqlite":
-                k += ' COLLATE "C"'
+                k = vlv_index.sort_key_sql(v.entity, v.field_text(field), self.dialect, "")
             out.append((k, key.reverse))
         return out
 

@@ -15,8 +15,8 @@ refused with unwillingToPerform). Unpaged searches stream in keyset batches of `
 ``send_entry`` returns a Deferred (a slow reader's buffer is full) the walk waits for it, so a whole-book
 download costs about one batch of memory. Server-side sort works on any served attribute within one
 book; across books it answers sortResult unwillingToPerform (53), noSuchAttribute (16) for an unknown
-attribute. Cancelling the Deferred (abandon, time limit, lost connection) interrupts the running
-statement. Base ``""`` with scope one-level finds the suffix entry, subtree the whole tree (Apple).
+attribute; a Virtual List View window (``directory/vlv.py``) merges several books. Cancelling the
+Deferred (abandon, time limit, lost connection) interrupts the running statement. Base ``""`` with scope one-level finds the suffix entry, subtree the whole tree (Apple).
 ``spec.time_limit`` stops a running statement (timeLimitExceeded, 3), ``cost_limit`` bounds each batch's
 CPU (adminLimitExceeded, 11), and a ``scheduler`` (``abook/scheduling.py``) shares the ``db`` pool fairly
 between ``spec.requester`` values. A base DN naming no visible entry fails with noSuchObject (32), its
@@ -35,7 +35,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from abook.directory import matching
+from abook.directory import matching, vlv
 from abook.directory.api import BASE, ONE_LEVEL, Entry, IDirectory, SearchDone, SearchSpec
 from abook.directory.entries import canonical, container_entry, selection, view
 from abook.directory.query import Lazy, QueryPlanner, filter_wire
@@ -187,6 +187,8 @@ class _Search:
         if self.spec.sort_critical and self.sort_result not in (None, 0):
             # RFC 2891 1.2: unsortable and critical -> no entries; the server answers 12 with sortResult
             return SearchDone(cookie=b"" if self.paged else None, sort_result=self.sort_result)
+        if self.spec.vlv is not None:
+            return await vlv.browse(self, kinds)
         pos: Position = self._resume(kinds)
         ordered = self.paged or self.sort_result == 0 or self.cap is None or self.cap >= self.d.batch_size
         segments = [self._prepare(k, ordered) for k in kinds]
@@ -324,7 +326,7 @@ class _Search:
             return None
         p = self.spec.principal
         who = self.planner.principal_key() if p is not None else ("anonymous", self.spec.anonymous_books)
-        return (self._wire, who, self.sel, self.spec.types_only, self.spec.sort, self.sort_result)
+        return (self._wire, who, self.sel, self.spec.types_only, self.spec.sort, self.sort_result, self.planner.align)
 
     # -- sorting ----------------------------------------------------------------------------------------
 
@@ -340,7 +342,9 @@ class _Search:
                 self.sort_result = UNWILLING_TO_PERFORM
                 return
         books = {s.book for s in segments if s.kind == "records"}
-        self.sort_result = 0 if len(books) <= 1 else UNWILLING_TO_PERFORM
+        # one book sorts in its query; several only in a VLV window (store.vlv merges their orders)
+        self.planner.align = len(books) > 1 and self.spec.vlv is not None
+        self.sort_result = 0 if len(books) <= 1 or self.planner.align else UNWILLING_TO_PERFORM
 
     # -- paging cookies ---------------------------------------------------------------------------------
 

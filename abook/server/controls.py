@@ -1,8 +1,9 @@
 """Request and response controls the server understands: paged results (RFC 2696), server-side sort
-(RFC 2891). Control values are decoded here from their raw bytes with the framer's bounded reader.
+(RFC 2891) and Virtual List View (draft-ietf-ldapext-ldapv3-vlv-09, which Outlook and Roundcube send
+critical with a sort control to browse a book). Control values are decoded here from their raw bytes
+with the framer's bounded reader.
 
-Any other control sent critical is refused with unavailableCriticalExtension (12): VLV
-(2.16.840.1.113730.3.4.9), which Outlook and Roundcube send critical, included. Non-critical unknown
+Any other control sent critical is refused with unavailableCriticalExtension (12). Non-critical unknown
 controls are ignored.
 """
 
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from ldaptor.protocols.ldap import ldaperrors
 
-from abook.directory.api import SortKey
+from abook.directory.api import SortKey, VlvRequest, VlvResult
 from abook.server import encode
 from abook.server.framing import FrameError, span
 
@@ -21,7 +22,15 @@ PAGED = b"1.2.840.113556.1.4.319"
 SORT_REQUEST = b"1.2.840.113556.1.4.473"
 SORT_RESPONSE = b"1.2.840.113556.1.4.474"
 VLV = b"2.16.840.1.113730.3.4.9"
-SUPPORTED = (PAGED, SORT_REQUEST)
+VLV_RESPONSE = b"2.16.840.1.113730.3.4.10"
+SUPPORTED = (PAGED, SORT_REQUEST, VLV)
+#: LDAP result code of a search whose VLV request could not be served (the draft's section 9)
+VLV_ERROR = 76
+#: virtualListViewResult codes of the draft
+SORT_CONTROL_MISSING = 60
+OFFSET_RANGE_ERROR = 61
+#: the largest count a VLV request may carry (maxInt, RFC 4511)
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class SearchControls:
     cookie: bytes = b""
     sort: tuple[SortKey, ...] | None = None
     sort_critical: bool = False
+    vlv: VlvRequest | None = None
+    vlv_critical: bool = False
 
 
 def _ctl_type(oid: bytes | str) -> bytes:
@@ -100,10 +111,54 @@ def decode_sort(value: bytes | None) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
+def _count(buf: bytes, start: int, stop: int) -> int:
+    n = _int(buf, start, stop)
+    if not 0 <= n <= MAX_INT:
+        raise FrameError("count out of range")
+    return n
+
+
+def decode_vlv(value: bytes | None) -> VlvRequest:
+    """VirtualListViewRequest ::= SEQUENCE { beforeCount INTEGER, afterCount INTEGER,
+    target CHOICE { byOffset [0] SEQUENCE { offset INTEGER, contentCount INTEGER },
+    greaterThanOrEqual [1] AssertionValue }, contextID OCTET STRING OPTIONAL }."""
+    buf = value or b""
+    tag, start, end = span(buf, 0, len(buf))
+    if tag != 0x30 or end != len(buf):
+        raise FrameError("bad VLV value")
+    t1, s1, e1 = span(buf, start, end)
+    t2, s2, e2 = span(buf, e1, end)
+    t3, s3, e3 = span(buf, e2, end)
+    if t1 != 0x02 or t2 != 0x02:
+        raise FrameError("bad VLV counts")
+    before, after = _count(buf, s1, e1), _count(buf, s2, e2)
+    offset, content_count, assertion = 0, 0, None
+    if t3 == 0xA0:
+        o_t, o_s, o_e = span(buf, s3, e3)
+        c_t, c_s, c_e = span(buf, o_e, e3)
+        if o_t != 0x02 or c_t != 0x02 or c_e != e3:
+            raise FrameError("bad VLV byOffset")
+        offset, content_count = _count(buf, o_s, o_e), _count(buf, c_s, c_e)
+    elif t3 == 0x81:
+        try:
+            assertion = buf[s3:e3].decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError("VLV assertion value is not UTF-8") from None
+    else:
+        raise FrameError("bad VLV target")
+    context = b""
+    if e3 < end:
+        t4, s4, e4 = span(buf, e3, end)
+        if t4 != 0x04 or e4 != end:
+            raise FrameError("bad VLV contextID")
+        context = buf[s4:e4]
+    return VlvRequest(before, after, offset, content_count, assertion, context)
+
+
 def search_controls(controls: Sequence[tuple] | None) -> SearchControls:
     """Decode the controls of a SearchRequest; raise ldaperrors for bad or unsupported critical ones."""
     check_critical(controls, SUPPORTED)
-    page_size, cookie, sort, sort_critical = None, b"", None, False
+    page_size, cookie, sort, sort_critical, vlv, vlv_critical = None, b"", None, False, None, False
     for oid, critical, value in controls or ():
         oid = _ctl_type(oid)
         try:
@@ -111,9 +166,11 @@ def search_controls(controls: Sequence[tuple] | None) -> SearchControls:
                 page_size, cookie = decode_paged(value)
             elif oid == SORT_REQUEST:
                 sort, sort_critical = decode_sort(value), bool(critical)
+            elif oid == VLV:
+                vlv, vlv_critical = decode_vlv(value), bool(critical)
         except FrameError as e:
             raise ldaperrors.LDAPProtocolError("malformed control value: " + e.reason) from None
-    return SearchControls(page_size, cookie, sort, sort_critical)
+    return SearchControls(page_size, cookie, sort, sort_critical, vlv, vlv_critical)
 
 
 def paged_response(cookie: bytes) -> bytes:
@@ -123,3 +180,12 @@ def paged_response(cookie: bytes) -> bytes:
 
 def sort_response(code: int) -> bytes:
     return encode.control(SORT_RESPONSE, encode.tlv(0x30, encode.ber_int(code, 0x0A)))
+
+
+def vlv_response(result: VlvResult) -> bytes:
+    """VirtualListViewResponse ::= SEQUENCE { targetPosition INTEGER, contentCount INTEGER,
+    virtualListViewResult ENUMERATED, contextID OCTET STRING OPTIONAL }."""
+    body = encode.ber_int(result.target) + encode.ber_int(result.content_count) + encode.ber_int(result.result, 0x0A)
+    if result.context:
+        body += encode.octets(result.context)
+    return encode.control(VLV_RESPONSE, encode.tlv(0x30, body))

@@ -150,7 +150,7 @@ def root_dse(suffix: str, tls_available: bool, requested: Sequence[str], types_o
         ("objectClass", [b"top", b"extensibleObject"]),
         ("namingContexts", [suffix.encode("utf-8")]),
         ("supportedLDAPVersion", [b"3"]),
-        ("supportedControl", [b"1.2.840.113556.1.4.319", b"1.2.840.113556.1.4.473"]),
+        ("supportedControl", [b"1.2.840.113556.1.4.319", b"1.2.840.113556.1.4.473", b"2.16.840.1.113730.3.4.9"]),
         ("supportedExtension", extensions),
         # all operational attributes ("+"), absolute true/false filters, objectClass lists in attrs
         ("supportedFeatures", [b"1.3.6.1.4.1.4203.1.5.1", b"1.3.6.1.4.1.4203.1.5.3",

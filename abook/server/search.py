@@ -16,11 +16,11 @@ from ldaptor.protocols.ldap import ldaperrors
 from twisted.internet import defer
 
 from abook.directory import matching
-from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec
+from abook.directory.api import BASE, ONE_LEVEL, Entry, SearchSpec, VlvResult
 from abook.server import controls as ctl
 from abook.server import encode, rootdse, strict
 from abook.server.decode import text
-from abook.server.dispatch import Response
+from abook.server.dispatch import Response, message_text
 
 
 class SearchOperations:
@@ -59,18 +59,22 @@ class SearchOperations:
             ctl.check_critical(controls, ctl.SUPPORTED)
             return special
         sc = ctl.search_controls(controls)
+        if sc.vlv is not None:
+            refused = vlv_refusal(sc)
+            if refused is not None:
+                return refused
         limits = self._limits
         if sc.page_size is not None and sc.page_size == 0:
             # RFC 2696: size 0 abandons the paged search the cookie names
             self._paged_sent.pop(sc.cookie, None)
-            return Response(encode.result(0x65, 0), ctl.paged_response(b""))
+            return Response(encode.result(0x65, 0), encode.controls([ctl.paged_response(b"")]))
         page_size = None if sc.page_size is None else min(sc.page_size, limits.max_page_size)
         client_limit = request.sizeLimit
         before = self._paged_sent.pop(sc.cookie, 0) if page_size is not None and sc.cookie else 0
         if client_limit and before:
             if before >= client_limit:  # the pages so far used the whole limit (a cookie sent again)
                 return Response(encode.result(0x65, ldaperrors.LDAPSizeLimitExceeded.resultCode, b"",
-                                              b"size limit exceeded"), ctl.paged_response(b""))
+                                              b"size limit exceeded"), encode.controls([ctl.paged_response(b"")]))
             client_limit -= before
         base, scope = text(request.baseObject), request.scope
         if not base.strip():
@@ -92,6 +96,7 @@ class SearchOperations:
             sort_critical=sc.sort_critical,
             filter_wire=getattr(request, "abook_filter_wire", None),
             requester=self._requester(),
+            vlv=sc.vlv,
         )
         # entries that come as values (not pre-encoded by the directory: containers, other directories)
         # go through the encoder's cache, except in a paged download, which passes every entry once
@@ -117,9 +122,14 @@ class SearchOperations:
                     self._paged_sent[result.cookie] = before + sent[0]
             if spec.sort is not None:
                 response_controls.append(ctl.sort_response(result.sort_result or 0))
+            if spec.vlv is not None:  # without a result the sort failed (critical): no list to view
+                response_controls.append(ctl.vlv_response(
+                    result.vlv or VlvResult(0, 0, ldaperrors.LDAPUnwillingToPerform.resultCode)))
             code = result.result_code
             if sc.sort_critical and result.sort_result not in (None, 0) and code == 0:
                 code = ldaperrors.LDAPUnavailableCriticalExtension.resultCode  # RFC 2891 1.2: could not sort
+            elif spec.vlv is not None and result.vlv is None and code == 0:
+                code = ctl.VLV_ERROR  # a directory that cannot view lists
             op = encode.result(0x65, code, result.matched_dn, result.message)
             return Response(op, encode.controls(response_controls))
 
@@ -128,7 +138,10 @@ class SearchOperations:
                 timer.cancel()
             return result
 
-        return d.addBoth(stop_timer).addCallback(done)
+        d.addBoth(stop_timer).addCallback(done)
+        if spec.vlv is not None:
+            d.addErrback(vlv_failed)
+        return d
 
     def _requester(self) -> tuple:
         """Whose share of the database a search uses: the bound user's (anonymous: the address's), then
@@ -172,6 +185,33 @@ class SearchOperations:
             return Response(encode.result(0x6F, code))
 
         return d.addCallback(done)
+
+
+#: result codes the draft's virtualListViewResult names; any other failure is reported as other (80)
+_VLV_RESULTS = {1, 3, 11, 18, 50, 53}
+
+
+def vlv_failed(failure: Any) -> Response:
+    """A VLV search that failed (time limit, no such base, ...) still answers with the VLV response
+    control, as the draft asks, its virtualListViewResult the failure's code where the draft names it."""
+    failure.trap(ldaperrors.LDAPException)
+    e = failure.value
+    code = e.resultCode
+    op = encode.result(0x65, code, getattr(e, "matchedDN", None) or b"", message_text(e))
+    return Response(op, encode.controls([ctl.vlv_response(VlvResult(0, 0, code if code in _VLV_RESULTS else 80))]))
+
+
+def vlv_refusal(sc: ctl.SearchControls) -> Response | None:
+    """The answer to a VLV request that cannot be served at all, as OpenLDAP's sssvlv answers it: without
+    a sort control, virtualListViewError (76) with sortControlMissing (60) in the response control; with
+    paged results, unwillingToPerform (53)."""
+    if sc.page_size is not None:
+        return Response(encode.result(0x65, ldaperrors.LDAPUnwillingToPerform.resultCode, b"",
+                                      b"VLV cannot be combined with paged results"))
+    if sc.sort is None:
+        return Response(encode.result(0x65, ctl.VLV_ERROR, b"", b"the VLV control needs a server-side sort control"),
+                        encode.controls([ctl.vlv_response(VlvResult(0, 0, ctl.SORT_CONTROL_MISSING))]))
+    return None
 
 
 def smaller(client: int | float, server: int | float) -> int | float:

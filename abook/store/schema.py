@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 #: the newest migration's revision; update it with every new migration (a test compares it with Alembic's)
-HEAD = "0006_sync_leases"
+HEAD = "0007_vlv_sort"
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -141,7 +141,7 @@ async def test_outlook_upn_bind_and_critical_vlv(ldap_server):
 
     bound, vlv, (code, names, controls), wrong_bound, wrong_code = await threads.deferToThread(outlook)
     assert bound
-    assert vlv == 12
+    assert vlv == 2  # a byOffset target holding an octet string: VLV is understood, so a malformed value is an error
     assert code == 0 and names == sorted(names, key=str.lower) and len(names) == 100
     assert controls["1.2.840.113556.1.4.474"]["value"] == b"0\x03\x0a\x01\x00"  # sortResult success
     assert not wrong_bound and wrong_code == 49
@@ -224,4 +224,16 @@ async def test_outstanding_limit_and_noncritical_unknown_controls(ldap_server):
     msgs = await c.responses(5)
     done = [m for m in msgs if isinstance(m.value, pureldap.LDAPSearchResultDone)]
     assert sorted((m.id, m.value.resultCode) for m in done) == [(1, 4), (2, 4), (3, 51)]
+    await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_paged_size_zero_answers_a_well_formed_control(ldap_server):
+    """RFC 2696: a page size of 0 abandons the paged search; the answer's control sits in [0] Controls."""
+    await ldap_server.start(anonymous_books=["Contacts"])
+    c = await raw_connect(ldap_server.port)
+    c.write(request(_search("ou=Contacts,o=crm", "(cn=*)"), 2, [(PAGED, False, _paged_value(0, b"cookie"))]))
+    msgs = await c.responses(1)
+    assert msgs[-1].value.resultCode == 0
+    assert msgs[-1].controls == [(PAGED.encode(), None, _paged_value(0))]
     await c.close()

@@ -430,7 +430,7 @@ def _paged_cookie(value: bytes) -> bytes:
     return seq.data[1].value
 
 
-def test_outlook_upn_bind_prefix_search_and_critical_vlv(demo: Daemon) -> None:
+def test_outlook_upn_bind_prefix_search_and_critical_sort(demo: Daemon) -> None:
     import ldap3
 
     conn = _ldap3(demo, "alice@example.com", "alice-demo")
@@ -440,9 +440,7 @@ def test_outlook_upn_bind_prefix_search_and_critical_vlv(demo: Daemon) -> None:
     assert conn.result["result"] == 0
     assert {str(e.cn) for e in conn.entries} == {"Andrew Fuller", "Anne Dodsworth"}
     conn.unbind()
-    entries, code, err = ldapsearch(demo, "-b", "o=crm", "-E", "!sss=cn", "-E", "!vlv=0/9/1/0", "(cn=*)", "cn",
-                                    user="alice@example.com", password="alice-demo")
-    assert code == 12 and entries == [], err
+    # browsing with VLV (sort + critical VLV) is served: tests/integration/test_ldap_vlv.py
     # a critical sort that cannot be served (an unknown attribute; several books) sends no entries, then 12
     for base, key in (("ou=Leads,o=crm", "x-unknown"), ("o=crm", "cn")):
         entries, code, err = ldapsearch(demo, "-b", base, "-E", f"!sss={key}", "(cn=*)", "cn", user="alice")

@@ -63,7 +63,8 @@ def test_prefix_uses_the_folded_indexes(big: Searcher) -> None:
         assert "USING INDEX ix_dir_contact_cn (<expr>>? AND <expr><?)" in p and "SCAN contact" not in p
         assert "ix_dir_contact_emailaddress1" in p and "ix_dir_contact_lastname" in p
     else:
-        assert "ix_dirtrgm_contact_cn" in p and "Seq Scan on contact" not in p
+        # the cn prefix is a range on the C-collated sort key index (store/vlv_index.py) or a trigram scan
+        assert ("ix_dirtrgm_contact_cn" in p or "ix_dir_vlv_contact_cn" in p) and "Seq Scan on contact" not in p
 
 
 def test_mail_lookup_is_an_index_probe(big: Searcher) -> None:

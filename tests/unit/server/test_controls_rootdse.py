@@ -21,9 +21,12 @@ def test_paged_and_sort_values():
 
 
 def test_critical_unknown_controls_are_refused_and_bad_values_are_protocol_errors():
+    unknown = b"1.3.6.1.4.1.4203.1.10.1"  # subentries: not served
     with pytest.raises(ldaperrors.LDAPUnavailableCriticalExtension):
-        controls.search_controls([(controls.VLV, True, b"0\x00")])
-    assert controls.search_controls([(controls.VLV, False, b"junk")]).page_size is None
+        controls.search_controls([(unknown, True, b"0\x00")])
+    assert controls.search_controls([(unknown, False, b"junk")]).page_size is None
+    with pytest.raises(ldaperrors.LDAPProtocolError):  # VLV is understood: a bad value is an error
+        controls.search_controls([(controls.VLV, False, b"junk")])
     with pytest.raises(ldaperrors.LDAPProtocolError):
         controls.search_controls([(controls.PAGED, False, b"\x30\x84\xff\xff\xff\xff")])
 
@@ -36,5 +39,6 @@ def test_subschema_describes_every_served_attribute():
     assert b"NAME 'crmRecord'" in text and b"AUXILIARY MAY ( crmEntity $ crmId $" in text
     dse = dict(rootdse.root_dse("o=crm", True, ()))
     assert dse["namingContexts"] == [b"o=crm"]
+    assert controls.SORT_REQUEST in dse["supportedControl"] and controls.VLV in dse["supportedControl"]
     assert rootdse.STARTTLS in dse["supportedExtension"] and rootdse.WHOAMI in dse["supportedExtension"]
     assert dict(rootdse.root_dse("o=crm", False, ["namingcontexts"])) == {"namingContexts": [b"o=crm"]}

@@ -375,5 +375,8 @@ def test_the_predicate_is_served_by_an_index(org: Store, user: str, index: str) 
             plan = " ".join(str(r) for r in session.execute(text("EXPLAIN QUERY PLAN " + compiled)))
         else:
             session.execute(text("SET LOCAL enable_seqscan = off"))
+            # the sort key indexes (store/vlv_index.py) hold the owner columns for index-only VLV counts;
+            # on a table this small the planner would rather read one of them whole than probe
+            session.execute(text("SET LOCAL enable_indexonlyscan = off"))
             plan = " ".join(r[0] for r in session.execute(text("EXPLAIN " + compiled)))
     assert index in plan
