@@ -37,9 +37,12 @@ def route(g: "GraphResponder", method: str, path: str, query: dict[str, list[str
     q = {k: v[0] for k, v in query.items()}
     from tests.graph import pim_routes
 
-    contact_reply = pim_routes.route(g, address, parts, method, q, headers, body)
-    if contact_reply is not None:
-        return contact_reply
+    from tests.graph import event_routes, todo_routes
+
+    for pim in (pim_routes, event_routes, todo_routes):
+        pim_reply = pim.route(g, address, parts, method, q, headers, body)
+        if pim_reply is not None:
+            return pim_reply
 
     if len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == ["messages", "delta"] and method == "GET":
         return _delta(g, address, parts[1].lower(), q, headers)

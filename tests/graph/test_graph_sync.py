@@ -57,7 +57,7 @@ def test_sync_mailbox_of_type_graph_is_built_for_each_user(graph_server: GraphSe
         "tenant": TENANT, "client_id": CLIENT_ID, "client_secret": "x", "authority_host": r.base,
         "graph_url": r.graph_url}}}})
     box = open_mailbox_blocking(config.sync.mailbox, SyncUser("u1", "paul", "paul@example.com"))
-    assert isinstance(box, GraphPimStore) and box.address == "paul@example.com" and box.entities == ("contact",)
+    assert isinstance(box, GraphPimStore) and box.address == "paul@example.com" and box.entities == ("contact", "appointment", "task")
 
 
 class GraphSyncMachine(SyncMachine):
