@@ -4,6 +4,7 @@ back, a lost delta state means a full listing without duplicates; config builds 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from abook.mailbox.pim.graph import GraphPimStore
 from abook.store import models
 from abook.sync.setup import SyncUser, open_mailbox_blocking
 from tests.fixtures.graph import CLIENT_ID, TENANT, GraphServer
+from tests.graph.event_routes import events
 from tests.graph.pim_harness import GraphPimHarness, RecordedGraphPim
+from tests.graph.todo_routes import tasks
 from tests.unit.sync.conftest import new_world
 from tests.unit.sync.machine import SyncMachine
 from tests.unit.sync.world import World
@@ -48,6 +51,68 @@ def test_contacts_sync_through_graph(graph_world: World, graph_server: GraphServ
     report = w.sync("paul", entities=("contact",))["contact"]
     assert report.full_listing and report.writes == 0
     assert len(r.store.in_folder(box.address, "contacts")) == 1
+    w.store.dispose()
+
+
+@pytest.fixture
+def pim_world(graph_server: GraphServer, tmp_path: Path) -> World:
+    """Paul's mailbox on the responder, its calendar window moving with the world's clock."""
+    clock: list[World] = []
+    box = GraphPimHarness(graph_server, lambda: clock[0].now)
+    w = new_world(tmp_path, mailboxes={"paul": box})
+    clock.append(w)
+    with w.store.transaction() as s:
+        s.get(models.SystemUser, w.ids["paul"]).internalemailaddress = box.address
+    return w
+
+
+def test_appointments_sync_through_graph_and_leaving_the_window_deletes_nothing(pim_world: World,
+                                                                                graph_server: GraphServer) -> None:
+    w, r = pim_world, graph_server.responder
+    box = w.mailboxes["paul"]
+    aid = w.appointment("paul", attendees=("laura",), subject="Review", location="Room 1")
+    w.sync("paul", entities=("appointment",))
+    (event,) = [e for e in events(r).values() if e.mailbox == box.address]
+    assert event.data["subject"] == "Review" and [a["emailAddress"]["address"] for a in event.data["attendees"]] == [
+        "laura@example.com"]  # a future meeting the organiser's sync creates: invited
+    mark = len(r.requests)
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
+    assert {x.split("?")[0] for x in r.since(mark) if not x.endswith("/token")} == {
+        f"GET /users/{box.address}/calendarView/delta"}  # an unchanged sync reads the delta only
+    box.user_update("appointment", event.id, {"subject": "Review (moved)"})  # Outlook edits it
+    w.sync("paul", entities=("appointment",))
+    assert w.activity(aid).subject == "Review (moved)"
+    far = w.now + timedelta(days=800)  # Outlook moves it far beyond the window: Graph reports it removed
+    box.user_update("appointment", event.id, {"when": f"{far:%Y-%m-%dT%H:00:00Z}/{far + timedelta(hours=1):%Y-%m-%dT%H:00:00Z}"})
+    report = w.sync("paul", entities=("appointment",))["appointment"]
+    a = w.activity(aid)
+    assert a is not None and a.scheduledstart == far.replace(minute=0, second=0, microsecond=0), report.actions
+    w.edit_activity(aid, scheduledstart=w.now + timedelta(days=2), scheduledend=w.now + timedelta(days=2, hours=1))
+    w.sync("paul", entities=("appointment",))  # back inside the window
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0  # (the delta has seen abook's write)
+    w.now += timedelta(days=400)  # the window moves on: the meeting is now before its start
+    report = w.sync("paul", entities=("appointment",))["appointment"]
+    assert report.writes == 0 and w.activity(aid) is not None and not event.deleted
+    assert [link.state for link in w.links("paul", "appointment")] == ["linked"]
+    w.store.dispose()
+
+
+def test_tasks_sync_through_graph(pim_world: World, graph_server: GraphServer) -> None:
+    w, r = pim_world, graph_server.responder
+    box = w.mailboxes["paul"]
+    tid = w.task("paul", subject="Send offer", description="by mail")
+    w.sync("paul", entities=("task",))
+    (task,) = [t for t in tasks(r).values() if t.mailbox.startswith(box.address + "|")]
+    assert task.data["title"] == "Send offer" and task.linked[0]["externalId"] == tid
+    assert w.sync("paul", entities=("task",))["task"].writes == 0
+    box.user_update("task", task.id, {"status": "completed"})  # completed in To Do
+    w.sync("paul", entities=("task",))
+    a = w.activity(tid)
+    assert a is not None and a.statecode == 1
+    r.expire_delta(box.address)
+    report = w.sync("paul", entities=("task",))["task"]
+    assert report.full_listing and report.writes == 0
+    assert len([t for t in tasks(r).values() if t.mailbox.startswith(box.address + "|")]) == 1
     w.store.dispose()
 
 
