@@ -147,6 +147,12 @@ def test_times_are_written_in_the_items_zone_and_read_in_utc(pim: GraphPimHarnes
     assert e.zone == "W. Europe Standard Time"
     (item,) = pim.get_blocking("appointment", [a.id])
     assert item.values["when"] == MEETING["when"] and item.values["timezone"] == "Europe/Berlin"
+    moved = pim.update_blocking("appointment", a.id, a.etag, {"when": "2026-04-10T08:00:00Z/2026-04-10T09:00:00Z"})
+    body = json.loads(pim.responder.requests[-1].body)  # the new times, in the event's zone (summer time now)
+    assert body["start"] == {"dateTime": "2026-04-10T10:00:00", "timeZone": "W. Europe Standard Time"}
+    (item,) = pim.get_blocking("appointment", [a.id])
+    assert (item.etag, item.values["when"], item.values["timezone"]) == (
+        moved.etag, "2026-04-10T08:00:00Z/2026-04-10T09:00:00Z", "Europe/Berlin")
     allday = pim.create_blocking("appointment", {"when": "2026-03-29/2026-03-31", "subject": "Fair"}, "crm-b")
     (item,) = pim.get_blocking("appointment", [allday.id])
     assert item.values["when"] == "2026-03-29/2026-03-31" and events(pim.responder)[allday.id].all_day

@@ -140,15 +140,18 @@ class GraphEvents:
         ones are deletions."""
         listed: dict[str, Listed] = {}
         masters: set[str] = set()
+        look = dict(removed)
         for item_id, entry in changed.items():
             if item_id in removed:
                 continue
             if entry.get("type") in _INSTANCES and entry.get("seriesMasterId"):
                 masters.add(entry["seriesMasterId"])
-            else:
+            elif entry.get("@odata.etag"):
                 listed[item_id] = Listed(item_id, entry["@odata.etag"])
+            else:  # an entry without its etag: read it
+                look[item_id] = None
         select = "?$select=type,seriesMasterId"
-        there = fetch(self.client, {i: self._path(i) + select for i in removed}) if removed else {}
+        there = fetch(self.client, {i: self._path(i) + select for i in look}) if look else {}
         deleted = [i for i in removed if i not in there]
         for item_id, r in there.items():
             if r.get("type") in _INSTANCES and r.get("seriesMasterId"):
@@ -182,7 +185,13 @@ class GraphEvents:
         return Listed(r["id"], r["@odata.etag"])
 
     def update(self, item_id: str, etag: str, values: Values, crm_id: Optional[str]) -> Listed:
-        body = self._body(dict(values), creating=False)
+        values = dict(values)
+        if values.get("when") and "timezone" not in values:  # new times in the event's own zone, kept
+            found = fetch(self.client, {item_id: self._path(item_id) + "?$select=originalStartTimeZone"})
+            if item_id not in found:
+                raise ItemGone(f"{self.client.name}: event {item_id} is gone")
+            values["timezone"] = iana_zone(found[item_id].get("originalStartTimeZone"))
+        body = self._body(values, creating=False)
         if crm_id is not None:
             body["singleValueExtendedProperties"] = [{"id": CRM_ID, "value": crm_id}]
         if not body:
