@@ -115,11 +115,9 @@ def events(g: "GraphResponder") -> dict[str, Event]:
 
 
 def _write(e: Event, data: dict[str, Any]) -> None:
-    for prop in data.pop("singleValueExtendedProperties", []):
-        if prop["value"] == "":
-            e.extended.pop(prop["id"].lower(), None)
-        else:
-            e.extended[prop["id"].lower()] = prop["value"]
+    from tests.graph.pim_routes import write_extended
+
+    write_extended(e.extended, data)
     if "isAllDay" in data:
         e.all_day = bool(data.pop("isAllDay"))
     for name in ("start", "end"):

@@ -50,6 +50,17 @@ def expire(g: "GraphResponder", mailbox: str) -> None:
     g.store.expired.update(t for t, r in s.tokens.items() if r[0].mailbox == mailbox)
 
 
+def quirks(store: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A page as Graph may hand it out when the test asks: its first entry twice, or foreign entries first."""
+    if store.repeat_next and entries:
+        entries = [entries[0]] + entries
+        store.repeat_next = False
+    if store.inject_next:  # entries out of order
+        entries = store.inject_next + entries
+        store.inject_next = []
+    return entries
+
+
 def reply(g: "GraphResponder", scope: Scope, q: dict[str, str], headers: dict[str, str]) -> "Reply":
     from tests.graph.responder import _error, _json
 
@@ -79,13 +90,7 @@ def reply(g: "GraphResponder", scope: Scope, q: dict[str, str], headers: dict[st
             entries = [r for _, _, r in sorted(now, key=lambda m: m[1])]
         token, offset, end_seq, ids = uuid.uuid4().hex, 0, store.seq, frozenset(i for i, _, _ in now)
         s.rounds[token] = (scope, entries, end_seq, ids)
-    page_entries = entries[offset:offset + page_size]
-    if store.repeat_next and page_entries:
-        page_entries = [page_entries[0]] + page_entries
-        store.repeat_next = False
-    if store.inject_next:  # entries out of order, as Graph may hand them out
-        page_entries = store.inject_next + page_entries
-        store.inject_next = []
+    page_entries = quirks(store, entries[offset:offset + page_size])
     page: dict[str, Any] = {"@odata.context": f"{g.graph_url}/$metadata#Collection({scope.kind})", "value": page_entries}
     if offset + page_size < len(entries):
         page["@odata.nextLink"] = g.link(scope.path, **{"$skiptoken": f"{token}.{offset + page_size}"})

@@ -104,13 +104,9 @@ def _delta(g: "GraphResponder", address: str, folder: str, q: dict[str, str], he
         else:
             token = store.start_round(address, folder, None, _select(q))
         round_, offset = store.rounds[token], 0
-    entries = round_.entries[offset:offset + page_size]
-    if store.repeat_next and entries:
-        entries = [entries[0]] + entries
-        store.repeat_next = False
-    if store.inject_next:  # entries out of order, as Graph may hand them out
-        entries = store.inject_next + entries
-        store.inject_next = []
+    from tests.graph.pim_delta import quirks
+
+    entries = quirks(store, round_.entries[offset:offset + page_size])
     path = (f"/users/{address}/contactFolders/contacts/contacts/delta" if folder == "contacts"
             else f"/users/{address}/mailFolders/{folder}/messages/delta")
     kind = "contact" if folder == "contacts" else "message"

@@ -30,10 +30,10 @@ from zope.interface import implementer
 from abook.config.mail import GraphApp
 from abook.mailbox.errors import MailboxError, MessageGone
 from abook.mailbox.graph_client import GraphClient, auth_for
-from abook.mailbox.pim.graph_common import CRM_ID
+from abook.mailbox.pim.graph_common import CRM_ID, DeltaRound, write
 from abook.mailbox.pim.graph_events import GraphEvents, Window
 from abook.mailbox.pim.graph_todo import GraphTodo
-from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed, StaleItem
+from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed
 from abook.mailbox.pim.schema import Values, normalise
 
 _ADDRESS = "{00062004-0000-0000-C000-000000000046}"  # PSETID_Address
@@ -72,7 +72,7 @@ class GraphPimStore:
 
     def _check(self, entity: str) -> None:
         if entity not in self.entities:
-            raise MailboxError(f"{self.address}: Graph synchronisation of {entity}s is not built yet")
+            raise MailboxError(f"{self.address}: no {entity}s through Graph")
 
     # -- IPimStore
 
@@ -83,30 +83,17 @@ class GraphPimStore:
         self._check(entity)
         if entity != "contact":
             return self.events.changes(token) if entity == "appointment" else self.todo.changes(token)
-        changed: dict[str, Listed] = {}
-        removed: dict[str, None] = {}
-        link: Optional[str] = token or f"{self._folder}/delta?$select=displayName"
-        while link:
-            page = self.client.json("GET", link)
-            for entry in page.get("value", []):
-                if "@removed" in entry:
-                    removed[entry["id"]] = None
-                else:
-                    changed[entry["id"]] = Listed(entry["id"], entry["@odata.etag"])
-            if "@odata.deltaLink" in page:
-                both = [i for i in changed if i in removed]
-                if both:
-                    there = {item.id: Listed(item.id, item.etag) for item in self.get_blocking(entity, both)}
-                    for item_id in both:
-                        if item_id in there:
-                            changed[item_id] = there[item_id]
-                            del removed[item_id]
-                        else:
-                            del changed[item_id]
-                return Changes(tuple(changed.values()), tuple(removed), page["@odata.deltaLink"],
-                               complete=token is None)
-            link = page.get("@odata.nextLink")
-        raise MailboxError(f"{self.address}: a contacts delta page with neither nextLink nor deltaLink")
+        r = DeltaRound(self.client, token or f"{self._folder}/delta?$select=displayName", "contacts")
+        changed = {i: Listed(i, e["@odata.etag"]) for i, e in r.changed.items()}
+        both = [i for i in changed if i in r.removed]
+        there = {item.id: Listed(item.id, item.etag) for item in self.get_blocking(entity, both)} if both else {}
+        for item_id in both:
+            if item_id in there:
+                changed[item_id] = there[item_id]
+            else:
+                del changed[item_id]
+        return Changes(tuple(changed.values()), tuple(i for i in r.removed if i not in there), r.delta_link,
+                       complete=token is None)
 
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
         self._check(entity)
@@ -152,15 +139,8 @@ class GraphPimStore:
             del body["singleValueExtendedProperties"]
         if not body:
             return Listed(item_id, etag)
-        try:
-            return self._listed(self.client.json("PATCH", self._item_path(item_id), json=body,
-                                                 headers={"If-Match": etag}))
-        except MessageGone:
-            raise ItemGone(f"{self.address}: contact {item_id} is gone") from None
-        except MailboxError as e:
-            if " 412 " in str(e):
-                raise StaleItem(str(e)) from None
-            raise
+        return self._listed(write(self.client, "PATCH", self._item_path(item_id), etag, f"contact {item_id}",
+                                  json=body))
 
     def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
         self._check(entity)
