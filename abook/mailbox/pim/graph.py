@@ -30,7 +30,7 @@ from zope.interface import implementer
 from abook.config.mail import GraphApp
 from abook.mailbox.errors import MailboxError, MessageGone
 from abook.mailbox.graph_client import GraphClient, auth_for
-from abook.mailbox.pim.graph_common import CRM_ID, DeltaRound, write
+from abook.mailbox.pim.graph_common import CRM_ID, DeltaRound, fetch, write
 from abook.mailbox.pim.graph_events import GraphEvents, Window
 from abook.mailbox.pim.graph_todo import GraphTodo
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed
@@ -99,16 +99,8 @@ class GraphPimStore:
         self._check(entity)
         if entity != "contact":
             return self.events.get(ids) if entity == "appointment" else self.todo.get(ids)
-        requests_ = [{"id": str(n), "method": "GET", "url": f"{self._item_path(i)}?$expand={quote(_EXPAND)}"}
-                     for n, i in enumerate(ids)]
-        out = []
-        for n, reply in sorted(self.client.batch(requests_, check=False).items(), key=lambda kv: int(kv[0])):
-            if reply["status"] == 404:
-                continue  # deleted since it was listed
-            if reply["status"] >= 400:
-                raise self.client.error_of_reply(reply)
-            out.append(self._item(reply["body"]))
-        return out
+        found = fetch(self.client, {i: f"{self._item_path(i)}?$expand={quote(_EXPAND)}" for i in ids}) if ids else {}
+        return [self._item(found[i]) for i in ids if i in found]  # gone since listed: left out
 
     def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
         self._check(entity)

@@ -51,7 +51,9 @@ def write(client: GraphClient, method: str, path: str, etag: Optional[str], what
 
 
 def fetch(client: GraphClient, paths: dict[str, str], prefer: str = "") -> dict[str, dict[str, Any]]:
-    """``GET`` each path (key -> path) in ``$batch`` rounds: key -> resource, for those that still exist."""
+    """``GET`` each path (key -> path) in ``$batch`` rounds: key -> resource, for those that still exist. Each
+    inner request carries its own ``Prefer`` (ImmutableId and ``prefer``): a batch's headers are not its
+    requests'."""
     keys = list(paths)
     headers = {"Prefer": ", ".join(p for p in ('IdType="ImmutableId"', prefer) if p)}
     requests_ = [{"id": str(n), "method": "GET", "url": paths[k], "headers": headers} for n, k in enumerate(keys)]
