@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from abook.config import parse_config
 from abook.mailbox.pim.graph import GraphPimStore
+from abook.mailbox.pim.graph_events import Window
 from abook.store import models
 from abook.sync.setup import SyncUser, open_mailbox_blocking
 from tests.fixtures.graph import CLIENT_ID, TENANT, GraphServer
@@ -118,11 +119,14 @@ def test_tasks_sync_through_graph(pim_world: World, graph_server: GraphServer) -
 
 def test_sync_mailbox_of_type_graph_is_built_for_each_user(graph_server: GraphServer) -> None:
     r = graph_server.responder
-    config = parse_config({"sync": {"mailbox": {"type": "graph", "ca_file": graph_server.ca_file, "graph": {
+    config = parse_config({"sync": {"mailbox": {"type": "graph", "ca_file": graph_server.ca_file,
+                                                "calendar_days_back": 10, "calendar_days_ahead": 90,
+                                                "calendar_window_step_days": 1, "graph": {
         "tenant": TENANT, "client_id": CLIENT_ID, "client_secret": "x", "authority_host": r.base,
         "graph_url": r.graph_url}}}})
     box = open_mailbox_blocking(config.sync.mailbox, SyncUser("u1", "paul", "paul@example.com"))
     assert isinstance(box, GraphPimStore) and box.address == "paul@example.com" and box.entities == ("contact", "appointment", "task")
+    assert box.events.window == Window(back=10, ahead=90, step=1)
 
 
 class GraphSyncMachine(SyncMachine):
