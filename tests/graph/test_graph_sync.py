@@ -95,6 +95,10 @@ def test_appointments_sync_through_graph_and_leaving_the_window_deletes_nothing(
     report = w.sync("paul", entities=("appointment",))["appointment"]
     assert report.writes == 0 and w.activity(aid) is not None and not event.deleted
     assert [link.state for link in w.links("paul", "appointment")] == ["linked"]
+    r.expire_delta(box.address)  # Exchange forgot the delta state: a fresh round, nothing duplicated or deleted
+    report = w.sync("paul", entities=("appointment",))["appointment"]
+    assert report.writes == 0 and report.token_saved
+    assert len([e for e in events(r).values() if e.mailbox == box.address and not e.deleted]) == 1
     w.store.dispose()
 
 

@@ -104,7 +104,7 @@ class GraphTodo:
             return  # already gone
 
     def find(self, crm_id: str) -> Optional[Listed]:
-        for entry in self.client.pages(f"{self._tasks()}?$select=id&$expand=linkedResources"):
+        for entry in self.client.pages(f"{self._tasks()}?$expand=linkedResources"):
             if crm_id in _crm_ids(entry):
                 return Listed(entry["id"], entry["@odata.etag"])
         return None
