@@ -72,6 +72,9 @@ class RecordedGraphPim(RecordedCalls, GraphPimHarness):
     def user_create(self, entity: str, values: Values, categories: tuple[str, ...] = (), *,
                     crm_id: Optional[str] = None, uid: Optional[str] = None) -> str:
         listed = GraphPimStore.create_blocking(self, entity, values, crm_id or "")
+        if entity == "appointment" and uid:  # a meeting's copy from its organiser's server: that iCalUId
+            with self.responder.lock:
+                resource_of(self.responder, entity, listed.id).uid = uid
         if categories:
             self.user_update(entity, listed.id, {}, categories)
         return listed.id
