@@ -23,6 +23,8 @@ from abook.store.models import EmailStatus
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", parents=[common], help="the daemons sharing the store, mailboxes (health, last poll, errors), mail queues "
                                                           "and each forward mailbox's forwarding rule")
+    p.add_argument("--no-rules", action="store_true",
+                   help="leave out the forwarding rules (reading them asks Graph or Exchange for each mailbox)")
     p.set_defaults(func=status)
 
     p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
@@ -76,7 +78,8 @@ def status(args: argparse.Namespace) -> int:
     print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
     for e in st.stuck:
         print(f"  found in sending, check then `abook outgoing retry|fail`: {e.activity_id} {e.subject or ''}")
-    _rules(config)
+    if not args.no_rules:
+        _rules(config)
     print()
     _daemons(config)
     return 0

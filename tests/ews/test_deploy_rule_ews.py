@@ -78,3 +78,6 @@ def test_status_reads_each_rule_through_ews(site: Any, capsys: pytest.CaptureFix
     out = _abook(capsys, "status", "-c", str(cfg)).stdout.splitlines()
     start = out.index(next(line for line in out if line.startswith("forwarding rules")))
     assert out[start + 1:start + 3] == ["  bob@example.com: in place", "  support@example.com: missing"]
+    mark = len(r.requests)
+    quick = _abook(capsys, "status", "--no-rules", "-c", str(cfg))
+    assert "forwarding rules" not in quick.stdout and len(r.requests) == mark  # Exchange not asked
