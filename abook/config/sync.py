@@ -37,6 +37,10 @@ class SyncMailboxTemplate(Section):
     password_dir: Optional[str] = None
     ca_file: Optional[str] = None
     timeout: float = Field(default=30.0, gt=0)
+    #: a recurring series in a mailbox comes into the CRM as its occurrences from today (less
+    #: recurrence_lookback_days) up to recurrence_horizon_days ahead; the window moves on day by day
+    recurrence_horizon_days: int = Field(default=365, ge=1, le=3650)
+    recurrence_lookback_days: int = Field(default=0, ge=0, le=3650)
     ews: Optional[EwsTemplate] = None
     #: type = "graph": the app registration ([mailboxes.graph] keys without mailbox); each user's address is read
     graph: Optional[GraphTemplate] = None

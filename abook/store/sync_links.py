@@ -3,8 +3,11 @@
 One ``SyncLink`` per user, CRM record and mailbox item (vdirsyncer's status table): both ids, the mailbox
 item's change key or etag, the CRM record's version (``crm_etag``), and per side the mapped values last
 seen (JSON) and their hash. A link is ``linked``; ``pending`` while a create is under way (the CRM id
-is already in the item, so recovery finds it); or a ``tombstone``: the mailbox copy was deleted and
-the CRM record is not to be copied again until it changes (docs/sync.md section 3, contacts).
+is already in the item, so recovery finds it); a ``tombstone``: the mailbox copy was deleted and
+the CRM record is not to be copied again until it changes (docs/sync.md section 3, contacts); or
+``detached``: the copy stays in the mailbox, carrying the CRM id, while the sync leaves it alone (the record
+left the filter, the item lost its Tracked category), remembered so that the pair merges again from its
+last-synced values if it comes back, instead of the record being copied a second time.
 
 ``*_txn`` functions take a Session first and return frozen values (``LinkRecord``, ...).
 """

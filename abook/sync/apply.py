@@ -182,7 +182,12 @@ class Applier:
 
     async def _unlink(self, a: Unlink) -> None:
         assert a.link is not None
-        if a.tombstone:
+        if a.detach:  # the copy stays, carrying the CRM id: keep the pair's last-synced values for its return
+            base_m = {**a.link.mailbox_values, "__tracked": "0"}
+            await self._db(save_link_txn, a.link.with_values(mailbox=base_m, mailbox_hash=value_hash(base_m),
+                                                             state="detached", resolve=None,
+                                                             mailbox_id=a.item_id or a.link.mailbox_id))
+        elif a.tombstone:
             await self._db(save_link_txn, replace(a.link, state="tombstone", mailbox_id=None, mailbox_etag=None,
                                                   resolve=None))
         else:

@@ -34,10 +34,11 @@ from abook.mailbox.pim.schema import (
     utc_text,
     when_text,
 )
+from abook.mailbox.pim import series
 from abook.store import activities
 from abook.store.activities import PartyRecord, aware
 from abook.store.enums import TASK_KINDS, ActivityState
-from abook.store.models import Account, Activity, ActivityParty, Contact, ParticipationType, SystemUser
+from abook.store.models import ENTITY_MODELS, Account, Activity, ActivityParty, Contact, ParticipationType, SystemUser
 from abook.store.records import Principal
 from abook.store.security import load_principal_txn, local_data_filter, readable
 from abook.store.sync_links import SyncLink
@@ -169,8 +170,26 @@ def crm_values_txn(session: Session, entity: str, ids: list[str], now: datetime)
                 values["address1_street"] = "\n".join(line for line in row[2:5] if line) or None
                 out[row[0]] = normalise("contact", values)
         else:
-            for a in session.scalars(select(Activity).where(Activity.id.in_(chunk))):
-                out[a.id] = activity_values(a, now)
+            rows = list(session.scalars(select(Activity).where(Activity.id.in_(chunk))))
+            names = _regarding_names(session, rows)
+            for a in rows:
+                out[a.id] = activity_values(a, now, names.get((a.regarding_type, a.regarding_id)))
+    return out
+
+
+def _regarding_names(session: Session, rows: list[Activity]) -> dict[tuple[Any, Any], str]:
+    """(regarding type, id) -> the regarding record's name (an account's name, a contact's full name...)."""
+    wanted: dict[str, set[str]] = {}
+    for a in rows:
+        if a.regarding_type in ENTITY_MODELS and a.regarding_id:
+            wanted.setdefault(a.regarding_type, set()).add(a.regarding_id)
+    out: dict[tuple[Any, Any], str] = {}
+    for kind, ids in wanted.items():
+        model: Any = ENTITY_MODELS[kind]
+        column = model.name if hasattr(model, "name") else model.fullname
+        for rid, name in session.execute(select(model.id, column).where(model.id.in_(sorted(ids)))):
+            if name:
+                out[(kind, rid)] = name
     return out
 
 
@@ -181,7 +200,9 @@ def _zone(name: Optional[str]) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def activity_values(a: Activity, now: datetime) -> dict[str, Optional[str]]:
+def activity_values(a: Activity, now: datetime, regarding: Optional[str] = None) -> dict[str, Optional[str]]:
+    """An activity's canonical values; ``regarding``: its regarding record's name (shown in the mailbox item,
+    never read back)."""
     priority = PRIORITIES[a.prioritycode] if a.prioritycode in (0, 1, 2) else "normal"
     if a.activitytypecode == "appointment":
         start, end = aware(a.scheduledstart), aware(a.scheduledend)
@@ -202,7 +223,7 @@ def activity_values(a: Activity, now: datetime) -> dict[str, Optional[str]]:
             "description": a.description, "prioritycode": priority, "organizer": (organiser or "").lower() or None,
             "attendees": parties_text(attendees),
             "showas": "busy" if a.statecode == ActivityState.scheduled else "free",
-            "uid": a.globalobjectid or _default_uid(a.id),
+            "uid": a.globalobjectid or _default_uid(a.id), "regarding": regarding,
         })
     ended = a.actualend is not None and aware(a.actualend) <= now  # type: ignore[operator]
     done = a.statecode in (ActivityState.completed, ActivityState.canceled) or ended
@@ -213,7 +234,7 @@ def activity_values(a: Activity, now: datetime) -> dict[str, Optional[str]]:
         "subject": a.subject, "description": a.description, "prioritycode": priority,
         "startdate": _task_moment(a.scheduledstart, a.alldayevent), "duedate": _task_moment(a.scheduledend, a.alldayevent),
         "completed": moment_text(aware(a.actualend)), "percentcomplete": percent,
-        "status": "completed" if done else "open",
+        "status": "completed" if done else "open", "regarding": regarding,
     })
 
 
@@ -345,6 +366,11 @@ def _activity_columns(entity: str, values: Values, current: Optional[Activity]) 
                                alldayevent=True)
         if "uid" in values and current is None:
             out["globalobjectid"] = values["uid"]
+            series_uid, original = series.split_uid(values["uid"])  # one occurrence of a series
+            if original is not None:
+                zone = _zone(values.get("timezone"))
+                out["seriesid"] = series_uid
+                out["originalstart"] = original if isinstance(original, datetime) else _day_start(original, zone)
         return out
     whole_days = current.alldayevent if current is not None else False
     for name, column in (("startdate", "scheduledstart"), ("duedate", "scheduledend")):

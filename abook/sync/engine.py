@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from abook.monitor import metrics
 from abook.errors import NotFound
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
+from abook.mailbox.pim import series
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, StaleItem
 from abook.mailbox.pim.schema import value_hash
 from abook.store import Store
@@ -53,6 +54,8 @@ from abook.threads import IBlockingRunner
 #: errors that concern the whole mailbox, not one item: the run stops and the service backs off
 MAILBOX_WIDE = (Unavailable, AuthFailed, MailboxMissing)
 FETCH_CHUNK = 100
+#: link states whose item is known to be in the mailbox: a delta listing is completed from them
+LISTED = ("linked", "detached")
 
 
 @dataclass
@@ -166,7 +169,7 @@ class SyncEngine:
                           entity=entity)
             changes = await self.mail.run(mailbox.changes_blocking, entity, None)
         listing = self._listing(links, changes)
-        by_item = {link.mailbox_id: link for link in links if link.state == "linked" and link.mailbox_id}
+        by_item = {link.mailbox_id: link for link in links if link.state in LISTED and link.mailbox_id}
         if not changes.complete:  # items abook created after the token's listing: still there?
             seen = {x.id for x in changes.changed}
             doubtful = [link.mailbox_id for link in by_item.values() if link.verify and link.mailbox_id not in seen]
@@ -177,11 +180,17 @@ class SyncEngine:
             for item_id in doubtful:
                 if item_id not in present:
                     listing.pop(item_id, None)  # type: ignore[arg-type]
+        crm_entries: list[CrmEntry] = await self.store.run(crm.crm_listing_txn, user_id, entity, now, self.ldap_ids)
         # open manual conflicts are read again every cycle: the token has moved past their change
         disputed = {c.crm_id for c in await self.store.run(conflicts_txn, user_id) if c.entity == entity}
         disputed |= {link.crm_id for link in links if link.resolve}  # resolved by an admin: settle it now
         wanted = [i for i, etag in listing.items()
                   if i not in by_item or by_item[i].mailbox_etag != etag or by_item[i].crm_id in disputed]
+        back = {c.id for c in crm_entries if c.in_scope}
+        for link in links:  # a detached copy whose record is back in scope: its edits since were not kept
+            if link.state == "detached" and link.crm_id in back and link.mailbox_id in listing \
+                    and link.mailbox_id not in wanted:
+                wanted.append(link.mailbox_id)
         for link in links:
             if link.state == "pending":
                 found = await self.mail.run(mailbox.find_blocking, entity, link.crm_id)
@@ -202,7 +211,6 @@ class SyncEngine:
             elif item_id in by_item:
                 entries.append(MailboxEntry(item_id, etag))
             # else: listed, then gone before it was fetched
-        crm_entries: list[CrmEntry] = await self.store.run(crm.crm_listing_txn, user_id, entity, now, self.ldap_ids)
         by_crm = {link.crm_id: link for link in links}
         need = [c.id for c in crm_entries
                 if c.id not in by_crm or by_crm[c.id].state == "pending" or by_crm[c.id].crm_etag != c.etag
@@ -215,14 +223,16 @@ class SyncEngine:
 
     @staticmethod
     def _listing(links: list[LinkRecord], changes: Changes) -> dict[str, str]:
+        linked = {link.mailbox_id: link.mailbox_etag or "" for link in links
+                  if link.state in LISTED and link.mailbox_id}
         if changes.complete:
-            return {x.id: x.etag for x in changes.changed}
-        listing = {link.mailbox_id: link.mailbox_etag or "" for link in links
-                   if link.state == "linked" and link.mailbox_id}
-        for gone in changes.deleted:
-            listing.pop(gone, None)
-        for x in changes.changed:
-            listing[x.id] = x.etag
+            listing = {x.id: x.etag for x in changes.changed}
+        else:
+            listing = dict(linked)
+            series.drop_series(listing, changes.deleted)  # a deleted item, or all of a series' occurrences
+            for x in changes.changed:
+                listing[x.id] = x.etag
+        series.keep_past(listing, linked, changes.extra)  # occurrences behind the window are history
         return listing
 
 

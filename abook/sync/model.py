@@ -180,10 +180,16 @@ class DeleteCrm(Action):
 @dataclass(frozen=True)
 class Unlink(Action):
     """Drop the link and keep both copies; ``tombstone``: remember the CRM version, so the record is not
-    copied to the mailbox again until it changes."""
+    copied to the mailbox again until it changes; ``detach``: the item stays in the mailbox carrying the CRM
+    id while the sync leaves it alone (it left the filter, or lost its Tracked category): the link is kept
+    as ``detached``, so that if the pair comes back in scope it merges from its last-synced values instead
+    of the record being copied a second time."""
 
     reason: str = ""
     tombstone: bool = False
+    detach: bool = False
+    #: the item's current id (it may have moved since the link was saved), for ``detach``
+    item_id: Optional[str] = None
 
 
 @dataclass(frozen=True)

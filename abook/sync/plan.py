@@ -43,6 +43,9 @@ from abook.sync.model import (
 )
 
 TO_MAILBOX = ("both", "to_mailbox")
+#: a first pairing's base for a field whose last-synced value nobody knows: it differs from both sides
+_UNKNOWN = "\x00unknown"
+
 TO_CRM = ("both", "to_crm")
 ON_CREATE_TO_MAILBOX = ("both", "to_mailbox", "fixed")
 ON_CREATE_TO_CRM = ("both", "to_crm", "fixed")
@@ -66,7 +69,7 @@ class _Planner:
         self.names = [f.name for f in FIELDS[inp.entity]]
         self.crm = {c.id: c for c in inp.crm}
         self.mailbox = {m.id: m for m in inp.mailbox}
-        linked = {link.mailbox_id for link in inp.links if link.state == "linked" and link.mailbox_id}
+        linked = {link.mailbox_id for link in inp.links if link.state in ("linked", "detached") and link.mailbox_id}
         self.free_by_crm_id: dict[str, MailboxEntry] = {}
         self.free_by_uid: dict[str, MailboxEntry] = {}
         for m in inp.mailbox:
@@ -126,7 +129,7 @@ class _Planner:
             self.done_crm.add(link.crm_id)
             m = self._take_free(self.free_by_crm_id.get(link.crm_id))
             if m is not None and c is not None:
-                self._emit(Link(link, c, m, self._crm_snapshot(c, c.values or {}), self._mailbox_snapshot(m)))
+                self._first_pairing(link, c, m)
             elif c is not None and c.in_scope:
                 self.done_crm.discard(link.crm_id)
                 self.pending[link.crm_id] = link  # the create did not happen: do it now, on this row
@@ -146,7 +149,9 @@ class _Planner:
             m = self._take_free(self.free_by_crm_id.get(link.crm_id))  # moved: same CRM id, new item id
         if m is not None:
             self.done_mailbox.add(m.id)
-        if c is not None and m is not None:
+        if link.state == "detached":
+            self._detached(link, c, m)
+        elif c is not None and m is not None:
             self._pair(link, c, m)
         elif c is not None:
             self._mailbox_deleted(link, c)
@@ -162,14 +167,15 @@ class _Planner:
         tracked = m.tracked if m.values is not None else _flag(base_m, "__tracked")
         if not c.in_scope and not tracked:
             if _flag(base_m, "__tracked"):
-                self._emit(Unlink(link, "the Tracked category was removed"))
+                self._emit(Unlink(link, "the Tracked category was removed", detach=True, item_id=m.id))
             elif self.entity == "contact":
                 if m.values is not None and value_hash(cur_m) != link.mailbox_hash:
-                    self._emit(Unlink(link, "left the filter, but the mailbox copy changed: it stays"))
+                    self._emit(Unlink(link, "left the filter, but the mailbox copy changed: it stays", detach=True,
+                                      item_id=m.id))
                 else:
                     self._emit(DeleteMailbox(link, "left the filter", item_id=m.id, etag=m.etag))
             else:
-                self._emit(Unlink(link, "left the filter"))
+                self._emit(Unlink(link, "left the filter", detach=True, item_id=m.id))
             return
         to_m: dict[str, Optional[str]] = {}
         to_c: dict[str, Optional[str]] = {}
@@ -209,6 +215,44 @@ class _Planner:
             return
         self._emit(Update(link, c, m, to_m, to_c, self._crm_snapshot(c, {**cur_c, **to_c}),
                           self._mailbox_snapshot(m, {**cur_m, **to_m}, tracked), conflict, winner))
+
+    def _detached(self, link: LinkRecord, c: Optional[CrmEntry], m: Optional[MailboxEntry]) -> None:
+        """A pair the sync left alone (out of the filter, untracked): forget it once either side is gone; merge
+        it again from its last-synced values once the record is back in the filter or the item tracked."""
+        if c is None or m is None:
+            self._emit(Unlink(link, "a detached copy's other side is gone"))
+        elif c.in_scope or (m.values is not None and m.tracked):
+            self._pair(link, c, m)
+
+    def _first_pairing(self, link: Optional[LinkRecord], c: CrmEntry, m: MailboxEntry) -> None:
+        """Pair a record and an item that have no common last-synced values yet, and settle their differences
+        in this same sync (invariants 3 and 15).
+
+        A pending create being recovered (``link`` is its pending row) was written from the CRM's values, so
+        what the item holds is the base and whatever the CRM changed since flows to the mailbox, as it would
+        have after an uninterrupted create. Without a pending row nobody knows which side moved: every field
+        that differs counts as changed on both sides, and the entity's conflict policy settles it (``manual``
+        lists it for ``abook sync resolve``). A recovered create whose record has left the filter since is
+        treated as the linked pair it would have been: its copy leaves the mailbox in this same sync.
+        """
+        cur_c, cur_m = mapped(c.values or {}), mapped(m.values or {})
+        differ = [n for n in self.names if self.policy.direction(n, c.crm_type) not in ("none", "fixed")
+                  and cur_c.get(n) != cur_m.get(n)]
+        if (self.entity == "appointment" and not c.owned) or (not differ and (c.in_scope or m.tracked)):
+            self._emit(Link(link, c, m, self._crm_snapshot(c, c.values or {}), self._mailbox_snapshot(m)))
+            return
+        # differing, or a create recovered after its record left the filter: what a linked pair would do
+        if link is not None and link.state == "pending":
+            base = dict(cur_m)
+        else:
+            base = {n: (_UNKNOWN if n in differ else cur_c.get(n)) for n in set(cur_c) | set(cur_m)}
+        base_m = {**base, "__tracked": "1" if m.tracked else "0"}
+        start = link if link is not None else LinkRecord(self.inp.user_id, self.entity, c.crm_type, c.id)
+        start = start.with_values(crm=base, mailbox=base_m, crm_hash=value_hash(base), mailbox_hash=value_hash(base_m),
+                                  crm_etag=None, mailbox_etag=None, mailbox_id=m.id, owned=c.owned)
+        if start.state != "pending" and self.policy.conflict == "manual" and start.resolve is None:
+            self._emit(Link(start, c, m, base, base_m))  # linked with an unknown base: listed until resolved
+        self._pair(start, c, m)
 
     def _mailbox_deleted(self, link: LinkRecord, c: CrmEntry) -> None:
         if not c.in_scope:
@@ -262,8 +306,7 @@ class _Planner:
             m = self._take_free(self.free_by_uid.get(c.uid))
         if m is not None:
             self.done_crm.add(c.id)
-            self._emit(Link(self.pending.get(c.id), c, m, self._crm_snapshot(c, c.values or {}),
-                            self._mailbox_snapshot(m)))
+            self._first_pairing(self.pending.get(c.id), c, m)
             return
         if self.entity == "appointment" and not c.owned:
             return  # an attendee's copy comes from the organiser's server, never from abook
@@ -277,14 +320,14 @@ class _Planner:
             c = self.crm.get(m.crm_id)
             if c is not None and c.id not in self.done_crm and (m.tracked or c.in_scope):
                 self.done_crm.add(c.id)
-                self._emit(Link(None, c, m, self._crm_snapshot(c, c.values or {}), self._mailbox_snapshot(m)))
+                self._first_pairing(None, c, m)
             return  # another user's record, or one deleted: the item is left alone
         if self.entity == "appointment" and m.uid:
             c = self.crm_by_uid.get(m.uid)
             if c is not None:
                 if c.id not in self.done_crm:
                     self.done_crm.add(c.id)
-                    self._emit(Link(None, c, m, self._crm_snapshot(c, c.values or {}), self._mailbox_snapshot(m)))
+                    self._first_pairing(None, c, m)
                 return
         if m.tracked:
             self._emit(CreateCrm(None, m, NEW_CRM_TYPE[self.entity], self._for_crm(m.values)))

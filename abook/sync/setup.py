@@ -72,7 +72,8 @@ def open_mailbox_blocking(template: SyncMailboxTemplate, user: SyncUser) -> IPim
         urls = {e: u.format(**fill) for e, u in (("contact", template.contacts_url), ("appointment", template.calendar_url),
                                                   ("task", template.tasks_url)) if u}
         return DavMailbox(urls, username, _password(template, username), timeout=template.timeout,
-                          ca_file=template.ca_file)
+                          ca_file=template.ca_file, horizon_days=template.recurrence_horizon_days,
+                          lookback_days=template.recurrence_lookback_days)
     if template.type == "graph":
         from abook.mailbox.pim.graph import GraphPimStore
 
@@ -90,4 +91,5 @@ def open_mailbox_blocking(template: SyncMailboxTemplate, user: SyncUser) -> IPim
     if not user.email:
         raise ConfigError(f"user {user.name} has no email address, so no Exchange mailbox", path="sync.mailbox.ews")
     return EwsPimStore(template.ews, user.email, username, _password(template, username), timeout=template.timeout,
-                       ca_file=template.ca_file)
+                       ca_file=template.ca_file, horizon_days=template.recurrence_horizon_days,
+                       lookback_days=template.recurrence_lookback_days)

@@ -59,7 +59,9 @@ class RadicaleMailbox(DavMailbox):
         self._call("changes")
         if token is not None and self._forget:
             self._forget = False
-            token = "http://radicale.org/ns/sync/" + "0" * 64  # a token this server never issued
+            fake = "http://radicale.org/ns/sync/" + "0" * 64  # a token this server never issued
+            day, sep, _ = token.partition("|")  # appointments: the day of the occurrence window, then the token
+            token = f"{day}|{fake}" if sep else fake
         return super().changes_blocking(entity, token)
 
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:

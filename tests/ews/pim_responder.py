@@ -16,6 +16,12 @@ It answers, in the shapes Microsoft documents for Exchange Web Services ("Create
 
 Test controls: ``user_create`` / ``user_update`` / ``user_delete`` (another client's edits, a new
 ChangeKey), ``touch`` (a new ChangeKey, nothing else), ``forget_states``.
+
+Recurring masters (``make_recurring``, ``user_modify_occurrence``, ``user_delete_occurrence``): the master
+keeps its ``Recurrence``, ``DeletedOccurrences`` and ``ModifiedOccurrences`` as Exchange reports them; an
+exception is an item of its own (GetItem finds it; SyncFolderItems reports its master as updated). UpdateItem
+and DeleteItem accept an ``OccurrenceItemId`` (master + 1-based instance index) for daily and weekly patterns,
+as Exchange does: an update makes the occurrence an exception, a delete adds a DeletedOccurrence.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import copy
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Optional
+from zoneinfo import ZoneInfo
 from xml.sax.saxutils import quoteattr
 
 from tests.ews.responder import M, T, EwsResponder, _error
@@ -107,6 +115,101 @@ class PimResponder(EwsResponder):
         with self._lock:
             self.epoch += 1
 
+    # -- recurring masters
+
+    def make_recurring(self, item_id: str, recurrence_xml: str) -> None:
+        """Turn a stored calendar item into a recurring master (``recurrence_xml``: the Recurrence's children)."""
+        with self._lock:
+            item = self.pim[item_id]
+            rec = ET.fromstring(f'<t:Recurrence xmlns:t="{T}">{recurrence_xml}</t:Recurrence>')
+            item.element.append(rec)
+            ET.SubElement(item.element, _t("CalendarItemType")).text = "RecurringMaster"
+            self._touch(item)
+
+    def _occurrence_start(self, master: PimItem, index: int) -> tuple[datetime, datetime]:
+        from dateutil.rrule import DAILY, WEEKLY, rrule
+        from exchangelib.ewsdatetime import EWSTimeZone
+
+        e = master.element
+        start = datetime.fromisoformat(e.findtext(_t("Start")).replace("Z", "+00:00"))  # type: ignore[union-attr]
+        end = datetime.fromisoformat(e.findtext(_t("End")).replace("Z", "+00:00"))  # type: ignore[union-attr]
+        zone_el = e.find(_t("StartTimeZone"))
+        tz = ZoneInfo(EWSTimeZone.from_ms_id(zone_el.get("Id")).key) if zone_el is not None else timezone.utc
+        rec = e.find(_t("Recurrence"))
+        weekly = rec.find(_t("WeeklyRecurrence"))  # type: ignore[union-attr]
+        pattern = weekly if weekly is not None else rec.find(_t("DailyRecurrence"))  # type: ignore[union-attr]
+        days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+        kw = {"interval": int(pattern.findtext(_t("Interval")) or 1)}  # type: ignore[union-attr]
+        if weekly is not None:
+            kw["byweekday"] = [days.index(d) for d in (weekly.findtext(_t("DaysOfWeek")) or "").split()]
+        local = start.astimezone(tz).replace(tzinfo=None)
+        nth = list(rrule(WEEKLY if weekly is not None else DAILY, dtstart=local, count=index, **kw))[index - 1]
+        first = nth.replace(tzinfo=tz).astimezone(timezone.utc)
+        return first, first + (end - start)
+
+    def _exception(self, master: PimItem, original: datetime, start: datetime, end: datetime) -> PimItem:
+        elem = copy.deepcopy(master.element)
+        for tag in ("Recurrence", "ModifiedOccurrences", "DeletedOccurrences", "CalendarItemType", "Start", "End"):
+            for old in elem.findall(_t(tag)):
+                elem.remove(old)
+        ET.SubElement(elem, _t("Start")).text = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ET.SubElement(elem, _t("End")).text = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ET.SubElement(elem, _t("CalendarItemType")).text = "Exception"
+        exception = self._store(master.mailbox, "exceptions", elem)
+        modified = master.element.find(_t("ModifiedOccurrences"))
+        if modified is None:
+            modified = ET.SubElement(master.element, _t("ModifiedOccurrences"))
+        occ = ET.SubElement(modified, _t("Occurrence"))
+        ET.SubElement(occ, _t("ItemId"), Id=exception.id, ChangeKey=exception.changekey)
+        for tag, t in (("Start", start), ("End", end), ("OriginalStart", original)):
+            ET.SubElement(occ, _t(tag)).text = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._touch(master)
+        return exception
+
+    def user_modify_occurrence(self, master_id: str, index: int, moved_by: timedelta, subject: str) -> str:
+        """Another client moves and renames one occurrence: an exception."""
+        with self._lock:
+            master = self.pim[master_id]
+            original, end = self._occurrence_start(master, index)
+            exception = self._exception(master, original, original + moved_by, end + moved_by)
+            for old in exception.element.findall(_t("Subject")):
+                exception.element.remove(old)
+            ET.SubElement(exception.element, _t("Subject")).text = subject
+            return exception.id
+
+    def user_delete_occurrence(self, master_id: str, index: int) -> None:
+        with self._lock:
+            self._delete_occurrence(self.pim[master_id], index)
+
+    def _delete_occurrence(self, master: PimItem, index: int) -> None:
+        original, _ = self._occurrence_start(master, index)
+        stamp = original.strftime("%Y-%m-%dT%H:%M:%SZ")
+        modified = master.element.find(_t("ModifiedOccurrences"))
+        for occ in list(modified) if modified is not None else []:
+            if occ.findtext(_t("OriginalStart")) == stamp:
+                modified.remove(occ)  # type: ignore[union-attr]
+                self.pim[occ.find(_t("ItemId")).get("Id")].deleted = self._counter  # type: ignore[union-attr]
+        deleted = master.element.find(_t("DeletedOccurrences"))
+        if deleted is None:
+            deleted = ET.SubElement(master.element, _t("DeletedOccurrences"))
+        ET.SubElement(ET.SubElement(deleted, _t("DeletedOccurrence")), _t("Start")).text = stamp
+        self._touch(master)
+
+    def _master_of(self, exception: PimItem) -> Optional[tuple[PimItem, ET.Element]]:
+        for master in self.pim.values():
+            modified = master.element.find(_t("ModifiedOccurrences"))
+            for occ in list(modified) if modified is not None else []:
+                ref = occ.find(_t("ItemId"))
+                if ref is not None and ref.get("Id") == exception.id:
+                    return master, occ
+        return None
+
+    def _occurrence_target(self, op: ET.Element) -> Optional[tuple[PimItem, int]]:
+        occ = op.find(f".//{_t('OccurrenceItemId')}")
+        if occ is None or occ.get("RecurringMasterId") not in self.pim:
+            return None
+        return self.pim[occ.get("RecurringMasterId", "")], int(occ.get("InstanceIndex", "0"))
+
     def items_in(self, address: str, folder: str) -> list[PimItem]:
         return [i for i in self.pim.values() if i.mailbox == address.lower() and i.folder == folder and i.deleted is None]
 
@@ -177,6 +280,15 @@ class PimResponder(EwsResponder):
         return "".join(out)
 
     def _UpdateItem(self, op: ET.Element) -> str:  # noqa: N802
+        target = self._occurrence_target(op)
+        if target is not None:  # an occurrence by index becomes an exception, which the update then changes
+            master, index = target
+            original, end = self._occurrence_start(master, index)
+            exception = self._exception(master, original, original, end)
+            for occ in op.iter(_t("OccurrenceItemId")):
+                parent = next(p for p in op.iter() if occ in list(p))
+                parent.remove(occ)
+                ET.SubElement(parent, _t("ItemId"), Id=exception.id)
         changes = list(op.iter(_t("ItemChange")))
         first = changes[0].find(_t("ItemId")) if changes else None
         if first is None or first.get("Id", "") not in self.pim:
@@ -200,6 +312,9 @@ class PimResponder(EwsResponder):
             for update in change.find(_t("Updates")) or []:
                 self._apply(item, update)
             self._touch(item)
+            found = self._master_of(item) if item.folder == "exceptions" else None
+            if found is not None:
+                self._touch(found[0])  # SyncFolderItems reports the master of a changed exception
             kind = item.element.tag.split("}")[1]
             out.append(f'<m:{tag} ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items>'
                        f"<t:{kind}><t:ItemId Id={quoteattr(item.id)} ChangeKey={quoteattr(item.changekey)}/>"
@@ -263,6 +378,11 @@ class PimResponder(EwsResponder):
             item.element.append(_as_exchange_writes(copy.deepcopy(new)))
 
     def _DeleteItem(self, op: ET.Element) -> str:  # noqa: N802
+        target = self._occurrence_target(op)
+        if target is not None:
+            self._delete_occurrence(*target)
+            return ('<m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError'
+                    "</m:ResponseCode></m:DeleteItemResponseMessage>")
         ids = [i.get("Id", "") for i in op.iter(_t("ItemId"))]
         if not any(i in self.pim for i in ids):
             return super()._DeleteItem(op)
@@ -275,6 +395,16 @@ class PimResponder(EwsResponder):
                 continue
             self._counter += 1
             item.deleted = self._counter
+            found = self._master_of(item) if item.folder == "exceptions" else None
+            if found is not None:  # a deleted exception is a deleted occurrence of its master
+                master, occ = found
+                master.element.find(_t("ModifiedOccurrences")).remove(occ)  # type: ignore[union-attr]
+                deleted = master.element.find(_t("DeletedOccurrences"))
+                if deleted is None:
+                    deleted = ET.SubElement(master.element, _t("DeletedOccurrences"))
+                ET.SubElement(ET.SubElement(deleted, _t("DeletedOccurrence")), _t("Start")).text = \
+                    occ.findtext(_t("OriginalStart"))
+                self._touch(master)
             if item.folder == "calendar":
                 self.notifications.append(("delete", item.id, op.get("SendMeetingCancellations", "")))
             out.append('<m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError'

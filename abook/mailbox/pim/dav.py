@@ -12,6 +12,9 @@ their href; the HTTP ETag is the change key.
 * vCard through ``vobject``, iCalendar through ``icalendar`` (``vcard.py``, ``ical.py``); WebDAV's XML
   through ElementTree. HTTP through ``requests`` with Basic authentication, a timeout, and the
   configured CA file.
+* A recurring event is listed as its occurrences (``series.py``): the sync token carries the window's
+  day, so the first sync of a day lists everything again; changed resources are read during the listing
+  to expand them (kept by ETag, so an unchanged series is not read twice).
 * Errors at the edge: 401 -> AuthFailed; connection failures and 5xx -> Unavailable; 403/400/415 on a
   write -> ItemRejected (that item only).
 """
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Optional
+from datetime import datetime, timezone
+from typing import Callable, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -28,7 +32,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
-from abook.mailbox.pim import ical, vcard
+from abook.mailbox.pim import ical, series, vcard
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, ItemRejected, Listed, StaleItem
 from abook.mailbox.pim.schema import Values
 
@@ -51,7 +55,9 @@ class DavMailbox:
     entities = ENTITIES
 
     def __init__(self, collections: dict[str, str], username: str, password: str, *, timeout: float = 30.0,
-                 ca_file: Optional[str] = None, create_missing: bool = True) -> None:
+                 ca_file: Optional[str] = None, create_missing: bool = True,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 horizon_days: int = series.HORIZON_DAYS, lookback_days: int = series.LOOKBACK_DAYS) -> None:
         self.collections = {e: u if u.endswith("/") else u + "/" for e, u in collections.items()}
         self.entities = tuple(e for e in ENTITIES if e in self.collections)  # type: ignore[misc]
         self._session = requests.Session()
@@ -62,6 +68,11 @@ class DavMailbox:
         self._create_missing = create_missing
         self._checked: set[str] = set()
         self._username = username
+        self.clock = clock
+        self.horizon_days = horizon_days
+        self.lookback_days = lookback_days
+        #: href -> (ETag, window day, occurrences or None for a resource that is no series)
+        self._series: dict[str, tuple[str, str, Optional[list[Item]]]] = {}
 
     def __repr__(self) -> str:
         return f"<DavMailbox {self._username} {sorted(self.collections.values())}>"
@@ -69,6 +80,29 @@ class DavMailbox:
     # -- IPimStore
 
     def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
+        if entity != "appointment":
+            return self._changes(entity, token)
+        win = self._window()
+        day, _, server_token = (token or "").partition("|")
+        changes = self._changes(entity, server_token if token and day == win.day else None)
+        listed: list[Listed] = []
+        deleted = list(changes.deleted)
+        for gone in deleted:
+            self._series.pop(gone, None)
+        for i in range(0, len(changes.changed), 100):
+            chunk = changes.changed[i:i + 100]
+            occurrences = self._occurrences({x.id: x.etag for x in chunk if not self._known_single(x, win)}, win)
+            for x in chunk:
+                if occurrences.get(x.id) is None:
+                    listed.append(x)
+                else:
+                    listed += [Listed(it.id, it.etag) for it in occurrences[x.id]]  # type: ignore[union-attr]
+                    deleted.append(x.id)  # its occurrences are listed in full (series.drop_series)
+        return Changes(tuple(listed), tuple(deleted) if not changes.complete else (),
+                       f"{win.day}|{changes.token or ''}", complete=changes.complete,
+                       extra={series.FROM_KEY: win.day})
+
+    def _changes(self, entity: str, token: Optional[str]) -> Changes:
         url = self._collection(entity)
         body = (f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
                 f"<D:sync-token>{_escape(token or '')}</D:sync-token><D:sync-level>1</D:sync-level>"
@@ -96,6 +130,17 @@ class DavMailbox:
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
         if not ids:
             return []
+        split = [series.split_id(i) for i in ids]
+        if any(rid is not None for _, rid in split):
+            win = self._window()
+            wanted = set(ids)
+            singles = [i for i, rid in split if rid is None]
+            found = self._occurrences({s: None for s, rid in split if rid is not None}, win)
+            out = [it for its in found.values() for it in its or () if it.id in wanted]
+            return out + (self.get_blocking(entity, singles) if singles else [])
+        return self._multiget(entity, ids)
+
+    def _multiget(self, entity: str, ids: list[str], raw: Optional[dict[str, tuple[str, str]]] = None) -> list[Item]:
         url = self._collection(entity)
         if entity == "contact":
             body = ('<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" '
@@ -113,6 +158,9 @@ class DavMailbox:
             prop = resp.find(f"{_q(D, 'propstat')}/{_q(D, 'prop')}")
             if prop is None or prop.find(data_tag) is None or not (prop.findtext(data_tag) or "").strip():
                 continue  # gone since it was listed
+            if raw is not None:
+                raw[href] = (prop.findtext(_q(D, "getetag")) or "", prop.findtext(data_tag) or "")
+                continue
             item = self._item(entity, href, prop.findtext(_q(D, "getetag")) or "", prop.findtext(data_tag) or "")
             if item is not None:
                 out.append(item)
@@ -129,6 +177,9 @@ class DavMailbox:
 
     def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
                         crm_id: Optional[str] = None) -> Listed:
+        series_id, rid = series.split_id(item_id)
+        if rid is not None:
+            return self._update_occurrence(series_id, rid, etag, values)
         href = self._href(item_id)
         r = self._request("GET", href, None, {}, ok=(200,), gone=(404, 410))
         current = r.headers.get("ETag")
@@ -143,6 +194,10 @@ class DavMailbox:
         return Listed(item_id, r.headers.get("ETag") or self._etag_of(href))
 
     def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
+        series_id, rid = series.split_id(item_id)
+        if rid is not None:
+            self._delete_occurrence(series_id, rid, etag)
+            return
         headers = {"If-Match": etag} if etag else {}
         r = self._request("DELETE", self._href(item_id), None, headers, ok=(200, 204), gone=(404, 410), stale=(412,),
                           quiet_gone=True)
@@ -168,6 +223,82 @@ class DavMailbox:
 
     def close_blocking(self) -> None:
         self._session.close()
+
+    # -- recurring series
+
+    def _window(self) -> series.Window:
+        return series.window(self.clock(), self.horizon_days, self.lookback_days)
+
+    def _known_single(self, x: Listed, win: series.Window) -> bool:
+        cached = self._series.get(x.id)
+        return cached is not None and cached[0] == x.etag and cached[2] is None
+
+    def _occurrences(self, hrefs: dict[str, Optional[str]], win: series.Window) -> dict[str, Optional[list[Item]]]:
+        """href -> its occurrences in ``win`` (None: not a recurring event), reading what the cache lacks
+        (``hrefs``: href -> the ETag listed, None to read it in any case)."""
+        out: dict[str, Optional[list[Item]]] = {}
+        raw: dict[str, tuple[str, str]] = {}
+        missing = [h for h, etag in hrefs.items() if etag is None or h not in self._series
+                   or self._series[h][:2] != (etag, win.day)]
+        if missing:
+            self._multiget("appointment", missing, raw)
+        for href in hrefs:
+            if href in raw:
+                http_etag, text = raw[href]
+                self._series[href] = (http_etag, win.day, self._expand(href, text, win))
+            elif href not in self._series or href in missing:
+                continue  # gone
+            out[href] = self._series[href][2]
+        return out
+
+    def _expand(self, href: str, text: str, win: series.Window) -> Optional[list[Item]]:
+        try:
+            occurrences = ical.read_occurrences(text, win)
+        except Exception as e:  # noqa: BLE001 - one unreadable resource must not stop the listing
+            self.log.warn("{href}: cannot read this appointment: {error}", href=href, error=str(e)[:200])
+            return None
+        if occurrences is None:
+            return None
+        return [Item(series.occurrence_id(href, rid), series.content_etag(values, categories), values, None,
+                     categories, values.get("uid")) for rid, values, categories in occurrences]
+
+    def _read_occurrence(self, series_id: str, rid: str, etag: Optional[str]) -> tuple[requests.Response, series.Window]:
+        href = self._href(series_id)
+        r = self._request("GET", href, None, {}, ok=(200,), gone=(404, 410))
+        win = series.covering(self._window(), rid)  # it may lie behind the window, linked from before
+        items = self._expand(series_id, r.text, win) or []
+        item = next((it for it in items if it.id == series.occurrence_id(series_id, rid)), None)
+        if item is None:
+            raise ItemGone(f"{series_id} has no occurrence {rid}")
+        if etag is not None and item.etag != etag:
+            raise StaleItem(f"{series_id} occurrence {rid} changed since it was read")
+        return r, win
+
+    def _update_occurrence(self, series_id: str, rid: str, etag: str, values: Values) -> Listed:
+        r, win = self._read_occurrence(series_id, rid, etag)
+        if not values:
+            return Listed(series.occurrence_id(series_id, rid), etag)  # an occurrence carries no CRM id of its own
+        text = ical.write_occurrence(r.text, rid, values, win)
+        self._put_series(series_id, r, text)
+        item = next(it for it in self._expand(series_id, text, win) or []
+                    if it.id == series.occurrence_id(series_id, rid))
+        return Listed(item.id, item.etag)
+
+    def _delete_occurrence(self, series_id: str, rid: str, etag: Optional[str]) -> None:
+        try:
+            r, _ = self._read_occurrence(series_id, rid, etag)
+        except ItemGone:
+            return
+        self._put_series(series_id, r, ical.delete_occurrence(r.text, rid))
+
+    def _put_series(self, series_id: str, current: requests.Response, text: str) -> None:
+        headers = {"Content-Type": _TYPE["appointment"]}
+        if current.headers.get("ETag"):
+            headers["If-Match"] = current.headers["ETag"]
+        r = self._request("PUT", self._href(series_id), text, headers, ok=(200, 201, 204), gone=(404, 410),
+                          stale=(412,), rejected=(400, 403, 409, 415))
+        if r.status_code == 412:
+            raise StaleItem(f"{series_id} changed since it was read")
 
     # -- inside
 

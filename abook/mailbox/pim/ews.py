@@ -16,6 +16,9 @@
 * Meetings: invitations (``SendToAllAndSaveCopy``) and cancellations only when the engine asks (the
   organiser's sync, a future meeting); otherwise ``SendToNone``.
 * Errors at the edge as in ``mailbox/ews.py``; ErrorItemNotFound -> ItemGone.
+* A recurring master is listed as its occurrences (``series.py``, ``ews_series.py``): changed items are
+  read during the listing to expand masters, and the sync state carries the window's day, so the first
+  sync of a day lists everything again.
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ from exchangelib.protocol import BaseProtocol
 from exchangelib.services import SyncFolderItems
 from exchangelib.transport import BASIC, DIGEST, NTLM
 from exchangelib.version import Build, Version
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from abook.config.mail import EwsOptions
 from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, RateLimited, Unavailable
 from abook.mailbox.ews import CAFileAdapter, _server_of
+from abook.mailbox.pim import ews_series, series
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, ItemRejected, Listed, StaleItem
 from abook.mailbox.pim.schema import (
     Values,
@@ -59,6 +64,8 @@ from abook.mailbox.pim.schema import (
     parse_when,
     parties_text,
     plain_body,
+    split_regarding,
+    with_regarding,
 )
 
 T = TypeVar("T")
@@ -67,6 +74,9 @@ T = TypeVar("T")
 PROPERTY_SET = "9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14"
 PROPERTY_NAME = "abookCrmId"
 ATTR = "abook_crm_id"
+#: the regarding record's name abook shows in an appointment's or task's notes (schema.with_regarding)
+REGARDING_NAME = "abookRegarding"
+REGARDING_ATTR = "abook_regarding"
 
 _AUTH = {"ntlm": NTLM, "basic": BASIC, "digest": DIGEST}
 _ACCESS = {"impersonation": IMPERSONATION, "delegate": DELEGATE}
@@ -92,12 +102,20 @@ class CrmId(ExtendedProperty):
     property_type = "String"
 
 
+class RegardingName(ExtendedProperty):
+    property_set_id = PROPERTY_SET
+    property_name = REGARDING_NAME
+    property_type = "String"
+
+
 def register_property() -> None:
     global _registered
     with _register_lock:
         if not _registered:
             for cls in _CLASSES.values():
                 cls.register(ATTR, CrmId)
+            for cls in (CalendarItem, Task):
+                cls.register(REGARDING_ATTR, RegardingName)
             _registered = True
 
 
@@ -109,17 +127,20 @@ def _only(entity: str) -> list[str]:
     if entity == "appointment":
         return common + ["subject", "location", "body", "start", "end", "is_all_day", "importance", "organizer",
                          "required_attendees", "optional_attendees", "legacy_free_busy_status", "uid",
-                         "_start_timezone"]
-    return common + ["subject", "body", "start_date", "due_date", "complete_date", "percent_complete", "status",
+                         "_start_timezone", REGARDING_ATTR, *ews_series.SERIES_FIELDS]
+    return common + [REGARDING_ATTR, "subject", "body", "start_date", "due_date", "complete_date", "percent_complete", "status",
                      "importance"]
 
 
 @implementer(IPimStore)
 class EwsPimStore:
+    log = Logger()
     entities = ("contact", "appointment", "task")
 
     def __init__(self, options: EwsOptions, address: str, username: str, password: str, *, timeout: float = 30.0,
-                 ca_file: Optional[str] = None, wait: Callable[[float], Any] = threading.Event().wait) -> None:
+                 ca_file: Optional[str] = None, wait: Callable[[float], Any] = threading.Event().wait,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 horizon_days: int = series.HORIZON_DAYS, lookback_days: int = series.LOOKBACK_DAYS) -> None:
         register_property()
         self._options = options
         self._address = address
@@ -129,6 +150,9 @@ class EwsPimStore:
         self._wait = wait
         self._account: Optional[Account] = None
         self._folders: dict[str, Any] = {}
+        self.clock = clock
+        self.horizon_days = horizon_days
+        self.lookback_days = lookback_days
         if ca_file is not None:
             if not issubclass(BaseProtocol.HTTP_ADAPTER_CLS, CAFileAdapter):
                 raise MailboxError("ca_file needs exchangelib's HTTP adapter, which another part replaced")
@@ -140,6 +164,29 @@ class EwsPimStore:
     # -- IPimStore
 
     def changes_blocking(self, entity: str, token: Optional[str]) -> Changes:
+        if entity != "appointment":
+            return self._changes(entity, token)
+        win = self._window()
+        day, _, state = (token or "").partition("|")
+        changes = self._changes(entity, state if token and day == win.day else None)
+        listed: list[Listed] = []
+        deleted = list(changes.deleted)
+        ids = [x.id for x in changes.changed]
+        expanded: dict[str, Optional[list[Item]]] = {}
+        for i in range(0, len(ids), 100):
+            expanded.update(self._call(lambda chunk=ids[i:i + 100]: self._expand(chunk, win)))  # type: ignore[misc]
+        for x in changes.changed:
+            occurrences = expanded.get(x.id)
+            if occurrences is None:
+                listed.append(x)
+            else:
+                listed += [Listed(it.id, it.etag) for it in occurrences]
+                deleted.append(x.id)  # its occurrences are listed in full (series.drop_series)
+        return Changes(tuple(listed), tuple(deleted) if not changes.complete else (),
+                       f"{win.day}|{changes.token or ''}", complete=changes.complete,
+                       extra={series.FROM_KEY: win.day})
+
+    def _changes(self, entity: str, token: Optional[str]) -> Changes:
         def sync() -> Changes:
             folder = self._folder(entity)
             changed: dict[str, Listed] = {}
@@ -168,6 +215,15 @@ class EwsPimStore:
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
         if not ids:
             return []
+
+        split = [series.split_id(i) for i in ids]
+        if entity == "appointment" and any(rid is not None for _, rid in split):
+            wanted = set(ids)
+            masters = sorted({s for s, rid in split if rid is not None})
+            found = self._call(lambda: self._expand(masters, self._window()))
+            out = [it for its in found.values() for it in its or () if it.id in wanted]
+            singles = [i for i, rid in split if rid is None]
+            return out + (self.get_blocking(entity, singles) if singles else [])
 
         def get() -> list[Item]:
             folder = self._folder(entity)
@@ -198,6 +254,10 @@ class EwsPimStore:
 
     def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
                         crm_id: Optional[str] = None) -> Listed:
+        series_id, rid = series.split_id(item_id)
+        if rid is not None:
+            return self._call(lambda: self._update_occurrence(series_id, rid, etag, values))
+
         def update() -> Listed:
             folder = self._folder(entity)
             item = _CLASSES[entity](account=folder.account, folder=folder, id=item_id, changekey=etag)
@@ -213,9 +273,16 @@ class EwsPimStore:
         return self._call(update)
 
     def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
+        series_id, rid = series.split_id(item_id)
+        if rid is not None:
+            target = self._call(lambda: self._occurrence_target(series_id, rid, etag, must_exist=False))
+            if target is None:
+                return
+
         def delete() -> None:
             account = self._folder(entity).account
-            for result in account.bulk_delete([(item_id, None)], delete_type=MOVE_TO_DELETED_ITEMS,
+            ids = [target] if rid is not None else [(item_id, None)]
+            for result in account.bulk_delete(ids, delete_type=MOVE_TO_DELETED_ITEMS,
                                               send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE):
                 if isinstance(result, ews_errors.ErrorItemNotFound):
                     return
@@ -267,6 +334,91 @@ class EwsPimStore:
         account, self._account, self._folders = self._account, None, {}
         if account is not None:
             account.protocol.close()
+
+    # -- recurring masters
+
+    def _window(self) -> series.Window:
+        return series.window(self.clock(), self.horizon_days, self.lookback_days)
+
+    def _fetch(self, ids: list[str]) -> list[Any]:
+        folder = self._folder("appointment")
+        out = []
+        for it in folder.account.fetch(ids=[(i, None) for i in ids], folder=folder, only_fields=_only("appointment")):
+            if isinstance(it, ews_errors.ErrorItemNotFound):
+                continue
+            if isinstance(it, Exception):
+                raise it
+            out.append(it)
+        return out
+
+    def _expand(self, ids: list[str], win: series.Window) -> dict[str, Optional[list[Item]]]:
+        """id -> the occurrences in ``win`` of each recurring master (None: no master); gone ones left out."""
+        out: dict[str, Optional[list[Item]]] = {}
+        masters = []
+        for it in self._fetch(ids):
+            out[it.id] = None
+            if getattr(it, "type", None) == "RecurringMaster" and it.recurrence is not None:
+                masters.append(it)
+        for it in masters:
+            values = self._event_values(it)
+            exceptions = ews_series.modified_ids(it, values["when"] is not None and "T" not in values["when"],
+                                                 values.get("timezone"))
+            by_id = {e.id: self._event_values(e) for e in self._fetch(list(exceptions.values()))} if exceptions else {}
+            modified = {rid: by_id[i] for rid, i in exceptions.items() if i in by_id}
+            try:
+                out[it.id] = ews_series.expand_master(it.id, it, values, tuple(it.categories or ()), modified, win)
+            except (ValueError, KeyError, TypeError) as e:  # a pattern abook cannot read: one item, not the listing
+                self.log.warn("{address}: cannot expand a recurring series: {error}", address=self._address,
+                              error=str(e)[:200])
+        return out
+
+    def _occurrence_target(self, series_id: str, rid: str, etag: Optional[str], must_exist: bool = True,
+                           seen: Optional[list[Item]] = None) -> Any:
+        """The id to write one occurrence through: its exception's ItemId, or an OccurrenceItemId on the master."""
+        from exchangelib.properties import OccurrenceItemId
+
+        found = self._expand([series_id], series.covering(self._window(), rid)).get(series_id) or []
+        item = next((it for it in found if it.id == series.occurrence_id(series_id, rid)), None)
+        if item is None:
+            if must_exist:
+                raise ItemGone(f"{self._address}: the occurrence is no longer there")
+            return None
+        if etag is not None and item.etag != etag:
+            raise StaleItem(f"{self._address}: the occurrence changed since it was read")
+        if seen is not None:
+            seen.append(item)
+        (master,) = self._fetch([series_id])
+        values = self._event_values(master)
+        all_day = values["when"] is not None and "T" not in values["when"]
+        exception = ews_series.modified_ids(master, all_day, values.get("timezone")).get(rid)
+        if exception is not None:
+            return (exception, None)
+        index = ews_series.instance_index(master, values, rid)
+        if index is None:
+            raise ItemRejected(f"{self._address}: the occurrence has no place in its series' pattern")
+        return OccurrenceItemId(id=master.id, changekey=master.changekey, instance_index=index)
+
+    def _update_occurrence(self, series_id: str, rid: str, etag: str, values: Values) -> Listed:
+        occurrence_id = series.occurrence_id(series_id, rid)
+        seen: list[Item] = []
+        target = self._occurrence_target(series_id, rid, etag, seen=seen)
+        if not values:
+            return Listed(occurrence_id, etag)  # an occurrence carries no CRM id of its own
+        if "description" in values or "regarding" in values:  # the notes hold both: keep the other one
+            values = {"description": seen[0].values.get("description"), "regarding": seen[0].values.get("regarding"),
+                      **values}
+        folder = self._folder("appointment")
+        if isinstance(target, tuple):
+            item = CalendarItem(account=folder.account, folder=folder, id=target[0], changekey=target[1])
+        else:
+            item = CalendarItem(account=folder.account, folder=folder, _id=target)
+        fields = self._apply("appointment", item, dict(values), creating=False)
+        item.save(update_fields=fields, send_meeting_invitations=SEND_TO_NONE)
+        found = self._expand([series_id], series.covering(self._window(), rid)).get(series_id) or []
+        current = next((it for it in found if it.id == occurrence_id), None)
+        if current is None:
+            raise ItemGone(f"{self._address}: the occurrence is no longer there")
+        return Listed(occurrence_id, current.etag)
 
     # -- exchangelib items <-> values
 
@@ -325,7 +477,9 @@ class EwsPimStore:
         attendees += [("optional", a.mailbox.email_address) for a in (it.optional_attendees or []) if a.mailbox]
         return normalise("appointment", {
             "when": when, "timezone": zone, "subject": it.subject,
-            "location": it.location, "description": self._body(it.body),
+            "location": it.location,
+            "description": split_regarding(self._body(it.body), getattr(it, REGARDING_ATTR, None)),
+            "regarding": getattr(it, REGARDING_ATTR, None),
             "prioritycode": (it.importance or "Normal").lower(),
             "organizer": (it.organizer.email_address or "").lower() or None if it.organizer else None,
             "attendees": parties_text([(r, a or "") for r, a in attendees]),
@@ -336,7 +490,9 @@ class EwsPimStore:
         percent = int(it.percent_complete) if it.percent_complete is not None else None
         done = it.status == _STATUS_DONE or percent == 100
         return normalise("task", {
-            "subject": it.subject, "description": self._body(it.body), "startdate": _date(it.start_date),
+            "subject": it.subject, "regarding": getattr(it, REGARDING_ATTR, None),
+            "description": split_regarding(self._body(it.body), getattr(it, REGARDING_ATTR, None)),
+            "startdate": _date(it.start_date),
             "duedate": _date(it.due_date), "completed": None,  # Exchange sets it itself: not synchronised
             "percentcomplete": 100 if done else percent, "status": "completed" if done else "open",
             "prioritycode": (it.importance or "Normal").lower(),
@@ -389,7 +545,8 @@ class EwsPimStore:
                 names = [values.get("firstname"), values.get("middlename"), values.get("lastname")]
                 item.display_name = " ".join(n for n in names if n) or values.get("emailaddress1") or "?"
         elif entity == "appointment":
-            for name, attr in (("subject", "subject"), ("location", "location"), ("description", "body")):
+            fields += self._notes(entity, item, values, creating)
+            for name, attr in (("subject", "subject"), ("location", "location")):
                 if name in values:
                     setattr(item, attr, values[name])
                     fields.append(attr)
@@ -423,7 +580,8 @@ class EwsPimStore:
                 item.required_attendees = required or None
                 item.optional_attendees = optional or None
         else:
-            for name, attr in (("subject", "subject"), ("description", "body")):
+            fields += self._notes(entity, item, values, creating)
+            for name, attr in (("subject", "subject"),):
                 if name in values:
                     setattr(item, attr, values[name])
                     fields.append(attr)
@@ -442,6 +600,28 @@ class EwsPimStore:
                 item.importance = _IMPORTANCE[values["prioritycode"]]  # type: ignore[index]
                 fields.append("importance")
         return list(dict.fromkeys(fields))
+
+    def _notes(self, entity: str, item: Any, values: Values, creating: bool) -> list[str]:
+        """The body: the description and the regarding line (one of them changing rewrites both)."""
+        if "description" not in values and "regarding" not in values:
+            return []
+        current: dict[str, Optional[str]] = {}
+        if not creating and ("description" not in values or "regarding" not in values):
+            (it,) = self._refetch(entity, item)
+            current = self._event_values(it) if entity == "appointment" else self._task_values(it)
+        description = values["description"] if "description" in values else current.get("description")
+        regarding = values["regarding"] if "regarding" in values else current.get("regarding")
+        item.body = with_regarding(description, regarding)
+        setattr(item, REGARDING_ATTR, regarding or None)
+        return ["body", REGARDING_ATTR]
+
+    def _refetch(self, entity: str, item: Any) -> list[Any]:
+        folder = self._folder(entity)
+        got = list(folder.account.fetch(ids=[(item.id, None)], folder=folder, only_fields=_only(entity)))
+        for it in got:
+            if isinstance(it, Exception):
+                raise it
+        return got
 
     def _current_contact(self, item: Any) -> dict[str, Optional[str]]:
         folder = self._folder("contact")  # given, so exchangelib needs no GetFolder round trip

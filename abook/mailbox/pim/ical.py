@@ -6,10 +6,15 @@
   ``X-ABOOK-TZID`` (a DATE has none).
 * Show-as is TRANSP (OPAQUE busy, TRANSPARENT free); PRIORITY 1 high, 5 normal, 9 low (RFC 5545).
 * Organiser and attendees are ``mailto:`` addresses; ROLE REQ-PARTICIPANT / OPT-PARTICIPANT.
+* The CRM's regarding record: its name as the last line of DESCRIPTION ("Regarding: Acme"), and in
+  ``X-ABOOK-REGARDING``, which tells abook's line from the user's when reading.
 * Tasks: DTSTART and DUE (both DATE or both UTC DATE-TIME), COMPLETED, PERCENT-COMPLETE, STATUS
   (NEEDS-ACTION / IN-PROCESS / COMPLETED).
 Writing keeps what abook does not map (alarms, other clients' properties); categories and the CRM id
 stay unless abook sets them.
+* A recurring event (RRULE, with EXDATEs and RECURRENCE-ID overrides) is read as its occurrences
+  (``read_occurrences``, expanded by ``recurring_ical_events``; see ``series.py``); writing one occurrence
+  updates or adds its override, deleting one adds an EXDATE.
 """
 
 from __future__ import annotations
@@ -19,16 +24,29 @@ from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
+import recurring_ical_events
 
+from abook.mailbox.pim import series
 from abook.mailbox.pim.interfaces import CRMID_PROPERTY
-from abook.mailbox.pim.schema import Values, normalise, parse_moment, parse_parties, parse_when, parties_text
+from abook.mailbox.pim.schema import (
+    Values,
+    normalise,
+    parse_moment,
+    parse_parties,
+    parse_when,
+    parties_text,
+    split_regarding,
+    with_regarding,
+)
 
 PRIORITY_TO_ICAL = {"high": 1, "normal": 5, "low": 9}
 _EVENT_PROPS = ("dtstart", "dtend", "duration", "summary", "location", "description", "priority", "organizer",
-                "attendee", "transp", "x-abook-tzid")
+                "attendee", "transp", "x-abook-tzid", "x-abook-regarding")
 _TODO_PROPS = ("dtstart", "due", "duration", "completed", "percent-complete", "status", "priority", "summary",
-               "description")
+               "description", "x-abook-regarding")
 TZ_PROPERTY = "X-ABOOK-TZID"
+#: the regarding record's name, shown as the last line of DESCRIPTION (schema.with_regarding)
+REGARDING_PROPERTY = "X-ABOOK-REGARDING"
 
 
 def _priority(value: Any) -> Optional[str]:
@@ -114,7 +132,8 @@ def _event_values(comp: Any) -> dict[str, Optional[str]]:
     transp = (_text(comp, "transp") or "OPAQUE").upper()
     return normalise("appointment", {
         "when": when, "timezone": zone, "subject": _text(comp, "summary"), "location": _text(comp, "location"),
-        "description": _text(comp, "description"), "prioritycode": _priority(comp.get("priority")),
+        "description": split_regarding(_text(comp, "description"), _text(comp, REGARDING_PROPERTY)),
+        "regarding": _text(comp, REGARDING_PROPERTY), "prioritycode": _priority(comp.get("priority")),
         "organizer": _address(comp["organizer"]).lower() if comp.get("organizer") is not None else None,
         "attendees": parties_text(attendees), "showas": "free" if transp == "TRANSPARENT" else "busy",
         "uid": _text(comp, "uid"),
@@ -137,7 +156,8 @@ def _todo_values(comp: Any) -> dict[str, Optional[str]]:
     percent = comp.get("percent-complete")
     done = status == "COMPLETED" or (percent is not None and int(percent) >= 100)
     return normalise("task", {
-        "subject": _text(comp, "summary"), "description": _text(comp, "description"),
+        "subject": _text(comp, "summary"), "regarding": _text(comp, REGARDING_PROPERTY),
+        "description": split_regarding(_text(comp, "description"), _text(comp, REGARDING_PROPERTY)),
         "startdate": moment("dtstart"), "duedate": moment("due"), "completed": moment("completed"),
         "percentcomplete": 100 if done else (int(percent) if percent is not None else None),
         "status": "completed" if done else "open", "prioritycode": _priority(comp.get("priority")),
@@ -200,9 +220,10 @@ def _write_event(comp: Any, v: Values) -> None:
             comp.add("dtend", end)
             if v.get("timezone"):
                 comp.add(TZ_PROPERTY, v["timezone"])
-    for name, prop in (("subject", "summary"), ("location", "location"), ("description", "description")):
+    for name, prop in (("subject", "summary"), ("location", "location")):
         if v.get(name):
             comp.add(prop, v[name])
+    _write_notes(comp, v)
     if v.get("organizer"):
         comp.add("organizer", f"mailto:{v['organizer']}")
     for role, address in parse_parties(v.get("attendees")):
@@ -211,13 +232,21 @@ def _write_event(comp: Any, v: Values) -> None:
     comp.add("transp", "TRANSPARENT" if v.get("showas") == "free" else "OPAQUE")
 
 
+def _write_notes(comp: Any, v: Values) -> None:
+    notes = with_regarding(v.get("description"), v.get("regarding"))
+    if notes:
+        comp.add("description", notes)
+    if v.get("regarding"):
+        comp.add(REGARDING_PROPERTY, v["regarding"])
+
+
 def _write_todo(comp: Any, v: Values) -> None:
     for name, prop in (("startdate", "dtstart"), ("duedate", "due"), ("completed", "completed")):
         if v.get(name):
             comp.add(prop, parse_moment(v[name]))  # type: ignore[arg-type]
-    for name, prop in (("subject", "summary"), ("description", "description")):
-        if v.get(name):
-            comp.add(prop, v[name])
+    if v.get("subject"):
+        comp.add("summary", v["subject"])
+    _write_notes(comp, v)
     done = v.get("status") == "completed"
     percent = 100 if done else v.get("percentcomplete")
     if percent is not None:
@@ -231,4 +260,94 @@ def with_crm_id(text: str, crm_id: str) -> str:
         if comp.name in ("VEVENT", "VTODO"):
             comp.pop(CRMID_PROPERTY, None)
             comp.add(CRMID_PROPERTY, crm_id)
+    return cal.to_ical().decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recurring series: one item per occurrence (series.py), expanded by recurring_ical_events
+
+
+def _master(cal: Any) -> Any:
+    return next((c for c in cal.walk("VEVENT") if c.get("recurrence-id") is None), None)
+
+
+def _categories(comp: Any) -> tuple[str, ...]:
+    value = comp.get("categories")
+    out: list[str] = []
+    for cats in value if isinstance(value, list) else ([value] if value is not None else []):
+        out += [str(c) for c in cats.cats]
+    return tuple(out)
+
+
+def _expanded(cal: Any, win: series.Window) -> dict[str, Any]:
+    """recurrence id -> the occurrence's VEVENT (an override where there is one), starting in the window."""
+    out = {}
+    for ev in recurring_ical_events.of(cal).between(win.start, win.end):
+        rid_prop = ev.get("recurrence-id")
+        original = _moment(rid_prop.dt if rid_prop is not None else ev["dtstart"].dt)
+        first = original if isinstance(original, datetime) else datetime.combine(original, datetime.min.time(),
+                                                                                  timezone.utc)
+        if win.start <= first < win.end:
+            out[series.rid_text(original)] = ev
+    return out
+
+
+def read_occurrences(text: str, win: series.Window) -> Optional[list[tuple[str, dict[str, Optional[str]], tuple[str, ...]]]]:
+    """A recurring event's occurrences in ``win``: (recurrence id, canonical values, categories); None when the
+    resource holds no recurring event. Occurrences carry the series' categories (it is tracked as a whole)."""
+    cal = icalendar.Calendar.from_ical(text)
+    master = _master(cal)
+    if master is None or master.get("rrule") is None:
+        return None
+    uid = _text(master, "uid")
+    categories = _categories(master)
+    out = []
+    for rid, ev in sorted(_expanded(cal, win).items()):
+        values = _event_values(ev)
+        values["uid"] = series.occurrence_uid(uid, rid)
+        out.append((rid, values, categories))
+    return out
+
+
+def _original(master: Any, rid: str) -> date | datetime:
+    original = series.parse_rid(rid)
+    start = master["dtstart"].dt
+    if isinstance(original, datetime) and isinstance(start, datetime) and start.tzinfo is not None:
+        return original.astimezone(start.tzinfo)
+    return original
+
+
+def write_occurrence(text: str, rid: str, values: Values, win: series.Window) -> str:
+    """The resource with one occurrence changed: its override (RECURRENCE-ID) is updated, or made from the
+    occurrence as the series gives it."""
+    cal = icalendar.Calendar.from_ical(text)
+    override = next((c for c in cal.walk("VEVENT") if c.get("recurrence-id") is not None
+                     and series.rid_text(_moment(c["recurrence-id"].dt)) == rid), None)
+    if override is None:
+        override = _expanded(cal, win).get(rid)
+        if override is None:
+            raise KeyError(rid)
+        cal.add_component(override)
+    merged = normalise("appointment", {**_event_values(override), **values})
+    for name in _EVENT_PROPS:
+        override.pop(name, None)
+    _write_event(override, merged)
+    if merged.get("prioritycode"):
+        override.add("priority", PRIORITY_TO_ICAL[merged["prioritycode"]])  # type: ignore[index]
+    for sub in list(cal.subcomponents):
+        if sub.name == "VTIMEZONE":
+            cal.subcomponents.remove(sub)
+    cal.add_missing_timezones()
+    return cal.to_ical().decode("utf-8")
+
+
+def delete_occurrence(text: str, rid: str) -> str:
+    """The resource with one occurrence deleted: an EXDATE on the series, its override (if any) removed."""
+    cal = icalendar.Calendar.from_ical(text)
+    master = _master(cal)
+    for c in list(cal.subcomponents):
+        if c.name == "VEVENT" and c.get("recurrence-id") is not None and series.rid_text(_moment(c["recurrence-id"].dt)) == rid:
+            cal.subcomponents.remove(c)
+    if master is not None:
+        master.add("exdate", _original(master, rid))
     return cal.to_ical().decode("utf-8")

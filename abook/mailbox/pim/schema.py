@@ -14,6 +14,11 @@ gives what converting once gave (docs/sync.md invariant 6):
   lowercased.
 
 Default directions follow docs/sync.md section 2; ``[sync.directions.<entity>]`` overrides them per field.
+
+``regarding`` (appointments, tasks): the name of the CRM record the activity is about, shown in the mailbox
+item (``REGARDING_LINE`` at the end of the notes, plus a property of abook's that says which line is its
+own) and never read back into the CRM (CRM -> mailbox only). ``with_regarding`` / ``split_regarding``
+write and read that line, so the notes round-trip without it: a fixed point, no sync loop.
 """
 
 from __future__ import annotations
@@ -65,12 +70,14 @@ APPOINTMENT_FIELDS = (
     _f("organizer", "email", "fixed"), _f("attendees", "parties", "fixed"),
     _f("showas", "choice", "to_mailbox", ("free", "busy")),
     _f("uid", "text", "fixed"),
+    _f("regarding", "text", "to_mailbox"),
 )
 
 TASK_FIELDS = (
     _f("subject"), _f("startdate", "moment"), _f("duedate", "moment"), _f("completed", "moment"),
     _f("percentcomplete", "int"), _f("status", "choice", "both", ("open", "completed")),
     _f("prioritycode", "choice", "both", PRIORITIES), _f("description", "body"),
+    _f("regarding", "text", "to_mailbox"),
 )
 
 FIELDS: dict[str, tuple[FieldDef, ...]] = {
@@ -174,6 +181,31 @@ def _normalise(f: FieldDef, value: object) -> Optional[str]:
         return text if text in f.choices else None
     text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()  # no format keeps a bare CR
     return text or None
+
+
+REGARDING_LINE = "Regarding: {}"
+
+
+def with_regarding(description: Optional[str], regarding: Optional[str]) -> Optional[str]:
+    """The notes as the mailbox shows them: the description, then a line naming the regarding record."""
+    if not regarding:
+        return description
+    line = REGARDING_LINE.format(regarding)
+    return f"{description}\n\n{line}" if description else line
+
+
+def split_regarding(text: Optional[str], regarding: Optional[str]) -> Optional[str]:
+    """The description without abook's regarding line (``regarding``: the name abook's property holds; the line
+    is removed only when it is that name's, so a line the user wrote stays theirs)."""
+    body = plain_body(text)
+    if not regarding or body is None:
+        return body
+    line = REGARDING_LINE.format(plain_body(regarding))
+    if body == line:
+        return None
+    if body.endswith("\n" + line):
+        return plain_body(body[: -len(line)])
+    return body
 
 
 def mapped(values: Mapping[str, Optional[str]]) -> dict[str, Optional[str]]:

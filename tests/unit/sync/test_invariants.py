@@ -511,3 +511,125 @@ def test_invariant_09_an_item_created_then_deleted_between_two_tokens_counts_as_
     assert [l.state for l in links].count("tombstone") == 1 and [l.state for l in links].count("linked") == 1
     assert first not in {l.mailbox_id for l in links}
     assert not any(l.verify for l in links)  # read once; later deltas report them
+
+
+def test_invariant_15_a_recovered_create_carries_the_crm_edits_made_since(world: World) -> None:
+    """Interrupted after the item was created, the record is edited before the next sync: the recovery links
+    the item *and* brings it the edit, as an uninterrupted create followed by the edit would have."""
+    cid = world.contact(jobtitle="Clerk")
+
+    def crash(at: str) -> None:
+        if at == "create_mailbox:created":
+            raise Interrupted(at)
+
+    with pytest.raises(Interrupted):
+        world.sync(entities=("contact",), crash=crash)
+    world.edit_contact(cid, jobtitle="Chief")
+    world.sync(entities=("contact",))
+    assert world.mailboxes["paul"].values("contact")[_contact_item(world)]["jobtitle"] == "Chief"
+    assert world.crm_contact(cid).jobtitle == "Chief"
+    world.mailboxes["paul"].calls.clear()
+    assert world.sync(entities=("contact",))["contact"].writes == 0
+    assert world.mailboxes["paul"].writes() == []
+
+
+def _settle(w: World, cid: str, item: str, policy: str) -> None:
+    """The first sync after both sides moved apart: ``manual`` lists the conflict and writes nothing until it
+    is resolved (for the mailbox); then both sides hold the winner and a further sync writes nothing."""
+    from abook.store.sync_links import resolve_conflict_txn
+
+    w.sync(entities=("contact",))
+    if policy == "manual":
+        assert w.crm_contact(cid).jobtitle == "CRM title"
+        assert w.mailboxes["paul"].values("contact")[item]["jobtitle"] == "Mailbox title"
+        with w.store.transaction() as s:
+            (conflict,) = conflicts_txn(s)
+            assert conflict.fields == {"jobtitle": {"crm": "CRM title", "mailbox": "Mailbox title"}}
+            resolve_conflict_txn(s, conflict.id, "mailbox")
+        w.sync(entities=("contact",))
+    winner = "CRM title" if policy == "crm" else "Mailbox title"
+    assert w.crm_contact(cid).jobtitle == winner
+    assert w.mailboxes["paul"].values("contact")[item]["jobtitle"] == winner
+    assert list(w.mailboxes["paul"].items["contact"]) == [item]  # never a second copy
+    (link,) = w.links()
+    assert link.state == "linked" and link.mailbox_id == item
+    w.mailboxes["paul"].calls.clear()
+    assert w.sync(entities=("contact",))["contact"].writes == 0 and w.mailboxes["paul"].writes() == []
+
+
+@pytest.mark.parametrize("policy", ["crm", "mailbox", "manual"])
+def test_invariant_03_a_record_back_in_the_filter_merges_with_the_copy_it_left_behind(tmp_path, policy: str) -> None:
+    """A contact left the filter while its mailbox copy was edited: the copy stays, carrying the CRM id, and
+    the sync leaves it alone (its link is kept as ``detached``). Both sides are edited again and the record
+    comes back: the pair merges from its last-synced values (no second copy), the field both sides changed
+    settled by the entity's conflict policy."""
+    w = new_world(tmp_path, policies={e: Policy(e, conflict=policy) for e in ("contact", "appointment", "task")})
+    cid = w.contact(jobtitle="Clerk")
+    w.sync(entities=("contact",))
+    item = _contact_item(w)
+    w.mailboxes["paul"].user_update("contact", item, {"jobtitle": "Mailbox title"})
+    w.edit_contact(cid, statecode=1)
+    w.sync(entities=("contact",))
+    assert [link.state for link in w.links()] == ["detached"] and _contact_item(w) == item
+    w.mailboxes["paul"].user_update("contact", item, {"department": "Sales"})  # left alone while out
+    w.mailboxes["paul"].calls.clear()
+    w.sync(entities=("contact",))
+    assert w.mailboxes["paul"].writes() == [] and w.crm_contact(cid).department is None
+    w.edit_contact(cid, statecode=0, jobtitle="CRM title")
+    _settle(w, cid, item, policy)
+    assert w.crm_contact(cid).department == "Sales"  # changed on one side only: it flows
+    w.store.dispose()
+
+
+@pytest.mark.parametrize("policy", ["crm", "mailbox", "manual"])
+def test_invariant_03_a_pair_with_no_last_synced_values_is_settled_by_the_conflict_policy(tmp_path, policy: str) -> None:
+    """The links are lost (a store restored from an older backup) while both sides were edited: the item
+    is found by the CRM id it carries and paired; nobody knows which side moved, so the fields that differ
+    are settled by the conflict policy in that same sync, never left apart."""
+    from abook.store.sync_links import SyncLink
+
+    w = new_world(tmp_path, policies={e: Policy(e, conflict=policy) for e in ("contact", "appointment", "task")})
+    cid = w.contact(jobtitle="Clerk")
+    w.sync(entities=("contact",))
+    item = _contact_item(w)
+    with w.store.transaction() as s:
+        s.query(SyncLink).delete()
+    w.mailboxes["paul"].forget_tokens()
+    w.mailboxes["paul"].user_update("contact", item, {"jobtitle": "Mailbox title"})
+    w.edit_contact(cid, jobtitle="CRM title")
+    _settle(w, cid, item, policy)
+    w.store.dispose()
+
+
+def test_invariant_03_a_detached_copy_is_forgotten_once_either_side_is_gone(world: World) -> None:
+    cid = world.contact(jobtitle="Clerk")
+    world.sync(entities=("contact",))
+    item = _contact_item(world)
+    world.mailboxes["paul"].user_update("contact", item, {"jobtitle": "Mine"})
+    world.edit_contact(cid, statecode=1)
+    world.sync(entities=("contact",))
+    world.mailboxes["paul"].user_delete("contact", item)
+    world.sync(entities=("contact",))
+    assert world.links() == [] and world.crm_contact(cid) is not None
+    world.edit_contact(cid, statecode=0)
+    world.sync(entities=("contact",))  # back in the filter, no copy left: a fresh one
+    assert [v["jobtitle"] for v in world.mailboxes["paul"].values("contact").values()] == ["Clerk"]
+
+
+def test_invariant_15_a_recovered_create_whose_record_left_the_filter_leaves_in_the_same_sync(world: World) -> None:
+    """Interrupted after the item was created, the record is deactivated before the next sync: the copy
+    goes in that sync (as it would have after an uninterrupted create), not one sync later (invariant 1)."""
+    cid = world.contact()
+
+    def crash(at: str) -> None:
+        if at == "create_mailbox:created":
+            raise Interrupted(at)
+
+    with pytest.raises(Interrupted):
+        world.sync(entities=("contact",), crash=crash)
+    world.edit_contact(cid, statecode=1)
+    world.sync(entities=("contact",))
+    assert world.mailboxes["paul"].items["contact"] == {} and world.links() == []
+    assert world.crm_contact(cid) is not None
+    world.mailboxes["paul"].calls.clear()
+    assert world.sync(entities=("contact",))["contact"].writes == 0
