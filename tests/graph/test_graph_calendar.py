@@ -181,3 +181,18 @@ def test_the_crm_id_and_uid_travel_in_extended_properties(pim: GraphPimHarness) 
     assert item.uid == events(pim.responder)[outlook].uid and item.crm_id is None  # Exchange's iCalUId
     found = pim.find_blocking("appointment", "crm-a")
     assert found is not None and found.id == a.id and pim.find_blocking("appointment", "crm-none") is None
+
+
+def test_the_regarding_record_is_a_line_in_the_notes_split_off_again_when_read(pim: GraphPimHarness) -> None:
+    values = {**MEETING, "description": "agenda", "regarding": "Acme, Inc."}
+    a = pim.create_blocking("appointment", values, "crm-a")
+    e = events(pim.responder)[a.id]
+    assert e.data["body"]["content"] == "agenda\n\nRegarding: Acme, Inc."  # what Outlook shows
+    (item,) = pim.get_blocking("appointment", [a.id])
+    assert item.values == pim.project("appointment", values)
+    assert (item.values["description"], item.values["regarding"]) == ("agenda", "Acme, Inc.")
+    b = pim.update_blocking("appointment", a.id, item.etag, {"regarding": "Contoso"})  # the notes keep the agenda
+    pim.update_blocking("appointment", a.id, b.etag, {"description": "new agenda"})  # the line stays
+    (item,) = pim.get_blocking("appointment", [a.id])
+    assert (item.values["description"], item.values["regarding"]) == ("new agenda", "Contoso")
+    assert e.data["body"]["content"] == "new agenda\n\nRegarding: Contoso"

@@ -153,3 +153,26 @@ def test_sync_mailbox_of_type_graph_needs_its_table() -> None:
 
     with pytest.raises(ConfigError, match=r'type "graph" needs a \[sync.mailbox.graph\] table'):
         parse_config({"sync": {"mailbox": {"type": "graph"}}})
+
+
+def test_the_regarding_record_shows_in_graph_events_and_loops_nothing(pim_world: World, graph_server: GraphServer) -> None:
+    from tests.unit.sync.test_regarding import _account
+
+    w, r = pim_world, graph_server.responder
+    box = w.mailboxes["paul"]
+    acme = _account(w, "Acme Ltd")
+    meeting = w.appointment(description="Agenda:\n1. prices", regarding_type="account", regarding_id=acme)
+    w.sync("paul", entities=("appointment",))
+    (event,) = [e for e in events(r).values() if e.mailbox == box.address]
+    assert event.data["body"]["content"] == "Agenda:\n1. prices\n\nRegarding: Acme Ltd"
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0  # no loop
+    box.user_update("appointment", event.id, {"description": "Agenda:\n1. prices\n2. dates"})  # Outlook
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 1
+    a = w.activity(meeting)
+    assert a is not None and a.description == "Agenda:\n1. prices\n2. dates"  # without abook's line
+    assert event.data["body"]["content"] == "Agenda:\n1. prices\n2. dates\n\nRegarding: Acme Ltd"
+    w.edit_activity(meeting, regarding_id=_account(w, "Other GmbH"))
+    w.sync("paul", entities=("appointment",))
+    assert event.data["body"]["content"] == "Agenda:\n1. prices\n2. dates\n\nRegarding: Other GmbH"
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
+    w.store.dispose()

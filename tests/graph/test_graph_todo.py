@@ -84,3 +84,12 @@ def test_delta_lists_changes_and_removals_and_a_lost_state_is_refused(pim: Graph
     pim.forget_tokens()
     with pytest.raises(CursorInvalid):
         pim.changes_blocking("task", changes.token)
+
+
+def test_to_do_tasks_do_not_show_the_regarding_record(pim: GraphPimHarness) -> None:
+    """No property of abook's on a To Do task could say which line of the notes is abook's own."""
+    values = {**TASK, "regarding": "Acme Ltd"}
+    a = pim.create_blocking("task", values, "crm-a")
+    (item,) = pim.get_blocking("task", [a.id])
+    assert item.values == pim.project("task", values) and item.values["regarding"] is None
+    assert tasks(pim.responder)[a.id].data["body"]["content"] == "by mail"

@@ -18,6 +18,8 @@
 - Times: ``Prefer: outlook.timezone="UTC"`` so ``start``/``end`` come in UTC; the event's own zone is its
   ``originalStartTimeZone`` (a Windows zone, read as its main IANA name, as EWS). Written in the item's zone
   (its Windows name), all-day events as midnight dates with ``isAllDay``.
+- The regarding record's name: a "Regarding: ..." line at the end of the notes, and the EWS backend's
+  ``abookRegarding`` property naming it, so the line is split off again when read (never copied back).
 - The CRM id in the EWS backend's extended property (filterable, so ``find`` is one ``$filter``). Graph's
   ``iCalUId`` is read-only: the CRM's UID is kept in abook's own property ``abookUid`` and read from there,
   else ``iCalUId``.
@@ -38,11 +40,21 @@ from abook.mailbox.errors import CursorInvalid
 from abook.mailbox.graph_client import GraphClient
 from abook.mailbox.pim.graph_common import CRM_ID, PROPERTY_SET, DeltaRound, fetch, write
 from abook.mailbox.pim.interfaces import Changes, Item, ItemGone, Listed
-from abook.mailbox.pim.schema import Values, normalise, parse_parties, parse_when, parties_text
+from abook.mailbox.pim.schema import (
+    Values,
+    normalise,
+    parse_parties,
+    parse_when,
+    parties_text,
+    split_regarding,
+    with_regarding,
+)
 
 UID = f"String {PROPERTY_SET} Name abookUid"
+#: the regarding record's name shown in the notes (the EWS backend's abookRegarding)
+REGARDING = f"String {PROPERTY_SET} Name abookRegarding"
 PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
-_EXPAND = "singleValueExtendedProperties($filter=" + f"id eq '{CRM_ID}' or id eq '{UID}')"
+_EXPAND = "singleValueExtendedProperties($filter=" + " or ".join(f"id eq '{p}'" for p in (CRM_ID, UID, REGARDING)) + ")"
 _UTC_NAMES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "tzone://Microsoft/Utc"}
 _INSTANCES = ("occurrence", "exception")
 
@@ -176,6 +188,8 @@ class GraphEvents:
         props = [{"id": CRM_ID, "value": crm_id}] if crm_id else []
         if v.get("uid"):
             props.append({"id": UID, "value": v["uid"]})
+        if v.get("regarding"):
+            props.append({"id": REGARDING, "value": v["regarding"]})
         if props:
             body["singleValueExtendedProperties"] = props
         if notify:  # Graph invites every attendee of an event it creates: only when the engine says so
@@ -191,9 +205,18 @@ class GraphEvents:
             if item_id not in found:
                 raise ItemGone(f"{self.client.name}: event {item_id} is gone")
             values["timezone"] = iana_zone(found[item_id].get("originalStartTimeZone"))
+        props = [{"id": CRM_ID, "value": crm_id}] if crm_id is not None else []
+        if ("description" in values) != ("regarding" in values):  # the notes hold both: keep the other one
+            (current,) = self.get([item_id]) or [None]
+            if current is None:
+                raise ItemGone(f"{self.client.name}: event {item_id} is gone")
+            values = {"description": current.values.get("description"),
+                      "regarding": current.values.get("regarding"), **values}
+        if "regarding" in values:
+            props.append({"id": REGARDING, "value": values["regarding"] or ""})
         body = self._body(values, creating=False)
-        if crm_id is not None:
-            body["singleValueExtendedProperties"] = [{"id": CRM_ID, "value": crm_id}]
+        if props:
+            body["singleValueExtendedProperties"] = props
         if not body:
             return Listed(item_id, etag)
         r = write(self.client, "PATCH", self._path(item_id), etag, f"event {item_id}", prefer=PREFER, json=body)
@@ -234,8 +257,9 @@ class GraphEvents:
             body["subject"] = values["subject"] or ""
         if "location" in values:
             body["location"] = {"displayName": values["location"] or ""}
-        if "description" in values:
-            body["body"] = {"contentType": "text", "content": values["description"] or ""}
+        if "description" in values or "regarding" in values:  # the notes, then the regarding line
+            text = with_regarding(values.get("description"), values.get("regarding"))
+            body["body"] = {"contentType": "text", "content": text or ""}
         if values.get("when"):
             zone = iana_zone(windows_zone(values.get("timezone")))
             win = windows_zone(zone) or "UTC"
@@ -272,9 +296,11 @@ class GraphEvents:
         organizer = ((r.get("organizer") or {}).get("emailAddress") or {}).get("address")
         parties = [(a.get("type"), (a.get("emailAddress") or {}).get("address") or "") for a in r.get("attendees") or []]
         uid = props.get(UID.lower()) or r.get("iCalUId")
+        regarding = props.get(REGARDING.lower()) or None
         values = normalise("appointment", {
             "when": when, "timezone": iana_zone(r.get("originalStartTimeZone")), "subject": r.get("subject"),
-            "location": (r.get("location") or {}).get("displayName"), "description": text,
+            "location": (r.get("location") or {}).get("displayName"),
+            "description": split_regarding(text, regarding), "regarding": regarding,
             "prioritycode": (r.get("importance") or "normal").lower(),
             "organizer": organizer.lower() if organizer else None,
             "attendees": parties_text([(t, a) for t, a in parties if t in ("required", "optional")]),

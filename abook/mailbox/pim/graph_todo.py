@@ -13,7 +13,8 @@
 - Fields: ``title``, ``body`` (text), ``importance``, ``status`` (``completed`` or not), ``categories``,
   ``startDateTime``/``dueDateTime`` as dates (To Do keeps days, not times). To Do has no percent complete:
   a completed task reads as 100, an open one as unknown. It sets ``completedDateTime`` itself when a task is
-  completed, so that field is not synchronised (as EWS).
+  completed, so that field is not synchronised (as EWS). The regarding record is not shown: with no
+  property of abook's to say which line of the notes is its own, it could not be split off again.
 - Writes: ``PATCH`` with ``If-Match`` on the task's ``@odata.etag`` (412 -> StaleItem), ``DELETE``.
 """
 
@@ -119,6 +120,7 @@ class GraphTodo:
         out["status"] = out["status"] or "open"
         out["percentcomplete"] = "100" if out["status"] == "completed" else None
         out["prioritycode"] = out["prioritycode"] or "normal"
+        out["regarding"] = None  # not shown: no property would say which line of the notes is abook's
         return out
 
     # -- To Do task <-> values
