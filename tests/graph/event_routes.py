@@ -59,6 +59,9 @@ class Event:
     all_day: bool = False
     zone: str = "UTC"
     occurrences: int = 0  # a series master: this many weekly occurrences
+    #: a series' modified occurrences (n -> the occurrence as its own event) and deleted ones
+    exceptions: dict[int, "Event"] = field(default_factory=dict)
+    cancelled: set[int] = field(default_factory=set)
     extended: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
     change_key: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -72,11 +75,30 @@ class Event:
         """(id, start, end, n) of what a calendarView shows: itself, or a series' occurrences."""
         if not self.occurrences:
             return [(self.id, self.start, self.end, -1)]
-        return [(f"{self.id}_OCC{n}", self.start + timedelta(weeks=n), self.end + timedelta(weeks=n), n)
-                for n in range(self.occurrences)]
+        out = []
+        for n in range(self.occurrences):
+            if n not in self.cancelled:
+                x = self.exceptions.get(n)
+                out.append((f"{self.id}_OCC{n}", x.start if x else self.start + timedelta(weeks=n),
+                            x.end if x else self.end + timedelta(weeks=n), n))
+        return out
+
+    def occurrence(self, n: int) -> "Event":
+        """Occurrence ``n`` as an event of its own (its exception, once one was made)."""
+        if n in self.exceptions:
+            return self.exceptions[n]
+        return Event(f"{self.id}_OCC{n}", self.mailbox, self.seq, dict(self.data), self.start + timedelta(weeks=n),
+                     self.end + timedelta(weeks=n), self.all_day, self.zone, 0, extended=dict(self.extended),
+                     change_key=self.change_key, uid=self.uid)
 
     def resource(self, headers: dict[str, str], n: int = -1, extended: bool = False) -> dict[str, Any]:
-        shift = timedelta(weeks=max(n, 0))
+        if n >= 0:  # an occurrence or exception: its own event, named as Graph names instances
+            out = self.occurrence(n).resource(headers, -1, extended)
+            original = self.start + timedelta(weeks=n)
+            out.update({"type": "exception" if n in self.exceptions else "occurrence", "seriesMasterId": self.id,
+                        "originalStart": original.strftime("%Y-%m-%dT%H:%M:%SZ")})
+            return out
+        shift = timedelta()
         wanted = _TZ.search(headers.get("Prefer", ""))
         shown = wanted.group(1) if wanted else self.zone
 
@@ -89,9 +111,9 @@ class Event:
         content = self.data.get("body", {}).get("content", "")
         body = {"contentType": "text", "content": content} if text else \
             {"contentType": "html", "content": f"<html><body><p>{escape(content)}</p></body></html>"}
-        kind = "singleInstance" if not self.occurrences else ("seriesMaster" if n < 0 else "occurrence")
+        kind = "singleInstance" if not self.occurrences else "seriesMaster"
         out = {"@odata.type": "#microsoft.graph.event", "@odata.etag": self.etag, "changeKey": self.change_key,
-               "id": self.id if n < 0 else f"{self.id}_OCC{n}", "type": kind, "iCalUId": self.uid,
+               "id": self.id, "type": kind, "iCalUId": self.uid,
                "isAllDay": self.all_day, "start": dtz(self.start + shift), "end": dtz(self.end + shift),
                "originalStartTimeZone": self.zone, "originalEndTimeZone": self.zone, "body": body,
                "subject": self.data.get("subject", ""), "importance": self.data.get("importance", "normal"),
@@ -100,9 +122,7 @@ class Event:
                "organizer": {"emailAddress": {"name": self.mailbox, "address": self.mailbox}},
                "attendees": [{**a, "status": {"response": "none", "time": "0001-01-01T00:00:00Z"}}
                              for a in self.data.get("attendees", [])]}
-        if n >= 0:
-            out["seriesMasterId"] = self.id
-        if self.occurrences and n < 0:
+        if self.occurrences:
             out["recurrence"] = {"pattern": {"type": "weekly", "interval": 1},
                                  "range": {"type": "numbered", "numberOfOccurrences": self.occurrences}}
         if extended:
@@ -144,7 +164,7 @@ def _write(e: Event, data: dict[str, Any]) -> None:
 def _lookup(g: "GraphResponder", address: str, item_id: str) -> tuple[Optional[Event], int]:
     master_id, _, n = item_id.partition("_OCC")
     e = events(g).get(master_id)
-    if e is None or e.mailbox != address or e.deleted or (n and int(n) >= e.occurrences):
+    if e is None or e.mailbox != address or e.deleted or (n and (int(n) >= e.occurrences or int(n) in e.cancelled)):
         return None, -1
     return e, int(n) if n else -1
 
@@ -210,8 +230,19 @@ def route(g: "GraphResponder", address: str, parts: list[str], method: str, q: d
         return _error(412, "ErrorIrresolvableConflict", "The send or update operation could not be performed "
                                                          "because the change key passed in the request does not "
                                                          "match the current change key for the item.")
-    if n >= 0:
-        return _error(400, "ErrorInvalidRequest", "the responder edits series as a whole")
+    if n >= 0:  # an occurrence: a PATCH makes (or changes) its exception, a DELETE cancels it
+        if method == "PATCH":
+            x = e.occurrence(n)
+            try:
+                _write(x, json.loads(body))
+            except (KeyError, ValueError) as error:
+                return _error(400, "ErrorInvalidRequest", str(error))
+            x.change_key = uuid.uuid4().hex
+            e.exceptions[n] = x
+        elif method == "DELETE":
+            e.cancelled.add(n)
+        e.seq = store.tick()
+        return _json(200, e.resource(headers, n)) if method == "PATCH" else (204, {}, b"")
     if method == "PATCH":
         try:
             _write(e, json.loads(body))

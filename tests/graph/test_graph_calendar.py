@@ -121,22 +121,36 @@ def test_a_short_throttle_on_the_delta_is_waited_out_a_long_one_is_rate_limited(
     assert e.value.retry_after == 120
 
 
-def test_a_recurring_series_is_one_item_its_master(pim: GraphPimHarness) -> None:
+def test_a_recurring_series_is_one_item_per_occurrence(pim: GraphPimHarness) -> None:
+    """As on EWS and CalDAV (the CRM keeps one record per occurrence): calendarView's occurrences are the
+    items, each with the series' UID and its original start; writing one makes its exception only, and a
+    series deleted in Outlook is each occurrence's deletion."""
     master = _outlook_creates(pim, {
         "subject": "Weekly", "start": {"dateTime": "2026-03-02T08:00:00", "timeZone": "W. Europe Standard Time"},
         "end": {"dateTime": "2026-03-02T08:30:00", "timeZone": "W. Europe Standard Time"},
         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
-                       "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 10}}})
-    token = pim.changes_blocking("appointment", None)
-    assert [x.id for x in token.changed] == [master]  # ten occurrences in the view, one item
-    (item,) = pim.get_blocking("appointment", [master])
-    assert item.values["when"] == "2026-03-02T07:00:00Z/2026-03-02T07:30:00Z"
-    assert item.values["timezone"] == "Europe/Berlin"
-    with pim.responder.lock:
-        e = events(pim.responder)[master]
-        e.change_key, e.seq = "changed", pim.responder.store.tick()
-    again = pim.changes_blocking("appointment", token.token)
-    assert [x.id for x in again.changed] == [master] and again.changed[0].etag == 'W/"changed"'
+                       "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 4}}})
+    first = pim.changes_blocking("appointment", None)
+    ids = [x.id for x in first.changed]
+    assert len(ids) == 4 and master not in ids  # the occurrences, not the master
+    items = pim.get_blocking("appointment", ids)
+    uid = events(pim.responder)[master].uid
+    assert [i.uid for i in items] == [f"{uid}#202603{d:02d}T070000Z" for d in (2, 9, 16, 23)]
+    assert items[1].values["when"] == "2026-03-09T07:00:00Z/2026-03-09T07:30:00Z"
+    two = pim.update_blocking("appointment", items[1].id, items[1].etag, {"subject": "Weekly (moved room)"})
+    again = pim.changes_blocking("appointment", first.token)
+    etags = {x.id: x.etag for x in again.changed}
+    assert etags[items[1].id] == two.etag and all(etags[i.id] == i.etag for i in items if i.id != items[1].id)
+    (moved,) = pim.get_blocking("appointment", [items[1].id])
+    assert moved.values["subject"] == "Weekly (moved room)" and items[2].values["subject"] == "Weekly"
+    pim.delete_blocking("appointment", items[3].id, None)  # one occurrence
+    gone = pim.changes_blocking("appointment", again.token)
+    assert gone.deleted == (items[3].id,) and pim.get_blocking("appointment", [items[3].id]) == []
+    with pim.responder.lock:  # Outlook deletes the whole series
+        events(pim.responder)[master].deleted = True
+        pim.responder.store.tick()
+    last = pim.changes_blocking("appointment", gone.token)
+    assert set(last.deleted) == {i.id for i in items[:3]}
 
 
 def test_times_are_written_in_the_items_zone_and_read_in_utc(pim: GraphPimHarness) -> None:

@@ -176,3 +176,24 @@ def test_the_regarding_record_shows_in_graph_events_and_loops_nothing(pim_world:
     assert event.data["body"]["content"] == "Agenda:\n1. prices\n2. dates\n\nRegarding: Other GmbH"
     assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
     w.store.dispose()
+
+
+def test_a_tracked_outlook_series_comes_in_one_crm_appointment_per_occurrence(pim_world: World,
+                                                                              graph_server: GraphServer) -> None:
+    w, r = pim_world, graph_server.responder
+    box = w.mailboxes["paul"]
+    created = box.client.json("POST", f"/users/{box.address}/calendar/events", json={
+        "subject": "Stand-up", "start": {"dateTime": "2026-06-22T09:00:00", "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": "2026-06-22T09:15:00", "timeZone": "W. Europe Standard Time"},
+        "categories": ["Tracked to CRM"],
+        "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                       "range": {"type": "numbered", "startDate": "2026-06-22", "numberOfOccurrences": 3}}})
+    report = w.sync("paul", entities=("appointment",))["appointment"]
+    assert not report.failed, report.failed
+    links = [link for link in w.links("paul", "appointment") if link.state == "linked"]
+    records = sorted((w.activity(link.crm_id) for link in links), key=lambda a: a.scheduledstart)
+    uid = events(r)[created["id"]].uid
+    assert [(a.subject, a.seriesid, f"{a.scheduledstart:%m-%d %H:%M}") for a in records] == [
+        ("Stand-up", uid, "06-22 07:00"), ("Stand-up", uid, "06-29 07:00"), ("Stand-up", uid, "07-06 07:00")]
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
+    w.store.dispose()

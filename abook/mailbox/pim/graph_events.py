@@ -11,10 +11,11 @@
   gone is a deletion. A listing is never ``complete`` (it covers the window, not the calendar), so the engine
   keeps every linked item it was not told is gone: an event that merely left the window keeps its link and
   its CRM record. The price: an event deleted while the delta state was lost (410) is not seen as deleted.
-- Recurring series, as the EWS and CalDAV backends: one item per series, the series master (its first
-  occurrence's time). calendarView lists occurrences and exceptions; each is reported as its
-  ``seriesMasterId`` with the master's etag. (A whole series deleted in Outlook is reported as its
-  occurrences' removals, which name no master: its link stays until a write finds it gone.)
+- Recurring series, as the EWS and CalDAV backends: one item per occurrence (the CRM keeps one record per
+  occurrence). calendarView lists the occurrences and exceptions in the window, each with Graph's own id
+  (``GET``/``PATCH`` of it reads or makes that occurrence's exception, ``DELETE`` deletes that occurrence)
+  and etag; its UID is ``<series UID>#<original start>`` (series.py), the series' UID read from its master.
+  A series deleted in Outlook is its occurrences' removals: each is a deletion.
 - Times: ``Prefer: outlook.timezone="UTC"`` so ``start``/``end`` come in UTC; the event's own zone is its
   ``originalStartTimeZone`` (a Windows zone, read as its main IANA name, as EWS). Written in the item's zone
   (its Windows name), all-day events as midnight dates with ``isAllDay``.
@@ -40,6 +41,7 @@ from abook.mailbox.errors import CursorInvalid
 from abook.mailbox.graph_client import GraphClient
 from abook.mailbox.pim.graph_common import CRM_ID, PROPERTY_SET, DeltaRound, fetch, write
 from abook.mailbox.pim.interfaces import Changes, Item, ItemGone, Listed
+from abook.mailbox.pim.series import occurrence_uid, rid_text
 from abook.mailbox.pim.schema import (
     Values,
     normalise,
@@ -148,31 +150,22 @@ class GraphEvents:
         return self._changes(changed, removed, f"{start} {end} {fresh.delta_link}")
 
     def _changes(self, changed: dict[str, dict[str, Any]], removed: dict[str, None], token: str) -> Changes:
-        """Occurrences and exceptions become their series master; removals are looked up, and only the gone
-        ones are deletions."""
+        """Single events, occurrences and exceptions are items (a series master is not: calendarView never
+        lists one); removals are looked up, and only the gone ones are deletions."""
         listed: dict[str, Listed] = {}
-        masters: set[str] = set()
         look = dict(removed)
         for item_id, entry in changed.items():
-            if item_id in removed:
+            if item_id in removed or entry.get("type") == "seriesMaster":
                 continue
-            if entry.get("type") in _INSTANCES and entry.get("seriesMasterId"):
-                masters.add(entry["seriesMasterId"])
-            elif entry.get("@odata.etag"):
+            if entry.get("@odata.etag"):
                 listed[item_id] = Listed(item_id, entry["@odata.etag"])
             else:  # an entry without its etag: read it
                 look[item_id] = None
-        select = "?$select=type,seriesMasterId"
-        there = fetch(self.client, {i: self._path(i) + select for i in look}) if look else {}
+        there = fetch(self.client, {i: self._path(i) + "?$select=type" for i in look}) if look else {}
         deleted = [i for i in removed if i not in there]
         for item_id, r in there.items():
-            if r.get("type") in _INSTANCES and r.get("seriesMasterId"):
-                masters.add(r["seriesMasterId"])
-            else:
+            if r.get("type") != "seriesMaster":
                 listed[item_id] = Listed(item_id, r["@odata.etag"])
-        masters -= set(listed)
-        found = fetch(self.client, {i: self._path(i) + select for i in masters}) if masters else {}
-        listed.update({i: Listed(i, r["@odata.etag"]) for i, r in found.items()})
         return Changes(tuple(listed.values()), tuple(deleted), token, complete=False)
 
     # -- items
@@ -180,7 +173,10 @@ class GraphEvents:
     def get(self, ids: list[str]) -> list[Item]:
         paths = {i: f"{self._path(i)}?$expand={quote(_EXPAND)}" for i in ids}
         found = fetch(self.client, paths, PREFER) if ids else {}
-        return [self._item(found[i]) for i in ids if i in found]
+        masters = {r["seriesMasterId"] for r in found.values() if r.get("type") in _INSTANCES and r.get("seriesMasterId")}
+        select = f"?$select=iCalUId&$expand={quote(_EXPAND)}"
+        series = fetch(self.client, {m: self._path(m) + select for m in masters}) if masters else {}
+        return [self._item(found[i], series) for i in ids if i in found]
 
     def create(self, values: Values, crm_id: str, notify: bool) -> Listed:
         v = normalise("appointment", values)
@@ -279,7 +275,7 @@ class GraphEvents:
             body["showAs"] = "free" if values["showas"] == "free" else "busy"
         return body
 
-    def _item(self, r: dict[str, Any]) -> Item:
+    def _item(self, r: dict[str, Any], series: dict[str, dict[str, Any]]) -> Item:
         props = {p["id"].lower(): p.get("value") for p in r.get("singleValueExtendedProperties") or []}
         when = None
         if r.get("start") and r.get("end"):
@@ -296,6 +292,12 @@ class GraphEvents:
         organizer = ((r.get("organizer") or {}).get("emailAddress") or {}).get("address")
         parties = [(a.get("type"), (a.get("emailAddress") or {}).get("address") or "") for a in r.get("attendees") or []]
         uid = props.get(UID.lower()) or r.get("iCalUId")
+        master = series.get(r.get("seriesMasterId") or "") if r.get("type") in _INSTANCES else None
+        if master is not None and r.get("originalStart"):  # an occurrence: <series UID>#<original start>
+            mprops = {p["id"].lower(): p.get("value") for p in master.get("singleValueExtendedProperties") or []}
+            original = datetime.fromisoformat(r["originalStart"].replace("Z", "+00:00"))
+            rid = rid_text(original.date() if r.get("isAllDay") else original)
+            uid = occurrence_uid(mprops.get(UID.lower()) or master.get("iCalUId"), rid)
         regarding = props.get(REGARDING.lower()) or None
         values = normalise("appointment", {
             "when": when, "timezone": iana_zone(r.get("originalStartTimeZone")), "subject": r.get("subject"),
