@@ -48,7 +48,7 @@ from sqlalchemy import event, func, insert, select  # noqa: E402
 from abook.config.model import TrackingConfig  # noqa: E402
 from abook.config.routing import RouterConfig  # noqa: E402
 from abook.routing import batch as router_batch  # noqa: E402
-from abook.routing import state as router_state  # noqa: E402
+from abook.store import mailboxes as router_state  # noqa: E402
 from abook.routing.batch import BatchSpec, Fetched, commit_batch_txn  # noqa: E402
 from abook.store import Store, make_engine, schema  # noqa: E402
 from abook.store import tracking as store_tracking  # noqa: E402

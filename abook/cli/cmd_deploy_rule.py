@@ -16,15 +16,12 @@ import argparse
 import threading
 from typing import Any, Optional
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from abook.cli.common import config_of, in_store
 from abook.config import AbookConfig
 from abook.config.mail import GraphApp, MailboxConfig
 from abook.errors import NotFound, UserError
 from abook.mailbox.errors import MailboxError
-from abook.store.models import Queue, State, SystemUser
+from abook.store.owners import forward_rule_targets_txn
 
 class GraphUnusable(UserError):
     """Graph could not be asked at all (the message names why; never the secret)."""
@@ -46,26 +43,6 @@ def register(msub: Any, common: argparse.ArgumentParser) -> None:
     d.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     d.add_argument("--to", help="the forward mailbox's address (default: the graph forward mailbox's)")
     d.set_defaults(func=deploy_rule)
-
-
-def _targets_txn(session: Session, user: Optional[str], queue: Optional[str]) -> list[str]:
-    if user is not None:
-        u = session.scalars(select(SystemUser).where(SystemUser.domainname == user)).first()
-        if u is None or not u.internalemailaddress:
-            raise NotFound(f"no user {user!r} with an email address")
-        return [u.internalemailaddress]
-    if queue is not None:
-        q = session.scalars(select(Queue).where((Queue.emailaddress == queue) | (Queue.name == queue))).first()
-        if q is None or not q.emailaddress:
-            raise NotFound(f"no queue {queue!r} with an email address")
-        return [q.emailaddress]
-    users = session.scalars(select(SystemUser.internalemailaddress).where(
-        SystemUser.incoming_method == "forward", SystemUser.statecode == State.active,
-        SystemUser.internalemailaddress.is_not(None)).order_by(SystemUser.domainname)).all()
-    queues = session.scalars(select(Queue.emailaddress).where(
-        Queue.incoming_method == "forward", Queue.statecode == State.active,
-        Queue.emailaddress.is_not(None)).order_by(Queue.emailaddress)).all()
-    return [a for a in list(users) + list(queues) if a]
 
 
 def _graph_app(config: AbookConfig) -> tuple[GraphApp, Optional[str], float]:
@@ -99,7 +76,7 @@ def _ews_forward(config: AbookConfig) -> Optional[MailboxConfig]:
 
 def deploy_rule(args: argparse.Namespace) -> int:
     config = config_of(args)
-    mailboxes = in_store(config, _targets_txn, args.user, args.queue)
+    mailboxes = in_store(config, forward_rule_targets_txn, args.user, args.queue)
     forward_to = _forward_address(config, args.to)
     ews = _ews_forward(config)
     if ews is not None:
@@ -127,7 +104,7 @@ def rule_states(config: AbookConfig) -> Optional[list[tuple[str, str]]]:
     on Graph or EWS is configured (nothing to deploy the rule to)."""
     if not any(m.role == "forward" and (m.graph is not None or m.ews is not None) for m in config.mailboxes):
         return None
-    mailboxes = in_store(config, _targets_txn, None, None)
+    mailboxes = in_store(config, forward_rule_targets_txn, None, None)
     if not mailboxes:
         return []
     forward_to = _forward_address(config, None)

@@ -13,12 +13,12 @@ from abook.cli.cmd_tracking import email_show
 from abook.cli.cmd_user import print_table
 from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
-from abook.routing.compose import (
+from abook.routing.compose import compose_txn
+from abook.store.emails import (
     RECIPIENT_ENTITIES,
     REGARDING_ENTITIES,
     STATES,
     Draft,
-    compose_txn,
     list_emails_txn,
     record_label_txn,
     regarding_txn,

@@ -8,7 +8,7 @@ from typing import Any
 
 from abook.cli.cmd_user import add_settings_parser, in_store, print_table
 from abook.store import org, settings, standard_roles, units
-from abook.store.models import ENTITIES, ReadDepth
+from abook.store.enums import ENTITIES, ReadDepth
 from abook.store.org import QueueInfo, RoleInfo
 
 _DEPTHS = ", ".join(d.name for d in ReadDepth)

@@ -11,12 +11,12 @@ from abook.cli import cmd_deploy_rule
 from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
 from abook.mailbox.errors import MailboxError
-from abook.routing.outgoing import emails_in_txn, resolve_stuck_txn
-from abook.routing.state import enable_mailbox_txn
+from abook.store.outgoing import emails_in_txn, resolve_stuck_txn
+from abook.store.mailboxes import enable_mailbox_txn
 from abook.routing.status import router_status_txn
 from abook.routing.unpolled import Polling, unpolled_txn
 from abook.store.daemons import daemons_txn
-from abook.store.models import EmailStatus
+from abook.store.enums import EmailStatus
 
 
 

@@ -14,7 +14,8 @@ from abook.cli.common import config_of, in_store
 from abook.errors import NotFound, UserError
 from abook.store import owners
 from abook.store import tracking_views
-from abook.tracking.api import REASONS, Owner, TrackRequest, TrackResult
+from abook.store.records import Owner
+from abook.tracking.api import REASONS, TrackRequest, TrackResult
 from abook.tracking.engine import track_txn
 
 
@@ -45,7 +46,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _user_id(session: Any, name: str) -> str:
-    user_id = owners.find_user_txn(session, name)
+    user_id = owners.user_for_name_or_email_txn(session, name)
     if user_id is None:
         raise NotFound(f"no CRM user {name!r} (give a user name or an email address)")
     return user_id
@@ -54,7 +55,7 @@ def _user_id(session: Any, name: str) -> str:
 def _owner(session: Any, args: argparse.Namespace) -> tuple[Owner, str]:
     if args.user:
         return Owner("systemuser", _user_id(session, args.user)), args.user
-    queue_id = owners.find_queue_txn(session, args.queue)
+    queue_id = owners.queue_for_name_or_email_txn(session, args.queue)
     if queue_id is None:
         raise NotFound(f"no queue {args.queue!r} (give an email address or a queue name)")
     return Owner("queue", queue_id), args.queue

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from abook.store.models import (
-    ADDRESS_BOOK_MATCHING, INCOMING_METHODS, OUTGOING_METHODS, TRACKING_OPTIONS, SystemUser,
-)
+from abook.store.enums import ADDRESS_BOOK_MATCHING, INCOMING_METHODS, OUTGOING_METHODS, TRACKING_OPTIONS
 from abook.store.security import OWNER_SCOPES
+from abook.store.users import NO_DEFAULT, new_user_default
 
 #: key -> (allowed values, or None for free text; what it means)
 MEANINGS: dict[str, tuple[tuple[str, ...] | None, str]] = {
@@ -39,10 +38,9 @@ MEANINGS: dict[str, tuple[tuple[str, ...] | None, str]] = {
 
 def default_of(key: str) -> str | None:
     """The value a new user has, as an admin types it."""
-    column = SystemUser.__table__.c.get({"email": "internalemailaddress"}.get(key, key))
-    if column is None or column.default is None or not column.default.is_scalar:
+    value = new_user_default({"email": "internalemailaddress"}.get(key, key))
+    if value is NO_DEFAULT:
         return {"local_filter_ldap": "none"}.get(key)
-    value = column.default.arg
     if key == "statecode":
         return "active" if value == 0 else "inactive"
     if isinstance(value, bool):

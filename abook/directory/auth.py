@@ -27,12 +27,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ldaptor.protocols.ldap import ldaperrors
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -45,25 +42,19 @@ from abook.directory.tree import BadDN, Tree
 from abook.errors import ConfigError
 from abook.passwords import hash_password, verify_password
 from abook.scheduling import FairQueue, QueueFull
-from abook.store import models, security
+from abook.store import owners, security
+from abook.store.users import BindCandidate, bind_candidate_txn
 from abook.store.outage import StoreOutage
 from abook.threads import IBlockingRunner
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 INVALID = "invalid credentials"
 
 
-@dataclass(frozen=True)
-class BindCandidate:
-    user_id: str
-    domainname: str
-    mail: str
-    password_hash: str | None
-    active: bool
-
-
 def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate | None:
     """The one user a bind name denotes (DN, user name or email address), or None."""
-    U = models.SystemUser
     if "=" in name:
         try:
             loc = tree.locate(name)
@@ -71,16 +62,12 @@ def find_bind_user_txn(session: Session, tree: Tree, name: str) -> BindCandidate
             return None
         if loc.kind != "entry" or loc.book != "Users" or not loc.record_id:
             return None
-        ids = list(session.scalars(select(U.id).where(func.lower(U.id) == loc.record_id.lower())))
+        ids = owners.user_ids_for_id_txn(session, loc.record_id)
     else:
-        ids = security.user_ids_for_name_txn(session, name)
+        ids = owners.user_ids_for_name_txn(session, name)
     if len(ids) != 1:
         return None
-    r = session.execute(
-        select(U.id, U.domainname, U.internalemailaddress, U.password_hash, U.statecode).where(U.id == ids[0])
-    ).one()
-    return BindCandidate(r.id, r.domainname or "", r.internalemailaddress or "", r.password_hash,
-                         r.statecode == models.State.active)
+    return bind_candidate_txn(session, ids[0])
 
 
 def upstream_bind_blocking(upstream: LdapUpstream, candidate: BindCandidate, password: str) -> bool:

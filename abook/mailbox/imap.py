@@ -35,7 +35,7 @@ from abook.mailbox._guard import COMMAND_BYTES, Cutter, Guarded, Overspent
 from abook.mailbox._imaplib import IMAP4, IMAP4_SSL, drop, literal
 from abook.mailbox.errors import CursorInvalid, MailboxError, MailboxMissing, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
-from abook.tracking.parse import header_text, normalise_message_id
+from abook.mailbox.headers import header_text, normalise_message_id
 
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 _UID = re.compile(rb"UID (\d+)")

@@ -38,7 +38,7 @@ from abook.mailbox._net import credentials, login_refused, port_of, tls_context,
 from abook.mailbox._guard import COMMAND_BYTES, Cutter, Guarded, Overspent
 from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import DEFAULT_LIMIT, HEAD_BYTES, Batch, IMailSource, MessageRef
-from abook.tracking.parse import header_text, normalise_message_id
+from abook.mailbox.headers import header_text, normalise_message_id
 
 T = TypeVar("T")
 _PREFIX = "h1:"

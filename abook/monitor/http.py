@@ -21,17 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
 
 from abook.config.model import AbookConfig
 from abook.monitor import metrics, reason
-
-
-def _select_one(session: Any) -> None:
-    session.execute(text("SELECT 1"))
+from abook.store import ping_txn
 
 
 class Health:
@@ -54,7 +50,7 @@ class Health:
         """Fires with None (reachable) or the reason it is not, within ``store_timeout``. One ``SELECT 1`` at
         a time: probes that come while it runs wait for it, and a hung store is not sent one per probe."""
         if self._pending is None:
-            self._pending = self.store.run(_select_one)
+            self._pending = self.store.run(ping_txn)
             self._pending.addCallbacks(lambda _: None, self._unreachable)
             self._pending.addBoth(self._checked)
         out: defer.Deferred = defer.Deferred()

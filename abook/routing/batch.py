@@ -3,7 +3,7 @@
 ``commit_batch_txn`` is the heart of exactly-once: the activities, sightings, untracked reasons, loop
 counters and the new cursor commit together or not at all. It returns what to do in the mailbox
 afterwards (mark a message, remove a wrapper); a crash before that is repaired at the next start from
-the sightings still unmarked (``state.unmarked_sightings_txn``).
+the sightings still unmarked (``store.mailboxes.unmarked_sightings_txn``). Its SQL is in ``store/mailboxes.py``.
 
 Each message is read once, by ``tracking/parse.py``: whole, when it is small enough for the engine's
 batch to hold it parsed (``BATCH_MESSAGE_BYTES``), and that parse goes to the engine with it; a larger
@@ -16,22 +16,23 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+
 from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
 from abook.routing import forward
-from abook.store import ensure_transaction
-from abook.store.models import MailArrival, MailboxState
-from abook.tracking.api import Owner, TrackRequest, TrackResult, track_many_txn, track_txn
+from abook.store import DatabaseError, ensure_transaction, mailboxes, owners, savepoint
+from abook.store.records import Owner
+from abook.tracking.api import TrackRequest, TrackResult, track_many_txn, track_txn
 from abook.tracking.bulk import BATCH_MESSAGE_BYTES
 from abook.tracking.engine import head_of_parsed, record_untracked_txn
-from abook.tracking.headers import Head, head_of, read_head
+from abook.mailbox.headers import Head, head_of, read_head
 from abook.tracking.parse import ParsedMessage, Unreadable, parse_message, read
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _log = Logger(namespace="abook.routing.batch")
 
@@ -157,13 +158,9 @@ def commit_batch_txn(session: Session, spec: BatchSpec, items: tuple[Fetched, ..
         elif not any(m.held for m in p.messages):  # held by loop damping is not rejected: the wrapper stays
             actions.append(PostAction(p.item.external_id, "remove" if spec.forward_remove else "mark",
                                       tuple(activity_ids), p.message_id))
-    _prune_arrivals(session, spec, now)
-    saved = session.execute(
-        update(MailboxState).where(MailboxState.name == spec.mailbox, MailboxState.lease_holder == spec.holder)
-        .values(cursor=cursor, lease_until=now + timedelta(seconds=spec.lease_seconds),
-                messages_tracked=MailboxState.messages_tracked + tracked)
-        .execution_options(synchronize_session=False))
-    if saved.rowcount != 1:  # type: ignore[attr-defined]
+    mailboxes.prune_arrivals_txn(session, spec.mailbox, now - spec.loop_window)
+    if not mailboxes.save_cursor_txn(session, spec.mailbox, spec.holder, cursor,
+                                     now + timedelta(seconds=spec.lease_seconds), tracked):
         raise LeaseLost(spec.mailbox)
     return BatchResult(tuple(actions), tracked, untracked, tuple(reasons))
 
@@ -213,7 +210,7 @@ def _culprit(item: Fetched) -> Iterator[None]:
     """A failure is the database's (the whole batch is retried) or this item's (retried without it)."""
     try:
         yield
-    except (SQLAlchemyError, LeaseLost):
+    except (DatabaseError, LeaseLost):
         raise  # the database's trouble (a race with another daemon, ...): the whole batch is retried
     except Exception as e:  # a bug or a message the engine cannot digest: retried without it
         raise MessageFailed(item.external_id, f"{type(e).__name__}: {e}") from e
@@ -228,7 +225,7 @@ def _unwrapped(session: Session, spec: BatchSpec, item: Fetched) -> _Item:
         _untracked(session, spec, item.external_id, None, "parse_error", str(e), Head(None, None, None))
         return _Item(item, untracked=1, reason="parse_error")
     head = head_of(wrapper)
-    owner = forward.resolve_forward_owner_txn(session, forward.candidate_addresses(wrapper))
+    owner = owners.owner_for_address_txn(session, forward.candidate_addresses(wrapper))
     if owner is None:
         _untracked(session, spec, item.external_id, None, "no_owner",
                    "no user or queue address in the wrapper's From, To, Cc or Delivered-To", head)
@@ -260,14 +257,8 @@ def _damp_loops(session: Session, spec: BatchSpec, planned: list[_Item], now: da
         return
     since = now - spec.loop_window
     distinct = sorted({sender for _, _, sender in senders})
-    counts: dict[str, int] = {}
-    for start in range(0, len(distinct), 500):
-        rows = session.execute(select(MailArrival.sender, func.count()).where(
-            MailArrival.mailbox == spec.mailbox, MailArrival.sender.in_(distinct[start:start + 500]),
-            MailArrival.arrived_at > since).group_by(MailArrival.sender))
-        counts.update((sender, n) for sender, n in rows)
-    session.execute(insert(MailArrival), [{"mailbox": spec.mailbox, "sender": sender, "arrived_at": now}
-                                          for _, _, sender in senders])
+    counts = mailboxes.arrivals_since_txn(session, spec.mailbox, distinct, since)
+    mailboxes.record_arrivals_txn(session, spec.mailbox, [sender for _, _, sender in senders], now)
     in_window = now > since  # whether the batch's own arrivals (at ``now``) count in the window
     for p, m, sender in senders:
         counts[sender] = counts.get(sender, 0) + int(in_window)
@@ -287,9 +278,9 @@ def _track_isolated(session: Session, spec: BatchSpec,
         return []
     ensure_transaction(session)
     try:
-        with session.begin_nested():
+        with savepoint(session):
             return track_many_txn(session, [request for _, request in queued], spec.tracking)
-    except (SQLAlchemyError, LeaseLost):
+    except (DatabaseError, LeaseLost):
         raise
     except Exception:
         _log.failure("tracking a batch of {count} from {mailbox} failed; tracking its messages one by one",
@@ -299,12 +290,6 @@ def _track_isolated(session: Session, spec: BatchSpec,
         with _culprit(item):
             results.append(track_txn(session, request, spec.tracking))
     return results
-
-
-def _prune_arrivals(session: Session, spec: BatchSpec, now: datetime) -> None:
-    session.execute(delete(MailArrival).where(MailArrival.mailbox == spec.mailbox,
-                                              MailArrival.arrived_at <= now - spec.loop_window)
-                    .execution_options(synchronize_session=False))
 
 
 def _untracked(session: Session, spec: BatchSpec, external_id: str, owner: Owner | None, reason: str, detail: str,

@@ -3,7 +3,8 @@
 A forwarding rule (or a journaling/redirect rule) sends the forward mailbox a wrapper whose From is the
 user's or queue's own address and whose attachments are the original messages. The owner is the first
 active user or queue whose address appears, in this order, in the wrapper's From, X-Original-To,
-Delivered-To, To and Cc; the forward mailbox's own address matches nobody and is skipped.
+Delivered-To, To and Cc (``store.owners.owner_for_address_txn`` decides); the forward mailbox's own address
+matches nobody and is skipped.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ import quopri
 from email import policy
 from email.message import Message
 from email.utils import getaddresses
-
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
-
-from abook.store.models import Queue, State, SystemUser
-from abook.tracking.api import Owner
 
 OWNER_HEADERS = ("From", "X-Original-To", "Delivered-To", "To", "Cc")
 
@@ -54,18 +49,3 @@ def candidate_addresses(msg: Message) -> tuple[str, ...]:
             if "@" in address and address not in seen:
                 seen.append(address)
     return tuple(seen)
-
-
-def resolve_forward_owner_txn(session: Session, addresses: tuple[str, ...]) -> Owner | None:
-    for address in addresses:
-        uid = session.scalars(select(SystemUser.id).where(
-            SystemUser.statecode == State.active,
-            or_(func.lower(SystemUser.internalemailaddress) == address,
-                func.lower(SystemUser.personalemailaddress) == address))).first()
-        if uid:
-            return Owner("systemuser", uid)
-        qid = session.scalars(select(Queue.id).where(
-            Queue.statecode == State.active, func.lower(Queue.emailaddress) == address)).first()
-        if qid:
-            return Owner("queue", qid)
-    return None

@@ -14,14 +14,12 @@ never sent again silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -36,10 +34,15 @@ from abook.tracking.api import token_for_email_txn
 from abook.tracking.tokens import with_token
 from abook.tracking.parse import parse_message
 from abook.store import Store, outage
-from abook.store.models import (
-    EMAIL_FIELDS, ENTITY_MODELS, Activity, ActivityParty, Email, EmailStatus, ParticipationType, Queue, SystemUser,
+from abook.store import outgoing as store_outgoing
+from abook.store.enums import EmailStatus, ParticipationType
+from abook.store.outgoing import (  # noqa: F401 (resolve_stuck_txn: `abook outgoing` asks it here)
+    Claimed, QueuedEmail, attempt_failed_txn, emails_in_txn, queue_lengths_txn, resolve_stuck_txn, sent_txn,
 )
 from abook.threads import IBlockingRunner
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -49,61 +52,20 @@ class Outgoing:
     envelope: Envelope
 
 
-@dataclass(frozen=True)
-class QueuedEmail:
-    activity_id: str
-    subject: str | None
-    attempts: int
-    last_error: str | None
-
-
 # ---------------------------------------------------------------------------------------------------------
-# transactions
+# transactions (the SQL is in store/outgoing.py)
 
 
-def _sender(session: Session, activity: Activity) -> tuple[str, str] | None:
-    """(display name, address) of the user or queue sending, when its outgoing method is router."""
-    for party in activity.parties:
-        if party.participationtypemask == ParticipationType.sender and party.party_type == "queue":
-            queue = session.get(Queue, party.party_id)
-            if queue is None or queue.outgoing_method != "router" or not queue.emailaddress:
-                return None
-            return queue.name, queue.emailaddress
-    user = session.get(SystemUser, activity.owner_id)
-    if user is None or user.outgoing_method != "router" or not user.internalemailaddress:
-        return None
-    return user.fullname or "", user.internalemailaddress
-
-
-def _address(session: Session, party: ActivityParty) -> str | None:
-    if party.addressused:
-        return party.addressused
-    if party.party_type in ENTITY_MODELS and party.party_id:
-        record = session.get(ENTITY_MODELS[party.party_type], party.party_id)
-        return getattr(record, EMAIL_FIELDS[party.party_type][0], None) if record else None
-    return None
-
-
-def _recipients(session: Session, activity: Activity) -> dict[int, list[str]]:
-    rcpt: dict[int, list[str]] = {ParticipationType.to: [], ParticipationType.cc: [], ParticipationType.bcc: []}
-    for party in sorted(activity.parties, key=lambda p: p.id):
-        if party.participationtypemask in rcpt:
-            address = _address(session, party)
-            if address:
-                rcpt[party.participationtypemask].append(address)
-    return rcpt
-
-
-def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict[int, list[str]], token: str,
-           now: datetime, tracking: TrackingConfig) -> tuple[bytes, str]:
+def _build(email: Claimed, token: str, now: datetime, tracking: TrackingConfig) -> tuple[bytes, str]:
     """The RFC 5322 message (CRLF line ends, Bcc only in the envelope) and its Message-ID without <>."""
+    sender, rcpt = email.sender, email.rcpt
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr(sender)
     if rcpt[ParticipationType.to]:
         msg["To"] = ", ".join(rcpt[ParticipationType.to])
     if rcpt[ParticipationType.cc]:
         msg["Cc"] = ", ".join(rcpt[ParticipationType.cc])
-    msg["Subject"] = with_token(tracking, activity.subject or "", token)
+    msg["Subject"] = with_token(tracking, email.subject or "", token)
     msg["Date"] = formatdate(now.timestamp(), usegmt=True)
     message_id = make_msgid(domain=sender[1].rsplit("@", 1)[-1])
     msg["Message-ID"] = message_id
@@ -111,7 +73,7 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
         msg["In-Reply-To"] = f"<{email.in_reply_to.strip('<>')}>"
     if email.references:
         msg["References"] = email.references
-    msg.set_content(activity.description or "")
+    msg.set_content(email.description or "")
     if email.body_html:
         msg.add_alternative(email.body_html, subtype="html")
     for attachment in sorted(email.attachments, key=lambda a: (len(a.part), a.part)):  # "2" before "10"
@@ -121,109 +83,25 @@ def _build(activity: Activity, email: Email, sender: tuple[str, str], rcpt: dict
     return msg.as_bytes(), message_id.strip("<>")
 
 
-def _router_sent():  # type: ignore[no-untyped-def]
-    """SQL: the activity's sender uses the router (a queue sender decides, else the owning user)."""
-    queue_sender = select(ActivityParty.activity_id).where(
-        ActivityParty.participationtypemask == ParticipationType.sender, ActivityParty.party_type == "queue")
-    router_queue = queue_sender.join(Queue, Queue.id == ActivityParty.party_id).where(Queue.outgoing_method == "router")
-    router_user = select(SystemUser.id).where(SystemUser.outgoing_method == "router")
-    return or_(Activity.id.in_(router_queue), and_(Activity.id.not_in(queue_sender), Activity.owner_id.in_(router_user)))
-
-
 def claim_txn(session: Session, now: datetime, limit: int, tracking: TrackingConfig) -> tuple[Outgoing, ...]:
-    candidates = session.scalars(
-        select(Email.activity_id).join(Activity, Activity.id == Email.activity_id)
-        .where(Email.statuscode_cache == EmailStatus.pending_send,
-               or_(Email.next_attempt_at.is_(None), Email.next_attempt_at <= now), _router_sent())
-        .order_by(Activity.createdon, Email.activity_id).limit(limit)).all()
+    """Claim the due emails this daemon sends, each with its message built (once) and kept before it leaves."""
     claimed: list[Outgoing] = []
-    for activity_id in candidates:
-        activity = session.get(Activity, activity_id)
-        assert activity is not None and activity.email is not None
-        sender = _sender(session, activity)
-        if sender is None:
-            continue  # the owner sends with their own mail client
-        won = session.execute(update(Email).where(Email.activity_id == activity_id,
-                                                  Email.statuscode_cache == EmailStatus.pending_send)
-                              .values(statuscode_cache=EmailStatus.sending)
-                              .execution_options(synchronize_session=False))
-        if won.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another daemon claimed it
-        session.refresh(activity.email)
-        email = activity.email
-        activity.statuscode = EmailStatus.sending
-        activity.statecode = 1
-        email.directioncode = True
-        rcpt = _recipients(session, activity)
-        rcpts = tuple(dict.fromkeys(a for kind in rcpt.values() for a in kind))
-        if email.message_id is None or email.raw is None:  # built once; a retry sends the same bytes
-            token = token_for_email_txn(session, activity_id, tracking)
-            raw, message_id = _build(activity, email, sender, rcpt, token, now, tracking)
-            email.raw, email.message_id, email.tracking_token, email.sender = raw, message_id, token, sender[1]
-            email.message_key = parse_message(raw).message_key
-        if not rcpts:
-            _fail(activity, email, "no recipient with an email address")
+    for activity_id in store_outgoing.due_txn(session, now, limit):
+        email = store_outgoing.claim_one_txn(session, activity_id)
+        if email is None:
             continue
-        claimed.append(Outgoing(activity_id, email.message_id, Envelope(sender[1], rcpts, email.raw)))
+        message_id, raw = email.message_id, email.raw
+        if message_id is None or raw is None:  # built once; a retry sends the same bytes
+            token = token_for_email_txn(session, activity_id, tracking)
+            raw, message_id = _build(email, token, now, tracking)
+            store_outgoing.save_message_txn(session, activity_id, raw, message_id, token, email.sender[1],
+                                            parse_message(raw).message_key)
+        rcpts = tuple(dict.fromkeys(a for kind in email.rcpt.values() for a in kind))
+        if not rcpts:
+            store_outgoing.fail_txn(session, activity_id, "no recipient with an email address")
+            continue
+        claimed.append(Outgoing(activity_id, message_id, Envelope(email.sender[1], rcpts, raw)))
     return tuple(claimed)
-
-
-def _fail(activity: Activity, email: Email, error: str) -> None:
-    email.statuscode_cache = EmailStatus.failed
-    activity.statuscode, activity.statecode = EmailStatus.failed, 0
-    email.last_error = error[:2000]
-
-
-def sent_txn(session: Session, activity_id: str, now: datetime, note: str | None) -> None:
-    activity = session.get(Activity, activity_id)
-    assert activity is not None and activity.email is not None
-    email = activity.email
-    email.statuscode_cache = activity.statuscode = EmailStatus.sent
-    activity.statecode, activity.actualend = 1, now
-    email.sent_at, email.delivery_attempts, email.last_error = now, email.delivery_attempts + 1, note
-
-
-def attempt_failed_txn(session: Session, activity_id: str, error: str, permanent: bool, now: datetime,
-                       max_attempts: int, backoff: float, backoff_max: float) -> int:
-    """Record a failed attempt; return the new status (6 to retry later, 8 failed)."""
-    activity = session.get(Activity, activity_id)
-    assert activity is not None and activity.email is not None
-    email = activity.email
-    email.delivery_attempts += 1
-    if permanent or email.delivery_attempts >= max_attempts:
-        _fail(activity, email, error)
-        return EmailStatus.failed
-    email.statuscode_cache = activity.statuscode = EmailStatus.pending_send
-    email.last_error = error[:2000]
-    delay = min(backoff * 2 ** (email.delivery_attempts - 1), backoff_max)
-    email.next_attempt_at = now + timedelta(seconds=delay)
-    return EmailStatus.pending_send
-
-
-def emails_in_txn(session: Session, status: int) -> tuple[QueuedEmail, ...]:
-    rows = session.execute(select(Email.activity_id, Activity.subject, Email.delivery_attempts, Email.last_error)
-                           .join(Activity, Activity.id == Email.activity_id)
-                           .where(Email.statuscode_cache == status).order_by(Activity.createdon))
-    return tuple(QueuedEmail(r.activity_id, r.subject, r.delivery_attempts, r.last_error) for r in rows)
-
-
-def queue_lengths_txn(session: Session) -> dict[str, int]:
-    rows = dict(session.execute(select(Email.statuscode_cache, func.count()).group_by(Email.statuscode_cache)).all())
-    return {"pending": rows.get(EmailStatus.pending_send, 0), "sending": rows.get(EmailStatus.sending, 0),
-            "failed": rows.get(EmailStatus.failed, 0)}
-
-
-def resolve_stuck_txn(session: Session, activity_id: str, action: str) -> bool:
-    """An admin's decision on an email stuck in Sending: "retry" (back to 6, same Message-ID) or "fail" (8)."""
-    activity = session.get(Activity, activity_id)
-    if activity is None or activity.email is None or activity.email.statuscode_cache != EmailStatus.sending:
-        return False
-    if action == "retry":
-        activity.email.statuscode_cache = activity.statuscode = EmailStatus.pending_send
-        activity.email.next_attempt_at = None
-    else:
-        _fail(activity, activity.email, "marked failed by an admin after it was found in sending")
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -34,14 +34,14 @@ from abook.config.routing import RouterConfig
 from abook.mailbox.errors import CursorInvalid, MailboxError, MessageGone, TooLarge, Unavailable
 from abook.mailbox.interfaces import IMailSource, MessageRef
 from abook.monitor import metrics
-from abook.routing import health, state
+from abook.routing import health
 from abook.routing.batch import (
     BatchResult, BatchSpec, Fetched, LeaseLost, MessageFailed, PostAction, commit_batch_txn,
 )
-from abook.store import Store
+from abook.store import Store, mailboxes, owners
 from abook.store.outage import StoreOutage
 from abook.threads import IBlockingRunner
-from abook.tracking.api import Owner
+from abook.store.records import Owner
 
 SourceFactory = Callable[[MailboxConfig], IMailSource]
 
@@ -139,9 +139,9 @@ class MailboxPoller:
         deps, store = self.deps, self.deps.store
         if not self._ready:
             if self.mailbox.role == "router":
-                self._owner = await store.run(state.resolve_owner_txn, self.mailbox.owner or "")
+                self._owner = await store.run(owners.owner_for_config_txn, self.mailbox.owner or "")
                 if self._owner is None:
-                    if not await store.run(state.ensure_state_txn, self.name, self.mailbox.type, None):
+                    if not await store.run(mailboxes.ensure_state_txn, self.name, self.mailbox.type, None):
                         # disabled (by this failure, or another): not polled, as claim_lease_txn would say
                         self.log.debug("not polling {mailbox}: disabled", mailbox=self.name)
                         return
@@ -149,9 +149,10 @@ class MailboxPoller:
                         f"owner {self.mailbox.owner!r} is no user or queue in the store" if self.mailbox.owner
                         else "a router mailbox needs an owner (a user name or queue:<address>)")
             kind = "forward" if self.mailbox.role == "forward" else self.mailbox.type
-            await store.run(state.ensure_state_txn, self.name, kind, self._owner)
+            await store.run(mailboxes.ensure_state_txn, self.name, kind, self._owner)
             self._ready = True
-        lease = await store.run(state.claim_lease_txn, self.name, deps.holder, deps.now(), deps.router.lease_seconds)
+        lease = await store.run(mailboxes.claim_lease_txn, self.name, deps.holder, deps.now(),
+                                deps.router.lease_seconds)
         if lease is None:
             self.log.debug("not polling {mailbox}: disabled, or leased by another daemon", mailbox=self.name)
             return
@@ -161,12 +162,12 @@ class MailboxPoller:
             # the poll's own error is the one to log: a release that fails too (the store went away) must
             # not replace it; the lease then runs out by itself
             try:
-                await store.run(state.release_lease_txn, self.name, deps.holder)
+                await store.run(mailboxes.release_lease_txn, self.name, deps.holder)
             except Exception as e:
                 self.log.debug("releasing the lease of {mailbox} failed too: {error}", mailbox=self.name,
                                error=f"{type(e).__name__}: {e}")
             raise
-        await store.run(state.release_lease_txn, self.name, deps.holder)
+        await store.run(mailboxes.release_lease_txn, self.name, deps.holder)
 
     async def _poll_leased(self, cursor: str | None) -> None:
         deps = self.deps
@@ -209,7 +210,7 @@ class MailboxPoller:
                 self.log.warn("mailbox {mailbox} polled again after {failures} failed polls", mailbox=self.name,
                               failures=self._failures)
             self._failures = 0
-        await deps.store.run(state.record_success_txn, self.name, deps.now(), self._failures)
+        await deps.store.run(mailboxes.record_success_txn, self.name, deps.now(), self._failures)
         metrics.get().poll_ok(self.name, deps.clock.seconds())
 
     async def _mail(self, what: str, f: Callable[..., Any], *args: Any) -> Any:
@@ -270,19 +271,19 @@ class MailboxPoller:
                 self.log.info("{external_id} left {mailbox} before it was marked, its sighting is retired: {error}",
                               external_id=action.external_id, mailbox=self.name, error=str(e))
                 if action.activity_ids:
-                    await store.run(state.retire_sightings_txn, self.name, action.activity_ids)
+                    await store.run(mailboxes.retire_sightings_txn, self.name, action.activity_ids)
                 continue
             crash_point("after_mark")
             if action.activity_ids:
                 # a forward mailbox's sightings name the wrapper's inner messages: they keep their ids
                 now_at = moved.external_id if moved is not None and self.mailbox.role != "forward" else None
-                await store.run(state.sightings_marked_txn, self.name, action.activity_ids, now_at)
+                await store.run(mailboxes.sightings_marked_txn, self.name, action.activity_ids, now_at)
 
     async def _remark(self, source: IMailSource) -> bool:
         """Finish what a crash or a failure interrupted: sightings committed but never marked in the mailbox.
         A message the server refuses to mark is left for later, so it never keeps new mail from being read;
         a connection failure fails the poll. Returns whether any was left."""
-        unmarked = await self.deps.store.run(state.unmarked_sightings_txn, self.name)
+        unmarked = await self.deps.store.run(mailboxes.unmarked_sightings_txn, self.name)
         forward = self.mailbox.role == "forward"
         by_ref: dict[str, tuple[list[str], str | None]] = {}
         for u in unmarked:
@@ -337,8 +338,8 @@ class MailboxPoller:
                               mailbox=self.name, failures=self._failures, error=error)
         try:
             if reset:
-                await deps.store.run(state.reset_cursor_txn, self.name)
-            status = await deps.store.run(state.record_failure_txn, self.name, error, permanent,
+                await deps.store.run(mailboxes.reset_cursor_txn, self.name)
+            status = await deps.store.run(mailboxes.record_failure_txn, self.name, error, permanent,
                                           deps.router.disable_after_failures, deps.now(), self._failures)
         except StoreOutage as e:  # logged once by the store; the back-off above holds meanwhile
             self.log.debug("the failure of {mailbox} is not recorded: {error}", mailbox=self.name, error=str(e))

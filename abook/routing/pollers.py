@@ -12,9 +12,9 @@ from twisted.logger import Logger
 from abook.config.base import Secret
 from abook.config.mail import EwsOptions, GraphOptions, MailboxConfig
 from abook.config.routing import UserMailboxTemplate
-from abook.routing import state
 from abook.routing.poller import MailboxPoller, PollerDeps, settled
 from abook.store import outage
+from abook.store.owners import RouterOwner, router_owners_txn
 
 
 class MailPollService(Service):
@@ -89,7 +89,7 @@ class MailPollService(Service):
     async def _rescan_once(self) -> None:
         template = self.deps.router.user_mailbox_template
         assert template is not None
-        owners = await self.deps.store.run(state.router_owners_txn)
+        owners = await self.deps.store.run(router_owners_txn)
         taken = {(m.owner or "").lower() for m in self._configured}
         wanted = [o for o in owners if o.user.lower() not in taken]
         derived = await self.deps.mail.run(derive_mailboxes_blocking, template, tuple(wanted))
@@ -108,7 +108,7 @@ class MailPollService(Service):
 DERIVED_PREFIX = "auto:"
 
 
-def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[state.RouterOwner, ...]
+def derive_mailboxes_blocking(template: UserMailboxTemplate, owners: tuple[RouterOwner, ...]
                               ) -> tuple[MailboxConfig, ...]:
     """A MailboxConfig per router owner from the template (reads per-mailbox secret files)."""
     from abook.config import placeholders

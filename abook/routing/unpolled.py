@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from twisted.application.service import Service
 from twisted.logger import Logger
 
 from abook.config import AbookConfig
-from abook.routing.state import resolve_owner_txn
 from abook.store import Store, outage
-from abook.store.models import Queue, State, SystemUser
+from abook.store.owners import mail_setting_txn, owner_for_config_txn, router_owner_names_txn
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,11 @@ def ignored_txn(session: Session, polling: Polling) -> tuple[Ignored, ...]:
     """Every [[mailboxes]] table polled for a known owner whose incoming method is ``none``."""
     out = []
     for mailbox, owner in polling.polled:
-        known = resolve_owner_txn(session, owner)
+        known = owner_for_config_txn(session, owner)
         if known is None:
             continue  # said by the poller itself
-        if known.type == "queue":
-            name, method = session.execute(select(Queue.name, Queue.incoming_method).where(Queue.id == known.id)).one()
-            command = f"abook queue set {shlex.quote(name)} incoming_method=router"
-        else:
-            name, method = session.execute(
-                select(SystemUser.domainname, SystemUser.incoming_method).where(SystemUser.id == known.id)).one()
-            command = f"abook user set {shlex.quote(name)} incoming_method=router"
+        name, method = mail_setting_txn(session, known)
+        command = f"abook {'queue' if known.type == 'queue' else 'user'} set {shlex.quote(name)} incoming_method=router"
         if method == "none":
             out.append(Ignored(mailbox, owner, method, command))
     return tuple(out)
@@ -83,16 +78,8 @@ def ignored_txn(session: Session, polling: Polling) -> tuple[Ignored, ...]:
 
 def unpolled_txn(session: Session, polling: Polling) -> tuple[Unpolled, ...]:
     """Every active user and queue with incoming method router that no mailbox of this config polls."""
-    owners: list[tuple[str, str | None]] = [
-        (name, email) for name, email in session.execute(
-            select(SystemUser.domainname, SystemUser.internalemailaddress)
-            .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active)
-            .order_by(SystemUser.domainname))]
-    owners += [(f"queue:{email or name}", email) for name, email in session.execute(
-        select(Queue.name, Queue.emailaddress)
-        .where(Queue.incoming_method == "router", Queue.statecode == State.active).order_by(Queue.name))]
     out = []
-    for owner, email in owners:
+    for owner, email in router_owner_names_txn(session):
         if owner.lower() in polling.owners:
             continue
         if not polling.enabled:

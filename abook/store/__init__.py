@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -106,6 +106,11 @@ def reaching(engine: Engine) -> Iterator[None]:
         raise StoreUnavailable(f"cannot connect to the store {url} (store.url): {reason}") from None
 
 
+def ping_txn(session: Session) -> None:
+    """One round trip to the database (``/healthz``): raises when it cannot answer."""
+    session.execute(text("SELECT 1"))
+
+
 def ensure_transaction(session: Session) -> None:
     """Begin the session's database transaction now if the driver has not yet.
 
@@ -117,6 +122,20 @@ def ensure_transaction(session: Session) -> None:
     dbapi = connection.connection.dbapi_connection
     if dbapi is not None and not getattr(dbapi, "in_transaction", True):
         connection.exec_driver_sql("BEGIN")
+
+
+#: any error the database raised: a caller that isolates a step in a savepoint lets these through
+DatabaseError = SQLAlchemyError
+#: a write broke a unique or foreign key constraint (e.g. another transaction inserted the same key first)
+DuplicateKey = IntegrityError
+#: the database refused a value (too long, out of range, not valid in its encoding)
+RefusedValue = DataError
+
+
+def savepoint(session: Session) -> Any:
+    """A nested transaction (SAVEPOINT) as a context manager: leaving it by an exception rolls back only
+    what ran inside it."""
+    return session.begin_nested()
 
 
 class Store:

@@ -1,6 +1,6 @@
 """Appointments, tasks, faxes, letters and phone calls: create, read, change, delete, list.
 
-The rows are ``Activity`` (``models.py``, shared with email) and their ``ActivityParty`` rows: an
+The rows are ``Activity`` (``models/activities.py``, shared with email) and their ``ActivityParty`` rows: an
 appointment's organiser and required/optional attendees, a phone call's or letter's sender and
 recipient. A party is a CRM record (user, contact, account, lead) when its address resolves to one,
 else an unresolved address, exactly as tracked email is. A recurring appointment is one record per
@@ -39,7 +39,8 @@ from abook.store.models import (
     SystemUser,
     user_roles,
 )
-from abook.store.security import business_unit_subtree_txn, user_ids_for_name_txn
+from abook.store.owners import user_ids_for_name_txn
+from abook.store.security import business_unit_subtree_txn
 from abook.store.tracking import resolve_addresses_txn
 
 #: party role name -> CRM participation type

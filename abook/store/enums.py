@@ -1,4 +1,6 @@
-"""Codes and names of the activities and of synchronisation, kept apart from the mappings that use them.
+"""Codes and names stored in the tables (record state, read depth, email status, party roles, mail settings),
+of the activities and of synchronisation, kept apart from the mappings that use them: the layers above
+import them from here, never from ``models``.
 
 Activity codes follow Microsoft Dynamics CRM 4.0: ``statecode`` Open 0, Completed 1, Canceled 2 and, for
 appointments only, Scheduled 3; ``prioritycode`` Low 0, Normal 1, High 2.
@@ -7,6 +9,66 @@ appointments only, Scheduled 3; ``prioritycode`` Low 0, Normal 1, High 2.
 from __future__ import annotations
 
 import enum
+
+# Stored as their value: small ints where the CRM uses codes, short strings elsewhere.
+
+
+class State(enum.IntEnum):
+    active = 0
+    inactive = 1
+
+
+class ReadDepth(enum.IntEnum):
+    """A security role's read privilege depth for one entity. Wider is larger."""
+
+    none = 0
+    user = 1
+    business_unit = 2
+    parent_child = 3
+    organisation = 4
+
+
+class EmailStatus(enum.IntEnum):
+    draft = 1
+    completed = 2
+    sent = 3
+    received = 4
+    canceled = 5
+    pending_send = 6
+    sending = 7
+    failed = 8
+
+
+class ParticipationType(enum.IntEnum):
+    sender = 1
+    to = 2
+    cc = 3
+    bcc = 4
+    required_attendee = 5
+    optional_attendee = 6
+    organiser = 7
+    owner = 9
+
+
+ENTITIES = ("account", "contact", "lead", "queue", "systemuser", "equipment")
+USER_OWNED = ("account", "contact", "lead")
+BU_OWNED = ("queue", "systemuser", "equipment")
+
+ADDRESS_BOOK_MATCHING = ("synchronised", "all")
+TRACKING_OPTIONS = ("all", "responses", "crm_parties", "none")
+INCOMING_METHODS = ("router", "forward", "client", "none")
+OUTGOING_METHODS = ("router", "client", "none")
+
+#: entity name -> (primary email field, other email fields)
+EMAIL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "account": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "contact": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "lead": ("emailaddress1", ("emailaddress2", "emailaddress3")),
+    "queue": ("emailaddress", ()),
+    "systemuser": ("internalemailaddress", ("personalemailaddress",)),
+    "equipment": ("emailaddress", ()),
+}
+
 
 #: the activity types abook keeps besides email (``Activity.activitytypecode``)
 ACTIVITY_KINDS = ("appointment", "task", "fax", "letter", "phonecall")

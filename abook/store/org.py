@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from abook.errors import NotFound, UserError
 from abook.store.models import ENTITIES, BusinessUnit, Queue, ReadDepth, Role, RolePrivilege, State
+from abook.store.owners import queue_for_name_txn
 from abook.store.settings import parse_email
 
 
@@ -157,21 +158,6 @@ def _queue_info(session: Session, queue: Queue) -> QueueInfo:
                      queue.outgoing_method)
 
 
-def find_queue_txn(session: Session, name: str) -> Queue:
-    """A queue by id, name or email address (case-insensitive)."""
-    queue = session.get(Queue, name)
-    if queue is not None:
-        return queue
-    folded = name.strip().lower()
-    for column in (Queue.name, Queue.emailaddress):
-        found = list(session.scalars(select(Queue).where(func.lower(column) == folded).limit(2)))
-        if len(found) > 1:
-            raise UserError(f"several queues match {name!r}: name one by its id")
-        if found:
-            return found[0]
-    raise NotFound(f"no queue {name!r}")
-
-
 def _check_queue_email_free(session: Session, email: str | None, queue_id: str = "") -> None:
     if email:
         holder = session.scalar(
@@ -198,7 +184,7 @@ def create_queue_txn(session: Session, name: str, business_unit: str, email: str
 
 def update_queue_settings_txn(session: Session, name: str, settings: Mapping[str, Any]) -> QueueInfo:
     """Apply settings already checked by ``settings.parse_settings(pairs, QUEUE_SETTINGS)``."""
-    queue = find_queue_txn(session, name)
+    queue = queue_for_name_txn(session, name)
     for key, value in settings.items():
         if key == "email":
             _check_queue_email_free(session, value, queue.id)

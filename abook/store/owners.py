@@ -1,4 +1,22 @@
-"""Who owns tracked mail: a user or queue by name or address, and the user who owns a queue's email.
+"""Which user or queue a name or address means, one function per rule, and the user who owns a queue's email.
+
+The rules (every comparison of a name or address is case-insensitive unless it says otherwise):
+
+* ``user_ids_for_name_txn``: an admin's or a bind's name for a user: its id, else its user name, else its
+  internal email address (all users holding that address; more than one is ambiguous and refused);
+* ``user_ids_for_id_txn``: a user id as written in a DN (any case);
+* ``user_for_name_or_email_txn``: ``abook track --user``: user name or either email address, active and
+  oldest first;
+* ``queue_for_name_or_email_txn``: ``abook track --queue``: a queue's email address or name, active and oldest
+  first; ``queue_for_name_txn``: ``abook queue``: id, else name, else email address, refusing two matches;
+* ``owner_for_config_txn``: a ``[[mailboxes]] owner``: a user name, or ``queue:<address>``;
+* ``owner_for_address_txn``: the forward mailbox: the first of the wrapper's addresses that is an active
+  user's internal or personal address or an active queue's address;
+* ``forward_rule_targets_txn``: ``abook deploy-rule``: a user name or a queue's address or name, compared
+  exactly as typed, or every active user and queue whose incoming method is ``forward``;
+* ``router_owners_txn`` / ``router_owner_names_txn``: the active users and queues whose incoming method
+  is ``router`` (with an address, for derived mailboxes; all of them, for ``abook status``);
+* ``mail_setting_txn``: the name and incoming method of a known owner.
 
 A queue's email is owned by ``tracking.queue_owner`` when it is set (an active user's name), else by a
 System Administrator of the queue's business unit or of the nearest unit above that has one, else by
@@ -13,8 +31,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from abook.errors import ConfigError
+from abook.errors import ConfigError, NotFound, UserError
 from abook.store.models import BusinessUnit, Queue, Role, State, SystemUser, user_roles
+from abook.store.records import Owner
 
 SYSTEM_ADMINISTRATOR = "System Administrator"
 
@@ -124,7 +143,39 @@ def owner_info_txn(session: Session, owner_type: str, owner_id: str, queue_owner
     return None
 
 
-def find_user_txn(session: Session, name_or_email: str) -> str | None:
+# ---------------------------------------------------------------------------------------------------------
+# Names and addresses
+
+
+def user_ids_for_name_txn(session: Session, name: str) -> list[str]:
+    """The ids of the users ``name`` denotes: their id, else domainname, else internal email.
+
+    Domain names and email addresses compare case-insensitively. More than one id means the name is
+    ambiguous (two users share an email address); callers refuse it rather than pick one.
+    """
+    name = name.strip()
+    if not name:
+        return []
+    by_id = session.scalar(select(SystemUser.id).where(SystemUser.id == name))
+    if by_id is not None:
+        return [by_id]
+    folded = name.lower()
+    by_login = session.scalar(select(SystemUser.id).where(func.lower(SystemUser.domainname) == folded))
+    if by_login is not None:
+        return [by_login]
+    return list(
+        session.scalars(
+            select(SystemUser.id).where(func.lower(SystemUser.internalemailaddress) == folded).order_by(SystemUser.id)
+        )
+    )
+
+
+def user_ids_for_id_txn(session: Session, user_id: str) -> list[str]:
+    """The users whose id is ``user_id`` in any case (a DN's RDN value)."""
+    return list(session.scalars(select(SystemUser.id).where(func.lower(SystemUser.id) == user_id.lower())))
+
+
+def user_for_name_or_email_txn(session: Session, name_or_email: str) -> str | None:
     """A user id by user name (domainname) or by either email address, case-insensitively."""
     key = name_or_email.strip().lower()
     return session.scalar(
@@ -136,10 +187,122 @@ def find_user_txn(session: Session, name_or_email: str) -> str | None:
     )
 
 
-def find_queue_txn(session: Session, name_or_email: str) -> str | None:
+def queue_for_name_or_email_txn(session: Session, name_or_email: str) -> str | None:
+    """A queue id by email address or name, case-insensitively."""
     key = name_or_email.strip().lower()
     return session.scalar(
         select(Queue.id)
         .where(or_(func.lower(Queue.emailaddress) == key, func.lower(Queue.name) == key))
         .order_by(Queue.statecode, Queue.createdon)
     )
+
+
+def queue_for_name_txn(session: Session, name: str) -> Queue:
+    """A queue by id, name or email address (case-insensitive); NotFound, or UserError when two match."""
+    queue = session.get(Queue, name)
+    if queue is not None:
+        return queue
+    folded = name.strip().lower()
+    for column in (Queue.name, Queue.emailaddress):
+        found = list(session.scalars(select(Queue).where(func.lower(column) == folded).limit(2)))
+        if len(found) > 1:
+            raise UserError(f"several queues match {name!r}: name one by its id")
+        if found:
+            return found[0]
+    raise NotFound(f"no queue {name!r}")
+
+
+def owner_for_config_txn(session: Session, owner: str) -> Owner | None:
+    """A config owner (a user name, or ``queue:<address>``) as the store knows it; None if unknown."""
+    if owner.startswith("queue:"):
+        address = owner[len("queue:"):].lower()
+        qid = session.scalars(select(Queue.id).where(func.lower(Queue.emailaddress) == address)).first()
+        return Owner("queue", qid) if qid else None
+    uid = session.scalars(select(SystemUser.id).where(func.lower(SystemUser.domainname) == owner.lower())).first()
+    return Owner("systemuser", uid) if uid else None
+
+
+def owner_for_address_txn(session: Session, addresses: tuple[str, ...]) -> Owner | None:
+    """The first of ``addresses`` (lower-cased) that is an active user's internal or personal address, or an
+    active queue's address; a user wins over a queue for one address."""
+    for address in addresses:
+        uid = session.scalars(select(SystemUser.id).where(
+            SystemUser.statecode == State.active,
+            or_(func.lower(SystemUser.internalemailaddress) == address,
+                func.lower(SystemUser.personalemailaddress) == address))).first()
+        if uid:
+            return Owner("systemuser", uid)
+        qid = session.scalars(select(Queue.id).where(
+            Queue.statecode == State.active, func.lower(Queue.emailaddress) == address)).first()
+        if qid:
+            return Owner("queue", qid)
+    return None
+
+
+def forward_rule_targets_txn(session: Session, user: str | None, queue: str | None) -> list[str]:
+    """The addresses a forwarding rule is deployed for: the user (by user name) or the queue (by address or
+    name), both as typed; with neither, every active user and queue whose incoming method is ``forward``."""
+    if user is not None:
+        u = session.scalars(select(SystemUser).where(SystemUser.domainname == user)).first()
+        if u is None or not u.internalemailaddress:
+            raise NotFound(f"no user {user!r} with an email address")
+        return [u.internalemailaddress]
+    if queue is not None:
+        q = session.scalars(select(Queue).where((Queue.emailaddress == queue) | (Queue.name == queue))).first()
+        if q is None or not q.emailaddress:
+            raise NotFound(f"no queue {queue!r} with an email address")
+        return [q.emailaddress]
+    users = session.scalars(select(SystemUser.internalemailaddress).where(
+        SystemUser.incoming_method == "forward", SystemUser.statecode == State.active,
+        SystemUser.internalemailaddress.is_not(None)).order_by(SystemUser.domainname)).all()
+    queues = session.scalars(select(Queue.emailaddress).where(
+        Queue.incoming_method == "forward", Queue.statecode == State.active,
+        Queue.emailaddress.is_not(None)).order_by(Queue.emailaddress)).all()
+    return [a for a in list(users) + list(queues) if a]
+
+
+@dataclass(frozen=True)
+class RouterOwner:
+    """A user or queue whose incoming method is ``router``: the store's side of a derived mailbox."""
+
+    user: str  # user name, or "queue:<address>"
+    email: str
+    id: str = ""  # the user's or queue's GUID
+
+
+def router_owners_txn(session: Session) -> tuple[RouterOwner, ...]:
+    """The active users and queues with incoming method router and an email address."""
+    users = session.execute(select(SystemUser.domainname, SystemUser.internalemailaddress, SystemUser.id)
+                            .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active,
+                                   SystemUser.internalemailaddress.is_not(None))
+                            .order_by(SystemUser.domainname))
+    queues = session.execute(select(Queue.emailaddress, Queue.id)
+                             .where(Queue.incoming_method == "router", Queue.statecode == State.active,
+                                    Queue.emailaddress.is_not(None))
+                             .order_by(Queue.emailaddress))
+    return tuple([RouterOwner(u.domainname, u.internalemailaddress, u.id) for u in users]
+                 + [RouterOwner(f"queue:{q.emailaddress}", q.emailaddress, q.id) for q in queues])
+
+
+def router_owner_names_txn(session: Session) -> list[tuple[str, str | None]]:
+    """(owner as a [[mailboxes]] table writes it, email address or None) of every active user and queue with
+    incoming method router, with or without an address; a queue without one is ``queue:<name>``."""
+    owners: list[tuple[str, str | None]] = [
+        (name, email) for name, email in session.execute(
+            select(SystemUser.domainname, SystemUser.internalemailaddress)
+            .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active)
+            .order_by(SystemUser.domainname))]
+    owners += [(f"queue:{email or name}", email) for name, email in session.execute(
+        select(Queue.name, Queue.emailaddress)
+        .where(Queue.incoming_method == "router", Queue.statecode == State.active).order_by(Queue.name))]
+    return owners
+
+
+def mail_setting_txn(session: Session, owner: Owner) -> tuple[str, str]:
+    """(name, incoming method) of a known user or queue: a user's user name, a queue's name."""
+    if owner.type == "queue":
+        name, method = session.execute(select(Queue.name, Queue.incoming_method).where(Queue.id == owner.id)).one()
+    else:
+        name, method = session.execute(
+            select(SystemUser.domainname, SystemUser.incoming_method).where(SystemUser.id == owner.id)).one()
+    return name, method

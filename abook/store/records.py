@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Literal, Mapping
 
-from abook.store.models import ReadDepth
+from abook.store.enums import ReadDepth
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,11 @@ class Principal:
 
     def depth(self, entity: str) -> ReadDepth:
         return self.depths.get(entity, ReadDepth.none)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The user or queue whose mail a mailbox holds (``store/owners.py`` says who a name or address means)."""
+
+    type: Literal["systemuser", "queue"]
+    id: str

@@ -13,7 +13,7 @@ What the directory searches is described here once, as SQL text templates over o
   ``abook_substrings(folded value, parts as JSON)`` (``substrings_match`` in Python: exact, and only
   ever used for such filters); PostgreSQL text cannot hold a NUL, so there such a filter matches nothing.
 * **Equality and prefixes**: a B-tree expression index on ``fold(expr)`` for every searchable field
-  (``ix_dir_<entity>_<field>``; on PostgreSQL the email fields reuse models.py's ``lower()`` indexes).
+  (``ix_dir_<entity>_<field>``; on PostgreSQL the email fields reuse the models' ``lower()`` indexes).
   SQLite: prefixes are ranges ``>= 'jo' AND < 'jp'`` (a LIKE on an expression never uses an index);
   PostgreSQL: ``LIKE 'jo%'`` is served by the trigram GIN index below.
 * **Contains** (``*rog*``): SQLite: one FTS5 table per entity, ``dirsearch_<entity>``, trigram tokenizer
@@ -147,7 +147,7 @@ def _statements(dialect: str) -> list[str]:
             name = f"ix_dir_{entity}_{field}"
             if dialect == "sqlite":
                 out.append(f"CREATE INDEX {name} ON {entity} ({fold}({expr}))")
-            elif field not in _EMAILS[entity]:  # models.py already indexes lower(email) on PostgreSQL
+            elif field not in _EMAILS[entity]:  # the models already index lower(email) on PostgreSQL
                 out.append(f'CREATE INDEX {name} ON "{entity}" (({fold}({expr})))')
         if dialect == "sqlite":
             cols = ", ".join(fields)

@@ -36,6 +36,7 @@ from abook.store.models import (
     SystemUser,
     user_roles,
 )
+from abook.store.owners import user_ids_for_name_txn  # noqa: F401 (named here before owners.py)
 from abook.store.records import Principal
 
 #: the owner scopes a local data filter may name (``ReadDepth`` names wider than none)
@@ -128,29 +129,6 @@ def load_principal_txn(session: Session, user_id: str) -> Principal | None:
         local_filter_include_inactive=bool(user.local_filter_include_inactive),
         domainname=user.domainname,
         roles=tuple(role_names),
-    )
-
-
-def user_ids_for_name_txn(session: Session, name: str) -> list[str]:
-    """The ids of the users ``name`` denotes: their id, else domainname, else internal email.
-
-    Domain names and email addresses compare case-insensitively. More than one id means the name is
-    ambiguous (two users share an email address); callers refuse it rather than pick one.
-    """
-    name = name.strip()
-    if not name:
-        return []
-    by_id = session.scalar(select(SystemUser.id).where(SystemUser.id == name))
-    if by_id is not None:
-        return [by_id]
-    folded = name.lower()
-    by_login = session.scalar(select(SystemUser.id).where(func.lower(SystemUser.domainname) == folded))
-    if by_login is not None:
-        return [by_login]
-    return list(
-        session.scalars(
-            select(SystemUser.id).where(func.lower(SystemUser.internalemailaddress) == folded).order_by(SystemUser.id)
-        )
     )
 
 

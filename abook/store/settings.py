@@ -1,7 +1,7 @@
 """The values an admin types for users, queues and roles (`abook user set`, `abook queue set`, `abook role`).
 
 Pure parsing: each ``key=value`` becomes a checked Python value, or a ``UserError`` naming the key and
-listing the allowed values (the tuples of ``models.py``).
+listing the allowed values (the tuples of ``enums.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Several daemons may serve one PostgreSQL store, each running the sync service over every user with sync
 enabled. A daemon syncs a user only while it holds the user's lease, claimed as the router claims a
-mailbox (``routing/state.py``): one conditional UPDATE of the user's row (free, expired, or already ours,
+mailbox (``store/mailboxes.py``): one conditional UPDATE of the user's row (free, expired, or already ours,
 and due), which PostgreSQL serialises on the row's lock, so of two daemons claiming at once one wins and
 the other sees the row taken. The holder renews the lease while the sync runs (every third of
 ``sync.lease_seconds``) and on release writes when the user is due again (the interval, or the back-off

@@ -1,7 +1,7 @@
 """CRM users as an admin manages them (`abook user`): creation, passwords, settings, roles.
 
 Every function is a ``*_txn(session, ...)`` that returns frozen values (``UserInfo``, ``Credentials``),
-never ORM instances. Names resolve as ``security.user_ids_for_name_txn`` says (id, domainname, internal
+never ORM instances. Names resolve as ``owners.user_ids_for_name_txn`` says (id, domainname, internal
 email; case-insensitive); a name that denotes nothing raises ``NotFound``, any other mistake
 ``UserError``: one line an admin can act on.
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from abook.errors import NotFound, UserError
 from abook.store.models import BusinessUnit, Setting, State, SystemUser
 from abook.store.org import find_business_unit_txn, find_role_txn
-from abook.store.security import user_ids_for_name_txn
+from abook.store.owners import user_ids_for_name_txn
 from abook.store.settings import SETTINGS, parse_email
 
 _COLUMNS = {"email": "internalemailaddress"}
@@ -268,3 +268,35 @@ def change_roles_txn(session: Session, name: str, grant: Iterable[str] = (), rev
     return _info(session, user)
 
 
+
+
+#: what ``new_user_default`` answers for a column a new user gets no fixed value for
+NO_DEFAULT = object()
+
+
+def new_user_default(column: str) -> Any:
+    """The value a new user is created with in ``column`` (the mapping's scalar default), or NO_DEFAULT."""
+    col = SystemUser.__table__.c.get(column)
+    if col is None or col.default is None or not col.default.is_scalar:
+        return NO_DEFAULT
+    return col.default.arg
+
+
+@dataclass(frozen=True)
+class BindCandidate:
+    """What a bind checks of the user a bind name denotes (``directory/auth.py``)."""
+
+    user_id: str
+    domainname: str
+    mail: str
+    password_hash: str | None = field(repr=False)
+    active: bool
+
+
+def bind_candidate_txn(session: Session, user_id: str) -> BindCandidate:
+    r = session.execute(
+        select(SystemUser.id, SystemUser.domainname, SystemUser.internalemailaddress, SystemUser.password_hash,
+               SystemUser.statecode).where(SystemUser.id == user_id)
+    ).one()
+    return BindCandidate(r.id, r.domainname or "", r.internalemailaddress or "", r.password_hash,
+                         r.statecode == State.active)

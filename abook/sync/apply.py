@@ -114,7 +114,7 @@ class Applier:
                 delete_link_txn(session, a.link.id)  # deleted in the CRM, changed in the mailbox: a new record
             crm_id, etag, values = crm.create_crm_txn(session, self.user_id, self.entity, a.crm_type, a.values, self.now)
             link = self._linked(None, a.crm_type, crm_id, mailbox_id=m.id, mailbox_etag=m.etag, crm_etag=etag,
-                                owned=True, crm_values=values, mailbox_values=mailbox_values)
+                                owned=True, crm_values={**values, **a.crm_meta}, mailbox_values=mailbox_values)
             return save_link_txn(session, link)
 
         link = await self._db(create)

@@ -110,6 +110,8 @@ class CreateCrm(Action):
     mailbox: MailboxEntry = None  # type: ignore[assignment]
     crm_type: str = ""
     values: Values = field(default_factory=dict)
+    #: the snapshot flags the new record starts with (an appointment's ``__pending``, ``__future``)
+    crm_meta: Values = field(default_factory=dict)
 
     @property
     def writes(self) -> bool:

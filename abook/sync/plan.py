@@ -275,7 +275,7 @@ class _Planner:
         base_m = link.mailbox_values
         if m.values is not None and value_hash(m.values) != link.mailbox_hash:
             if m.tracked:
-                self._emit(CreateCrm(link, m, NEW_CRM_TYPE[self.entity], self._for_crm(m.values)))
+                self._emit(self._create_crm(link, m))
             else:
                 self._emit(Unlink(link, "deleted in the CRM, changed in the mailbox: the mailbox copy stays"))
             return
@@ -330,7 +330,7 @@ class _Planner:
                     self._first_pairing(None, c, m)
                 return
         if m.tracked:
-            self._emit(CreateCrm(None, m, NEW_CRM_TYPE[self.entity], self._for_crm(m.values)))
+            self._emit(self._create_crm(None, m))
 
     # -- values ---------------------------------------------------------------------------------------
 
@@ -342,16 +342,28 @@ class _Planner:
             notify = bool(c.owned and c.values.get("attendees") and self._future(c.values.get("when")))
         self._emit(CreateMailbox(link, c, values, notify, self._crm_snapshot(c, c.values)))
 
+    def _create_crm(self, link: Optional[LinkRecord], m: MailboxEntry) -> CreateCrm:
+        assert m.values is not None
+        values = self._for_crm(m.values)
+        meta: dict[str, Optional[str]] = {}
+        if self.entity == "appointment":  # a new record is open: pending unless it has already ended
+            when = values.get("when") or ""
+            end = when.split("/", 1)[1] if "/" in when else ""
+            meta = {"__pending": "1" if not end or self._after_now(end) else "0",
+                    "__future": "1" if self._future(when) else "0"}
+        return CreateCrm(link, m, NEW_CRM_TYPE[self.entity], values, meta)
+
     def _for_crm(self, values: Values) -> dict[str, Optional[str]]:
         crm_type = NEW_CRM_TYPE[self.entity]
         return {n: values.get(n) for n in self.names if self.policy.direction(n, crm_type) in ON_CREATE_TO_CRM}
 
     def _future(self, when: Optional[str]) -> bool:
-        if not when:
-            return False
-        start = when.split("/", 1)[0]
+        return bool(when) and self._after_now(when.split("/", 1)[0])  # type: ignore[union-attr]
+
+    def _after_now(self, stamp: str) -> bool:
+        """``stamp`` (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SSZ``, as ``when`` holds them) is after now."""
         now = self.inp.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return start > (now[:10] if len(start) == 10 else now)
+        return stamp > (now[:10] if len(stamp) == 10 else now)
 
     def _crm_snapshot(self, c: CrmEntry, values: Values) -> dict[str, Optional[str]]:
         out = dict(mapped(values))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from abook.store.records import Owner  # noqa: F401 (a TrackRequest's owner; defined in the store)
+
 if TYPE_CHECKING:
     from typing import Iterable
 
@@ -35,12 +37,6 @@ REASONS = (
     "loop",  # held by the router's loop damping
     "no_owner",  # forward mailbox: the owner could not be worked out
 )
-
-
-@dataclass(frozen=True)
-class Owner:
-    type: Literal["systemuser", "queue"]
-    id: str
 
 
 @dataclass(frozen=True)

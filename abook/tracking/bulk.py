@@ -9,13 +9,10 @@ replies that were waiting for them (``store/replies.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Iterable
 
 from abook.config.model import TrackingConfig
-from abook.store import ensure_transaction, replies
+from abook.store import DuplicateKey, ensure_transaction, replies, savepoint
 from abook.store import tracking as store
 from abook.tracking import engine
 from abook.tracking.api import TrackRequest, TrackResult
@@ -23,6 +20,9 @@ from abook.tracking.engine import _REFUSED, _attachment, _log_tracked, _Plan, _R
 from abook.tracking.parse import ParsedMessage, parse_message
 from abook.tracking.parties import lookup_keys
 from abook.tracking.tokens import find_tokens
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 #: a message larger than this is tracked on its own (its attachments decoded one at a time), never pending
@@ -116,9 +116,9 @@ class _Batch(_Reads):
             return
         ensure_transaction(self.session)
         try:
-            with self.session.begin_nested():
+            with savepoint(self.session):
                 store.insert_emails_txn(self.session, [p.rows for p in pending])
-        except (sa_exc.IntegrityError, *_REFUSED):
+        except (DuplicateKey, *_REFUSED):
             for p in pending:
                 self.results[p.index] = engine._guarded(self.session, p.request, self.config, p.parsed,
                                                  reads=self.resolved)[0]

@@ -33,22 +33,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
-from abook.store import ensure_transaction
+from abook.store import DatabaseError, DuplicateKey, RefusedValue, ensure_transaction, savepoint
 from abook.store import owners, replies
 from abook.store import tracking as store
-from abook.store.models import EmailStatus, new_id
+from abook.store.enums import EmailStatus
+from abook.store.keys import new_id
 from abook.tracking.api import TrackRequest, TrackResult
-from abook.tracking.headers import Head, read_head
+from abook.mailbox.headers import Head, read_head
 from abook.tracking.parse import ParsedMessage, Part, Unreadable, parse_message
 from abook.tracking.parties import build_parties, lookup_keys
 from abook.tracking.tokens import find_tokens, format_token
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from abook.tracking.bulk import _Batch
 
 _log = Logger(namespace="abook.tracking.engine")
@@ -90,7 +91,7 @@ def _guarded(session: Session, request: TrackRequest, config: TrackingConfig, pa
         return _track(session, request, config, parsed, batch, reads), parsed
     except _Reject as r:
         return _untracked(session, request, parsed, r.reason, r.detail), parsed
-    except sa_exc.SQLAlchemyError:
+    except DatabaseError:
         raise  # the database's trouble, not the message's: the caller rolls back and retries
     except Exception as e:  # a message no rule foresaw must still end with a reason, never a crash
         _log.failure("tracking a message from {mailbox} failed", mailbox=request.mailbox)
@@ -144,9 +145,9 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
     # 5. Store, in a savepoint: a refused message or a lost race undoes only its own rows.
     ensure_transaction(session)
     try:
-        with session.begin_nested():
+        with savepoint(session):
             _store(session, request, parsed, plan, activity_id)
-    except sa_exc.IntegrityError:
+    except DuplicateKey:
         existing = store.email_by_key_txn(session, parsed.message_key)
         if existing is not None:  # tracked meanwhile by another daemon
             return _sighting(session, request, existing)
@@ -158,7 +159,7 @@ def _track(session: Session, request: TrackRequest, config: TrackingConfig, pars
 
 
 #: what the store raises for a value it refuses (rather than for its own trouble)
-_REFUSED = (sa_exc.DataError, ValueError, TypeError, UnicodeError)
+_REFUSED = (RefusedValue, ValueError, TypeError, UnicodeError)
 
 
 def _log_tracked(request: TrackRequest, parsed: ParsedMessage, plan: _Plan, activity_id: str) -> None:

@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Iterator
 
-from abook.tracking.headers import (  # noqa: F401 (header_text and friends: read here, as before the split)
+from abook.mailbox.headers import (  # noqa: F401 (header_text and friends: read here, as before the split)
     Address,
     Head,
     _addresses,

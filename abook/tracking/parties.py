@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from abook.store.models import ParticipationType
+from abook.store.enums import ParticipationType
 from abook.store.tracking import NewParty
 from abook.tracking.parse import Address
 

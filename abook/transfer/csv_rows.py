@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from abook.store import models
+from abook.store.enums import EMAIL_FIELDS
 from abook.transfer import fields
 from abook.transfer.csv_formats import COLUMNS, LEAD_COLUMNS, export_kind, first_value
 from abook.transfer.fields import BY_NAME, BadValue
@@ -126,7 +126,7 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, report: CsvRe
             raise _unknown(file, table, [h for _i, h in unknown])
         report.ignored.update(h for _i, h in unknown)
         unknown = []  # listed already, whatever they hold
-    primary = models.EMAIL_FIELDS.get(table, ("",))[0]
+    primary = EMAIL_FIELDS.get(table, ("",))[0]
     end = 1
     while True:
         start = end + 1

@@ -11,18 +11,19 @@ Password hashes are written as ``{ARGON2}`` values, never anything else, and onl
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
-
-from sqlalchemy import Connection, select
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from abook.directory.attributes import ATTRIBUTES
 from abook.directory.tree import ENTITY_BOOK
-from abook.store import models
-from abook.store.enums import ACTIVITY_KINDS
+from abook.store.bulk import TableIO
+from abook.store.enums import ENTITIES
 from abook.transfer import fields
 from abook.transfer.fields import BY_NAME, SPECS, TABLES
 from abook.transfer.ldif import format_record
 from abook.transfer.parse import ENTITY_ATTR, RECORD_CLASS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", RECORD_CLASS)
 _SUFFIX_CLASSES = {"o": "organization", "dc": "domain", "ou": "organizationalUnit", "c": "country"}
@@ -35,7 +36,7 @@ def _book(table: str) -> str:
 class Exporter:
     def __init__(self, conn: Connection, suffix: str = "o=crm", tables: Sequence[str] = TABLES,
                  passwords: bool = True) -> None:
-        self.conn = conn
+        self.io = TableIO(conn)
         self.suffix = suffix
         self.tables = [t for t in TABLES if t in tables]
         self.passwords = passwords
@@ -50,20 +51,15 @@ class Exporter:
         bu_names = self._names("businessunit") if "systemuser" in self.tables else {}
         joined = {"parentcustomer.name": ("parentcustomer_id", account_names),
                   "businessunit.name": ("business_unit_id", bu_names)}
-        privileges = self._children(models.RolePrivilege.__table__, "role_id", "entity", "read_depth")
-        user_roles = self._children(models.user_roles, "systemuser_id", "role_id", None)
+        privileges = self.io.children("roleprivilege", "role_id", "entity", "read_depth")
+        user_roles = self.io.children("systemuser_roles", "systemuser_id", "role_id", None)
         parties = self._parties() if "activity" in self.tables else {}
         for table in self.tables:
-            t = fields.MODELS[table].__table__  # type: ignore[attr-defined]
             published = [(a, f) for a, f in ATTRIBUTES.get(table, ()) if a.lower() not in BY_NAME[table]]
             count = 0
-            stmt = select(t).order_by(t.c.id)
-            if table == "activity":  # email activities travel with their messages, not here
-                stmt = stmt.where(t.c.activitytypecode.in_(ACTIVITY_KINDS))
-            for rec in self.conn.execution_options(yield_per=500).execute(stmt):
-                row = rec._mapping
+            for row in self.io.scan(table):  # email activities travel with their messages, not here
                 attrs: list[tuple[str, Any]] = []
-                if table in models.ENTITIES:
+                if table in ENTITIES:
                     attrs += [("objectClass", c) for c in PERSON_CLASSES]
                 else:
                     attrs += [("objectClass", "top"), ("objectClass", RECORD_CLASS)]
@@ -108,21 +104,8 @@ class Exporter:
                                 [("objectClass", "top"), ("objectClass", "organizationalUnit"), ("ou", _book(table))])
 
     def _parties(self) -> dict[str, list[str]]:
-        t = models.ActivityParty.__table__
-        out: dict[str, list[str]] = {}
-        for rec in self.conn.execute(select(t).order_by(t.c.id)):
-            out.setdefault(rec.activity_id, []).append(
-                fields.format_party(rec.participationtypemask, rec.addressused, rec.party_type, rec.party_id,
-                                    rec.display_name))
-        return out
+        return {aid: [fields.format_party(*party) for party in parties]
+                for aid, parties in self.io.parties().items()}
 
     def _names(self, table: str) -> dict[str, str]:
-        t = fields.MODELS[table].__table__  # type: ignore[attr-defined]
-        return {i: n for i, n in self.conn.execute(select(t.c.id, t.c.name))}
-
-    def _children(self, t: Any, parent: str, key: str, value: str | None) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        cols = [t.c[parent], t.c[key]] + ([t.c[value]] if value else [])
-        for rec in self.conn.execute(select(*cols)):
-            out.setdefault(rec[0], {})[rec[1]] = rec[2] if value else None
-        return out
+        return self.io.names(table)

@@ -1,6 +1,7 @@
 """The LDIF/CSV shape of every exported table: which attribute carries which column, and value syntax.
 
-Derived from the models, so a column added to ``store/models.py`` travels without a change here. Columns
+Derived from the tables' columns (``store/bulk.columns``), so a column added to ``store/models/`` travels
+without a change here. Columns
 keep their model names (the CRM's: ``emailaddress1``, ``address1_city``, ``statecode``, ...) except the
 reference columns, which take the CRM's lookup names (``ownerid``, ``parentcustomerid``, ...), the record
 id (``uid``, the RDN) and the password hash (``userPassword``, always ``{ARGON2}``-prefixed on export).
@@ -13,19 +14,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, String, Table
-
-from abook.store import models
-from abook.store.enums import ACTIVITY_KINDS, ACTIVITY_PRIVILEGE
-from abook.store.models import ReadDepth, State
+from abook.store import bulk
+from abook.store.enums import (
+    ACTIVITY_KINDS, ACTIVITY_PRIVILEGE, ADDRESS_BOOK_MATCHING, ENTITIES, INCOMING_METHODS, OUTGOING_METHODS,
+    TRACKING_OPTIONS, ReadDepth, State,
+)
 
 #: the tables import/export carries, in dependency order (a table only references earlier ones or itself)
 TABLES: tuple[str, ...] = (
     "businessunit", "role", "systemuser", "account", "contact", "lead", "queue", "equipment", "activity",
 )
-MODELS: dict[str, type[models.Base]] = {
-    **models.ENTITY_MODELS, "businessunit": models.BusinessUnit, "role": models.Role, "activity": models.Activity,
-}
 #: LDIF container (ou) of the records LDAP does not publish (activities: appointments, tasks, ... not email)
 ORG_BOOKS: dict[str, str] = {"businessunit": "BusinessUnits", "role": "Roles", "activity": "Activities"}
 
@@ -47,16 +45,16 @@ KEEP_IF_ABSENT = frozenset({
 })
 #: columns whose text values come from a fixed set
 CHOICES: dict[str, tuple[str, ...]] = {
-    "address_book_matching": models.ADDRESS_BOOK_MATCHING,
-    "tracking_option": models.TRACKING_OPTIONS,
-    "incoming_method": models.INCOMING_METHODS,
-    "outgoing_method": models.OUTGOING_METHODS,
+    "address_book_matching": ADDRESS_BOOK_MATCHING,
+    "tracking_option": TRACKING_OPTIONS,
+    "incoming_method": INCOMING_METHODS,
+    "outgoing_method": OUTGOING_METHODS,
     "local_filter_scope": ("user", "business_unit", "parent_child", "organisation"),
     "activitytypecode": ACTIVITY_KINDS,
 }
 PASSWORD_SCHEME = "{ARGON2}"
 #: the entities a role's read depth names: the records, and ``activity`` for every activity type
-DEPTH_ENTITIES = (*models.ENTITIES, ACTIVITY_PRIVILEGE)
+DEPTH_ENTITIES = (*ENTITIES, ACTIVITY_PRIVILEGE)
 
 
 class BadValue(ValueError):
@@ -75,33 +73,12 @@ class FieldSpec:
     target: str | None
 
 
-def _kind(col: Column) -> str:
-    if col.foreign_keys:
-        return "id"
-    if isinstance(col.type, Boolean):
-        return "bool"
-    if isinstance(col.type, Integer):
-        return "int"
-    if isinstance(col.type, DateTime):
-        return "datetime"
-    if isinstance(col.type, Date):
-        return "date"
-    return "text"
+def _specs(table: str) -> tuple[FieldSpec, ...]:
+    return tuple(FieldSpec(c.name, CRM_NAMES.get(c.name, c.name), c.kind, c.length, c.nullable, c.target)
+                 for c in bulk.columns(table) if c.name != "id")
 
 
-def _specs(table: Table) -> tuple[FieldSpec, ...]:
-    out = []
-    for col in table.columns:
-        if col.name == "id":
-            continue
-        target = next(iter(col.foreign_keys)).column.table.name if col.foreign_keys else None
-        length = col.type.length if isinstance(col.type, String) else None
-        out.append(FieldSpec(col.name, CRM_NAMES.get(col.name, col.name), _kind(col), length,
-                             bool(col.nullable), target))
-    return tuple(out)
-
-
-SPECS: dict[str, tuple[FieldSpec, ...]] = {t: _specs(MODELS[t].__table__) for t in TABLES}  # type: ignore
+SPECS: dict[str, tuple[FieldSpec, ...]] = {t: _specs(t) for t in TABLES}
 #: table -> lowercased accepted name (CRM name or model column name) -> spec
 BY_NAME: dict[str, dict[str, FieldSpec]] = {
     t: {**{s.column.lower(): s for s in specs}, **{s.name.lower(): s for s in specs}} for t, specs in SPECS.items()
@@ -110,13 +87,7 @@ BY_NAME: dict[str, dict[str, FieldSpec]] = {
 
 def defaults(table: str) -> dict[str, Any]:
     """Insert-time values for columns a record does not give (scalar model defaults, else None)."""
-    out: dict[str, Any] = {}
-    for col in MODELS[table].__table__.columns:  # type: ignore[attr-defined]
-        if col.name == "id":
-            continue
-        default = col.default
-        out[col.name] = default.arg if default is not None and default.is_scalar else None
-    return out
+    return {c.name: c.default for c in bulk.columns(table) if c.name != "id"}
 
 
 def parse_id(value: str) -> str:
@@ -230,8 +201,8 @@ def parse_party(value: str) -> tuple[str, str | None, str | None, str | None, st
     role, address, kind, rid, name = (p.strip() for p in parts[:5])
     if role not in PARTY_MASKS:
         raise BadValue(f"expected ROLE|ADDRESS|TYPE|ID|NAME with ROLE one of {', '.join(PARTY_MASKS)}, got {value!r}")
-    if kind and kind not in models.ENTITY_MODELS:
-        raise BadValue(f"party type {kind!r} is not one of {', '.join(models.ENTITY_MODELS)}")
+    if kind and kind not in ENTITIES:
+        raise BadValue(f"party type {kind!r} is not one of {', '.join(ENTITIES)}")
     if bool(kind) != bool(rid):
         raise BadValue(f"a party's type and id go together, got {value!r}")
     return role, address or None, kind or None, parse_id(rid) if rid else None, name or None

@@ -3,7 +3,8 @@
 Everything that can be wrong with a file (a duplicate id, a reference to nothing, a missing name, an
 unknown owner) is found before the first write and reported as ``FILE:LINE: what is wrong``; a failure
 after that rolls the whole transaction back, so an import never lands half-way. Writes are ordinary
-batched INSERT and UPDATE statements (``executemany``), so database triggers (the search index) see them.
+batched INSERT and UPDATE statements (``executemany``), so database triggers (the search index) see them;
+every statement is ``store/bulk.py``'s. This module resolves and checks; ``write.py`` writes.
 A record equal to the stored one is not written at all: re-importing a file changes nothing, not even
 ``modifiedon``.
 """
@@ -12,21 +13,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.orm import Session
 from twisted.logger import Logger
 
-from abook.passwords import hash_password, verify_password
-from abook.store import models
-from abook.store.models import utcnow
-from abook.transfer import fields
-from abook.transfer.fields import KEEP_IF_ABSENT, SPECS, TABLES, comparable
+from abook.store.bulk import TableIO
+from abook.store.enums import USER_OWNED
+from abook.store.keys import utcnow
+from abook.transfer.fields import SPECS, TABLES
 from abook.transfer.ldif import LdifError
 from abook.transfer.parse import NameRef, Row, derived_id
+from abook.transfer.write import Writes
 
-BATCH = 1000
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 #: how a reference given by name (CSV) finds its record: table -> name columns tried in order
 NAME_COLUMNS: dict[str, tuple[str, ...]] = {
     "systemuser": ("domainname", "fullname"),
@@ -55,22 +56,13 @@ class ImportResult:
         return self.added + self.changed + self.unchanged
 
 
-def _table(name: str) -> Table:
-    return fields.MODELS[name].__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _chunks(seq: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]
-
-
-class Loader:
+class Loader(Writes):
     log = Logger()
 
     def __init__(self, session: Session, file: str, default_owner: str = "admin",
                  progress: Any = None, now: datetime | None = None) -> None:
         self.session = session
-        self.conn = session.connection()
+        self.io = TableIO(session.connection())
         self.file = file
         self.default_owner = default_owner
         self.progress = progress
@@ -103,38 +95,24 @@ class Loader:
         if self.progress is not None:
             self.progress.phase("writing", sum(len(rows) for rows in self.rows.values()), " records")
         added = changed = unchanged = 0
-        cache = self._grow_sqlite_cache()
+        cache = self.io.grow_sqlite_cache()
         try:
             for table in TABLES:
                 a, c, u = self._write(table)
                 added, changed, unchanged = added + a, changed + c, unchanged + u
         finally:
             if cache is not None:
-                self.conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+                self.io.restore_sqlite_cache(cache)
         self.log.info("imported {file}: {added} added, {changed} changed, {unchanged} unchanged",
                       file=self.file, added=added, changed=changed, unchanged=unchanged)
         return added, changed, unchanged
 
-    def _grow_sqlite_cache(self) -> int | None:
-        """SQLite's default 2 MB page cache thrashes on a big import's index updates (a third of the time)."""
-        if self.conn.dialect.name != "sqlite":
-            return None
-        before = self.conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        self.conn.exec_driver_sql("PRAGMA cache_size=-262144")  # up to 256 MiB, for this connection
-        return int(before) if before is not None else None
-
     # -- resolving ------------------------------------------------------------------------------------
-
-    def _select(self, stmt: Any) -> list[Any]:
-        return list(self.conn.execute(stmt))
 
     def _match_plain_dns(self, rows: list[Row]) -> None:
         """A plain contact upserts by DN: take the id of the contact imported from that DN before."""
         plain = [r for r in rows if r.plain_dn is not None and r.table == "contact"]
-        t = _table("contact")
-        by_dn: dict[str, str] = {}
-        for chunk in _chunks([r.plain_dn for r in plain]):
-            by_dn.update((dn, i) for i, dn in self._select(select(t.c.id, t.c.source_dn).where(t.c.source_dn.in_(chunk))))
+        by_dn = {dn: i for i, dn in self.io.pairs_in("contact", "source_dn", [r.plain_dn for r in plain])}
         if by_dn:
             for r in plain:
                 r.id = by_dn.get(r.plain_dn, r.id)  # type: ignore[arg-type]
@@ -146,15 +124,11 @@ class Loader:
             return
         by_name = {str(r.values.get("name", "")).lower(): r.id for r in rows if r.table == "account"}
         missing = sorted({r.account_name.lower() for r in wanted} - by_name.keys())  # type: ignore[union-attr]
-        t = _table("account")
-        for chunk in _chunks(missing):
-            for i, name in self._select(select(t.c.id, func.lower(t.c.name)).where(func.lower(t.c.name).in_(chunk))
-                                        .order_by(t.c.id)):
-                by_name.setdefault(name, i)
+        for i, name in self.io.pairs_in("account", "name", missing, folded=True, by_id=True):
+            by_name.setdefault(name, i)
         derived = {derived_id(f"account:{name}"): name for name in missing if name not in by_name}
-        for chunk in _chunks(list(derived)):  # accounts this import created before (lower() is ASCII-only in SQLite)
-            for (i,) in self._select(select(t.c.id).where(t.c.id.in_(chunk))):
-                by_name[derived[i]] = i
+        for i in self.io.ids_in("account", list(derived)):  # created by an earlier import (SQLite lower() is ASCII)
+            by_name[derived[i]] = i
         created: dict[str, Row] = {}
         for r in wanted:
             key = r.account_name.lower()  # type: ignore[union-attr]
@@ -167,11 +141,7 @@ class Loader:
         rows.extend(created.values())
 
     def _load_existing(self, table: str) -> None:
-        ids = list(self.rows[table])
-        t = _table(table)
-        for chunk in _chunks(ids):
-            for rec in self._select(select(t).where(t.c.id.in_(chunk))):
-                self.existing[table][rec.id] = rec._mapping
+        self.existing[table].update(self.io.rows_in(table, list(self.rows[table])))
 
     def _fill_fullnames(self) -> None:
         """A CSV person without a full name gets "first last" (what LDAP shows as its cn), so that every
@@ -202,21 +172,17 @@ class Loader:
                 other = seen.setdefault(value.lower(), row)
                 if other is not row:
                     raise self.error(row.line, f"{column} {value!r} is already used at line {other.line}")
-            t = _table(table)
-            names = list(seen)
-            for chunk in _chunks(names):
-                for i, name in self._select(select(t.c.id, func.lower(t.c[column])).where(func.lower(t.c[column]).in_(chunk))):
-                    row = seen[name]
-                    if i != row.id and i not in self.rows[table]:
-                        raise self.error(row.line, f"{column} {row.values[column]!r} belongs to another {table} "
-                                         f"in the store ({i})")
+            for i, name in self.io.pairs_in(table, column, list(seen), folded=True):
+                row = seen[name]
+                if i != row.id and i not in self.rows[table]:
+                    raise self.error(row.line, f"{column} {row.values[column]!r} belongs to another {table} "
+                                     f"in the store ({i})")
 
     def _find_by_name(self, table: str, name: str, line: int, label: str = "") -> str:
         key = name.lower()
         for column in NAME_COLUMNS.get(table, ()):
             found = {r.id for r in self.rows[table].values() if str(r.values.get(column) or "").lower() == key}
-            t = _table(table)
-            found |= {i for (i,) in self._select(select(t.c.id).where(func.lower(t.c[column]) == key))}
+            found |= self.io.ids_named(table, column, key)
             if len(found) == 1:
                 return found.pop()
             if len(found) > 1:
@@ -257,13 +223,11 @@ class Loader:
         ex = self.existing["systemuser"].get(user_id)
         if ex is not None:
             return ex["business_unit_id"]  # type: ignore[no-any-return]
-        t = _table("systemuser")
-        found = self._select(select(t.c.business_unit_id).where(t.c.id == user_id))
-        return found[0][0] if found else ""
+        return self.io.value_of("systemuser", "business_unit_id", user_id, missing="")  # type: ignore[no-any-return]
 
     def _fill_ownership(self) -> None:
         bu_of: dict[str, str] = {}
-        for table in (*models.USER_OWNED, "activity"):
+        for table in (*USER_OWNED, "activity"):
             existing = self.existing[table]
             for row in self.rows[table].values():
                 v = row.values
@@ -303,160 +267,7 @@ class Loader:
                     if role_id not in self.rows["role"]:
                         wanted["role"].setdefault(role_id, (row, "roleid"))
         for target, ids in wanted.items():
-            t = _table(target)
-            found: set[str] = set()
-            for chunk in _chunks(list(ids)):
-                found.update(i for (i,) in self._select(select(t.c.id).where(t.c.id.in_(chunk))))
+            found = self.io.ids_in(target, list(ids))
             for target_id, (row, name) in ids.items():
                 if target_id not in found:
                     raise self.error(row.line, f"{name} {target_id} names no {target} in the file or the store")
-
-    # -- writing --------------------------------------------------------------------------------------
-
-    def _write(self, table: str) -> tuple[int, int, int]:
-        t = _table(table)
-        defaults = fields.defaults(table)
-        required = [s for s in SPECS[table] if not s.nullable and defaults.get(s.column) is None
-                    and s.column not in ("createdon", "modifiedon")]
-        existing = self.existing[table]
-        inserts: list[dict[str, Any]] = []
-        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        unchanged: set[str] = set()
-        for row in self.rows[table].values():
-            ex = existing.get(row.id)
-            if ex is None:
-                values = {**defaults, **{k: v for k, v in row.values.items() if v is not None}}
-                values["id"] = row.id
-                if "createdon" in defaults:
-                    values["createdon"] = values.get("createdon") or self.now
-                    values["modifiedon"] = values.get("modifiedon") or values["createdon"]
-                if row.password:
-                    values["password_hash"] = hash_password(row.password)
-                for s in required:
-                    if values.get(s.column) is None:
-                        raise self.error(row.line, f"a {table} needs {s.name}")
-                inserts.append(values)
-                continue
-            new = dict(row.values)
-            if row.full:
-                for col, default in defaults.items():
-                    if col not in new and col not in KEEP_IF_ABSENT:
-                        new[col] = default
-            for col, default in defaults.items():
-                if new.get(col, 0) is None and default is not None:
-                    new[col] = default
-            if row.password and not verify_password(ex["password_hash"], row.password):
-                new["password_hash"] = hash_password(row.password)
-            for s in required:
-                if s.column in new and new[s.column] is None:
-                    raise self.error(row.line, f"a {table} needs {s.name}")
-            if all(comparable(ex[c]) == comparable(v) for c, v in new.items()):
-                unchanged.add(row.id)
-                continue
-            if "modifiedon" in defaults and "modifiedon" not in row.values:
-                new["modifiedon"] = self.now
-            new["_id"] = row.id
-            updates.setdefault(tuple(sorted(new)), []).append(new)
-        inserts.sort(key=lambda v: v["id"])  # key order: the primary key index is filled in order, fewer page splits
-        inserts = self._parents_first(table, inserts)
-        for chunk in _chunks(inserts):
-            self.conn.execute(insert(t), list(chunk))
-            self._advance(len(chunk))
-        n_updated = 0
-        for cols, batch in updates.items():
-            stmt = update(t).where(t.c.id == bindparam("_id")).values(
-                {c: bindparam(c + "_v") for c in cols if c != "_id"})
-            for chunk in _chunks(batch):
-                self.conn.execute(stmt, [{(k if k == "_id" else k + "_v"): v for k, v in d.items()} for d in chunk])
-                self._advance(len(chunk))
-                n_updated += len(chunk)
-        self._advance(len(unchanged))
-        touched: set[str] = set()
-        if table == "role":
-            touched = self._write_privileges()
-        elif table == "systemuser":
-            touched = self._write_user_roles()
-        elif table == "activity":
-            touched = self._write_parties()
-        moved = len(touched & unchanged)
-        return len(inserts), n_updated + moved, len(unchanged) - moved
-
-    def _advance(self, n: int) -> None:
-        if self.progress is not None and n:
-            self.progress.advance(n)
-
-    def _parents_first(self, table: str, inserts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Order inserts of a self-referencing table (business units, accounts) so parents come first."""
-        self_ref = [s.column for s in SPECS[table] if s.target == table]
-        if not self_ref or len(inserts) < 2:
-            return inserts
-        col = self_ref[0]
-        by_id = {v["id"]: v for v in inserts}
-        done: set[str] = set()
-        out: list[dict[str, Any]] = []
-        for v in inserts:
-            chain = []
-            cur: dict[str, Any] | None = v
-            while cur is not None and cur["id"] not in done:
-                if cur in chain:
-                    raise self.error(self.rows[table][cur["id"]].line, f"the {table} parent chain loops")
-                chain.append(cur)
-                cur = by_id.get(cur.get(col) or "")
-            for item in reversed(chain):
-                done.add(item["id"])
-                out.append(item)
-        return out
-
-    def _write_privileges(self) -> set[str]:
-        t = models.RolePrivilege.__table__
-        return self._sync_children(t, "role_id", "entity", "read_depth",
-                                   {r.id: r.privileges for r in self.rows["role"].values() if r.privileges is not None})
-
-    def _write_user_roles(self) -> set[str]:
-        t = models.user_roles
-        return self._sync_children(t, "systemuser_id", "role_id", None,
-                                   {r.id: dict.fromkeys(r.roles) for r in self.rows["systemuser"].values()
-                                    if r.roles is not None})
-
-    def _write_parties(self) -> set[str]:
-        """Make each activity's parties exactly those its record gives (in order); the activities changed."""
-        t = models.ActivityParty.__table__
-        wanted = {r.id: [(fields.PARTY_MASKS[role], address, kind, rid, name) for role, address, kind, rid, name in r.parties]
-                  for r in self.rows["activity"].values() if r.parties is not None}
-        have: dict[str, list[tuple[Any, ...]]] = {}
-        cols = (t.c.activity_id, t.c.participationtypemask, t.c.addressused, t.c.party_type, t.c.party_id,
-                t.c.display_name)
-        for chunk in _chunks(list(wanted)):
-            for rec in self._select(select(*cols).where(t.c.activity_id.in_(chunk)).order_by(t.c.id)):
-                have.setdefault(rec[0], []).append(tuple(rec[1:]))
-        touched = {aid for aid, want in wanted.items() if have.get(aid, []) != want}
-        for chunk in _chunks(sorted(touched)):
-            self.conn.execute(delete(t).where(t.c.activity_id.in_(list(chunk))))
-        adds = [dict(activity_id=aid, participationtypemask=m, addressused=a, party_type=k, party_id=i, display_name=n)
-                for aid in sorted(touched) for m, a, k, i, n in wanted[aid]]
-        for chunk in _chunks(adds):
-            self.conn.execute(insert(t), list(chunk))
-        return touched
-
-    def _sync_children(self, t: Table, parent: str, key: str, value: str | None,
-                       wanted: dict[str, dict[str, Any]]) -> set[str]:
-        """Make the child rows of each parent exactly ``wanted[parent]`` (key -> value); the parents changed."""
-        have: dict[str, dict[str, Any]] = {}
-        cols = [t.c[parent], t.c[key]] + ([t.c[value]] if value else [])
-        for chunk in _chunks(list(wanted)):
-            for rec in self._select(select(*cols).where(t.c[parent].in_(chunk))):
-                have.setdefault(rec[0], {})[rec[1]] = rec[2] if value else None
-        dels, adds, touched = [], [], set()
-        for pid, want in wanted.items():
-            cur = have.get(pid, {})
-            if cur == want:
-                continue
-            touched.add(pid)
-            dels += [(pid, k) for k, v in cur.items() if k not in want or want[k] != v]
-            adds += [{parent: pid, key: k, **({value: v} if value else {})}
-                     for k, v in want.items() if k not in cur or cur[k] != v]
-        for chunk in _chunks(dels):
-            self.conn.execute(delete(t).where(tuple_(t.c[parent], t.c[key]).in_(list(chunk))))
-        for chunk in _chunks(adds):
-            self.conn.execute(insert(t), list(chunk))
-        return touched

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abook.directory.attributes import ALIASES, ATTRIBUTES
-from abook.store import models
+from abook.store.enums import EMAIL_FIELDS, ENTITIES
 from abook.transfer import fields
 from abook.transfer.fields import BY_NAME, BadValue
 from abook.transfer.ldif import LdifError, LdifRecord
@@ -74,7 +74,7 @@ def _published(entity: str) -> dict[str, str]:
     return out
 
 
-PUBLISHED: dict[str, dict[str, str]] = {e: _published(e) for e in models.ENTITIES}
+PUBLISHED: dict[str, dict[str, str]] = {e: _published(e) for e in ENTITIES}
 #: the fields a plain entry of each entity is the whole truth for (absent attribute -> cleared)
 PLAIN_FIELDS: dict[str, tuple[str, ...]] = {
     e: tuple(dict.fromkeys(f for f in PUBLISHED[e].values() if "." not in f)) for e in PLAIN_ENTITIES
@@ -244,7 +244,7 @@ class RecordParser:
             else:
                 pub[fld] = self._parse(a, lambda v: fields.parse_value(spec, v), value)
             return
-        primary, others = models.EMAIL_FIELDS[table]
+        primary, others = EMAIL_FIELDS[table]
         if fld == primary and value:  # a second mail value fills the next free email field
             for other in others:
                 if other not in pub:

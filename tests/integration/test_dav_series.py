@@ -117,8 +117,6 @@ def test_occurrences_deleted_and_edited_on_either_side(radicale_server: Radicale
     box.calls.clear()
     report = w.sync(entities=("appointment",))["appointment"]
     assert not report.failed and box.writes() == ["update", "update"]  # two occurrences of one resource
-    # (a record made from a mailbox item learns whether it is pending at its first CRM-side change: only
-    # then does a CRM delete remove the mailbox copy, docs/sync.md section 3)
     w.delete(models.Activity, rows["11-17"])
     box.calls.clear()
     report = w.sync(entities=("appointment",))["appointment"]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from abook.mailbox.errors import Unavailable
 from abook.routing import forward
-from abook.tracking.headers import Head, head_of, read_head
+from abook.mailbox.headers import Head, head_of, read_head
 from abook.tracking.parse import Unreadable, read
 from abook.store.models import Email, EmailSighting, UntrackedMessage
 from tests.unit.routing.conftest import message

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from abook.routing import state
+from abook.store import mailboxes as state
 from abook.routing.batch import BatchSpec, Fetched, LeaseLost, commit_batch_txn
 from abook.config.model import TrackingConfig
-from abook.tracking.api import Owner
+from abook.store.records import Owner
 from tests.unit.routing.conftest import HeldRunner, message
 
 T0 = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)

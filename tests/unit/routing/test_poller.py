@@ -90,7 +90,7 @@ def test_rate_limit_is_honoured(store, org, make_router) -> None:
 
 
 def test_permanent_errors_disable_the_mailbox_others_go_on(store, org, make_router) -> None:
-    from abook.routing.state import enable_mailbox_txn
+    from abook.store.mailboxes import enable_mailbox_txn
 
     other = {"name": "support", "type": "imap", "owner": "queue:support@example.com", "interval": 60.0}
     router = make_router([JANE, other], router={"disable_after_failures": 3}, start=False)

@@ -69,7 +69,7 @@ def test_a_configured_mailbox_wins_over_the_template(store, org, make_router) ->
 def test_exchange_template_reads_each_users_own_address_with_one_service_account() -> None:
     from abook.config import parse_config
     from abook.routing.pollers import derive_mailboxes_blocking
-    from abook.routing.state import RouterOwner
+    from abook.store.owners import RouterOwner
 
     config = parse_config({"router": {"user_mailbox_template": {
         "type": "ews", "username": "CORP\\\\crm-svc", "password": "svc-pw",
@@ -94,7 +94,7 @@ def test_exchange_template_needs_its_ews_table() -> None:
 def test_graph_template_reads_each_users_own_mailbox_with_one_app_registration(monkeypatch) -> None:
     from abook.config import parse_config
     from abook.routing.pollers import derive_mailboxes_blocking
-    from abook.routing.state import RouterOwner
+    from abook.store.owners import RouterOwner
 
     monkeypatch.setenv("ABOOK_TEST_GRAPH_SECRET", "s3cret~from-env")
     config = parse_config({"router": {"user_mailbox_template": {

@@ -192,3 +192,26 @@ def test_an_attendee_address_that_is_also_a_contact_does_not_make_the_appointmen
     world.sync()
     assert [l.crm_id for l in world.links(entity="appointment")] == [aid]
     assert len(world.mailboxes["paul"].items["appointment"]) == 1
+
+
+def test_a_tracked_meeting_deleted_in_the_crm_follows_the_delete_table_from_its_first_sync(world: World) -> None:
+    """A meeting the user tracked from the mailbox is a pending appointment they organise as soon as it is a
+    CRM record: deleted in the CRM before anything else changed it, its future copy leaves the mailbox
+    (docs/sync.md section 3); a tracked meeting already over stays, unlinked."""
+    box = world.mailboxes["paul"]
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    future, past = world.now + timedelta(days=3), world.now - timedelta(days=3)
+    ahead = box.user_create("appointment", {"subject": "Ahead", "organizer": "paul@example.com", "when":
+                                            f"{future:{fmt}}/{future + timedelta(hours=1):{fmt}}"}, TRACKED)
+    over = box.user_create("appointment", {"subject": "Over", "organizer": "paul@example.com", "when":
+                                           f"{past:{fmt}}/{past + timedelta(hours=1):{fmt}}"}, TRACKED)
+    kept = box.user_create("appointment", {"subject": "Kept", "organizer": "paul@example.com", "when":
+                                           f"{future:{fmt}}/{future + timedelta(hours=1):{fmt}}"}, TRACKED)
+    world.sync(entities=("appointment",))
+    ids = {link.mailbox_id: link.crm_id for link in world.links(entity="appointment")}
+    for item in (ahead, over):
+        world.delete(models.Activity, ids[item])
+    box.calls.clear()
+    world.sync(entities=("appointment",))
+    assert "delete" in box.writes() and sorted(box.items["appointment"]) == sorted([over, kept])
+    assert [link.mailbox_id for link in world.links(entity="appointment")] == [kept]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abook.config.model import TrackingConfig
-from abook.tracking.headers import _simple_addresses, header_text, message_ids
+from abook.mailbox.headers import _simple_addresses, header_text, message_ids
 from abook.tracking.parse import Unreadable, parse_message
 from abook.tracking.tokens import find_tokens, format_token, with_token
 from tests.unit.tracking.conftest import MAIL

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from abook.store import Store, models
-from abook.transfer.fields import MODELS, TABLES, as_utc
+from abook.transfer.fields import TABLES, as_utc
 from tests.helpers import REPO
 from tests.helpers import new_store
 
 DEMO = REPO / "ldif" / "demo.ldif"
+MODELS = {**models.ENTITY_MODELS, "businessunit": models.BusinessUnit, "role": models.Role, "activity": models.Activity}
 
 
 @pytest.fixture

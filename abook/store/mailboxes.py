@@ -1,8 +1,10 @@
-"""The router's ``_txn`` functions over ``MailboxState``: rows, leases, health, cursors, unmarked sightings.
+"""What the router keeps per mailbox (``MailboxState``, ``MailArrival``): rows, leases, health, cursors, the
+senders that arrived lately (loop damping), the sightings still to mark, and what ``abook status`` shows.
 
 A daemon polls a mailbox only while it holds the row's lease, claimed with one conditional UPDATE
 (free, expired, or already ours), so two daemons sharing PostgreSQL never poll one mailbox at once.
-The cursor is written by ``routing/batch.py`` in the transaction of the messages it covers.
+The cursor is written by ``save_cursor_txn``, which ``routing/batch.py`` calls in the transaction of the
+messages it covers. Which user or queue a mailbox's owner means is ``store/owners.py``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from abook.store.models import Email, EmailSighting, MailboxState, Queue, State, SystemUser
-from abook.tracking.api import Owner
+from abook.store.models import Email, EmailSighting, MailArrival, MailboxState, Queue, SystemUser
+from abook.store.records import Owner
 
 
 @dataclass(frozen=True)
@@ -37,16 +39,6 @@ class Unmarked:
     external_id: str
     #: the email's normalised Message-ID, to find the message again when its external id no longer applies
     message_id: str | None = None
-
-
-def resolve_owner_txn(session: Session, owner: str) -> Owner | None:
-    """A config owner (a user name, or ``queue:<address>``) as the store knows it; None if unknown."""
-    if owner.startswith("queue:"):
-        address = owner[len("queue:"):].lower()
-        qid = session.scalars(select(Queue.id).where(func.lower(Queue.emailaddress) == address)).first()
-        return Owner("queue", qid) if qid else None
-    uid = session.scalars(select(SystemUser.id).where(func.lower(SystemUser.domainname) == owner.lower())).first()
-    return Owner("systemuser", uid) if uid else None
 
 
 def ensure_state_txn(session: Session, name: str, kind: str, owner: Owner | None) -> bool:
@@ -159,23 +151,83 @@ def retire_sightings_txn(session: Session, name: str, activity_ids: tuple[str, .
                     .values(external_id=None).execution_options(synchronize_session=False))
 
 
+def save_cursor_txn(session: Session, name: str, holder: str, cursor: str, lease_until: datetime,
+                    tracked: int) -> bool:
+    """Save the cursor that covers a committed batch and renew the lease, counting ``tracked`` messages;
+    False when ``holder`` no longer holds the lease (another daemon took the mailbox)."""
+    saved = session.execute(
+        update(MailboxState).where(MailboxState.name == name, MailboxState.lease_holder == holder)
+        .values(cursor=cursor, lease_until=lease_until, messages_tracked=MailboxState.messages_tracked + tracked)
+        .execution_options(synchronize_session=False))
+    return saved.rowcount == 1  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arrivals (loop damping)
+
+
+def arrivals_since_txn(session: Session, name: str, senders: list[str], since: datetime) -> dict[str, int]:
+    """sender -> how many of its messages arrived in the mailbox after ``since`` (senders without any left out)."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(senders), 500):
+        rows = session.execute(select(MailArrival.sender, func.count()).where(
+            MailArrival.mailbox == name, MailArrival.sender.in_(senders[start:start + 500]),
+            MailArrival.arrived_at > since).group_by(MailArrival.sender))
+        counts.update((sender, n) for sender, n in rows)
+    return counts
+
+
+def record_arrivals_txn(session: Session, name: str, senders: list[str], now: datetime) -> None:
+    """One arrival per item of ``senders`` (a sender once per message), at ``now``."""
+    session.execute(insert(MailArrival), [{"mailbox": name, "sender": sender, "arrived_at": now} for sender in senders])
+
+
+def prune_arrivals_txn(session: Session, name: str, until: datetime) -> None:
+    """Forget the mailbox's arrivals at or before ``until`` (they left the loop window)."""
+    session.execute(delete(MailArrival).where(MailArrival.mailbox == name, MailArrival.arrived_at <= until)
+                    .execution_options(synchronize_session=False))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What `abook status` shows
+
+
 @dataclass(frozen=True)
-class RouterOwner:
-    """A user or queue whose incoming method is ``router``: the store's side of a derived mailbox."""
+class MailboxStatus:
+    name: str
+    kind: str
+    owner: str
+    enabled: bool
+    last_poll: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    tracked: int
+    failures: int
+    #: polls in a row that failed, of any kind
+    failures_in_row: int = 0
 
-    user: str  # user name, or "queue:<address>"
-    email: str
-    id: str = ""  # the user's or queue's GUID
+
+def _owner_name(session: Session, owner_type: str | None, owner_id: str | None) -> str:
+    if owner_type == "systemuser" and owner_id:
+        user = session.get(SystemUser, owner_id)
+        return user.domainname if user else owner_id
+    if owner_type == "queue" and owner_id:
+        queue = session.get(Queue, owner_id)
+        return f"queue:{queue.emailaddress}" if queue else owner_id
+    return "-"
 
 
-def router_owners_txn(session: Session) -> tuple[RouterOwner, ...]:
-    users = session.execute(select(SystemUser.domainname, SystemUser.internalemailaddress, SystemUser.id)
-                            .where(SystemUser.incoming_method == "router", SystemUser.statecode == State.active,
-                                   SystemUser.internalemailaddress.is_not(None))
-                            .order_by(SystemUser.domainname))
-    queues = session.execute(select(Queue.emailaddress, Queue.id)
-                             .where(Queue.incoming_method == "router", Queue.statecode == State.active,
-                                    Queue.emailaddress.is_not(None))
-                             .order_by(Queue.emailaddress))
-    return tuple([RouterOwner(u.domainname, u.internalemailaddress, u.id) for u in users]
-                 + [RouterOwner(f"queue:{q.emailaddress}", q.emailaddress, q.id) for q in queues])
+def mailbox_statuses_txn(session: Session, configured: tuple[tuple[str, str, str], ...]) -> tuple[MailboxStatus, ...]:
+    """Every mailbox's health by name; ``configured``: (name, kind, owner) of each config mailbox, shown even
+    before its first poll."""
+    rows = {r.name: r for r in session.scalars(select(MailboxState).order_by(MailboxState.name))}
+    out = []
+    for name, kind, owner in configured:
+        if name not in rows:
+            out.append(MailboxStatus(name, kind, owner, True, None, None, "never polled", 0, 0))
+    for r in rows.values():
+        out.append(MailboxStatus(r.name, r.kind, _owner_name(session, r.owner_type, r.owner_id), bool(r.enabled),
+                                 r.last_poll_at, r.last_success_at, r.last_error, r.messages_tracked or 0,
+                                 r.consecutive_failures or 0, r.failures_in_row or 0))
+    out.sort(key=lambda m: m.name)
+    return tuple(out)

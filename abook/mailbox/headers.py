@@ -2,7 +2,9 @@
 Message-IDs and a message's identity, and the head of a message the router decides on (``Head``).
 
 Everything a message's header says is read here, with the ``email`` package's tolerant ``compat32``
-parser (``parse.py`` reads the body); nothing here raises for a bad header.
+parser (``tracking/parse.py`` reads the body); nothing here raises for a bad header. It sits in the mailbox
+layer because the backends read Message-IDs and headers too, and tracking imports the mailbox layer, never
+the other way round.
 """
 
 from __future__ import annotations
