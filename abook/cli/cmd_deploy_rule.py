@@ -94,6 +94,33 @@ def deploy_rule(args: argparse.Namespace) -> int:
     return 1 if any(c.action == "error" for c in changes) else 0
 
 
+#: ``abook status``'s word for what a mailbox's rule needs
+STATES = {"keep": "in place", "create": "missing", "repair": "differs", "error": "cannot read"}
+
+
+def rule_states(config: AbookConfig) -> Optional[list[tuple[str, str]]]:
+    """For ``abook status``: (mailbox, state) of the forwarding rule of every active user and queue with
+    incoming method forward, read as ``deploy-rule --all --dry-run`` reads it; None when no forward mailbox
+    on Graph or EWS is configured (nothing to deploy the rule to)."""
+    if not any(m.role == "forward" and (m.graph is not None or m.ews is not None) for m in config.mailboxes):
+        return None
+    mailboxes = in_store(config, forward_rule_targets_txn, None, None)
+    if not mailboxes:
+        return []
+    forward_to = _forward_address(config, None)
+    ews = _ews_forward(config)
+    args = argparse.Namespace(remove=False, dry_run=True)
+    if ews is not None:
+        from abook.mailbox.ews import EwsSource
+        from abook.mailbox.ews_rules import deploy
+
+        changes = deploy(EwsSource(ews), mailboxes, forward_to, False, True)
+    else:
+        changes = _through_graph(config, mailboxes, forward_to, args)
+    return [(c.mailbox, STATES[c.action] + (f" ({c.detail})" if c.action in ("repair", "error") and c.detail else ""))
+            for c in changes]
+
+
 def _through_graph(config: AbookConfig, mailboxes: list[str], forward_to: str, args: argparse.Namespace) -> list[Any]:
     from abook.mailbox import graph_rules
     from abook.mailbox.graph_client import GraphClient, auth_for

@@ -9,7 +9,8 @@ from typing import Any
 
 from abook.cli import cmd_deploy_rule
 from abook.cli.common import config_of, in_store
-from abook.errors import NotFound
+from abook.errors import NotFound, UserError
+from abook.mailbox.errors import MailboxError
 from abook.store.outgoing import emails_in_txn, resolve_stuck_txn
 from abook.store.mailboxes import enable_mailbox_txn
 from abook.routing.status import router_status_txn
@@ -20,7 +21,10 @@ from abook.store.enums import EmailStatus
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("status", parents=[common], help="the daemons sharing the store, mailboxes (health, last poll, errors) and mail queues")
+    p = sub.add_parser("status", parents=[common], help="the daemons sharing the store, mailboxes (health, last poll, errors), mail queues "
+                                                          "and each forward mailbox's forwarding rule")
+    p.add_argument("--no-rules", action="store_true",
+                   help="leave out the forwarding rules (reading them asks Graph or Exchange for each mailbox)")
     p.set_defaults(func=status)
 
     p = sub.add_parser("mailbox", parents=[common], help="manage polled mailboxes")
@@ -74,9 +78,28 @@ def status(args: argparse.Namespace) -> int:
     print(f"\noutgoing: {q['pending']} pending send, {q['sending']} sending, {q['failed']} failed")
     for e in st.stuck:
         print(f"  found in sending, check then `abook outgoing retry|fail`: {e.activity_id} {e.subject or ''}")
+    if not args.no_rules:
+        _rules(config)
     print()
     _daemons(config)
     return 0
+
+
+def _rules(config: Any) -> None:
+    """Whether each forward user's and queue's mailbox forwards to the forward mailbox (read live, as
+    ``deploy-rule --all --dry-run`` reads it; a failure to ask is shown, never fatal to the status)."""
+    try:
+        states = cmd_deploy_rule.rule_states(config)
+    except (UserError, MailboxError) as e:
+        print(f"\nforwarding rules: cannot check: {e}")
+        return
+    if states is None:
+        return
+    print("\nforwarding rules (incoming method forward; `abook mailbox deploy-rule --all` puts them right):")
+    if not states:
+        print("  no active user or queue has incoming method forward")
+    for mailbox, state in states:
+        print(f"  {mailbox}: {state}")
 
 
 def _daemons(config: Any) -> None:

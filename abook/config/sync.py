@@ -24,7 +24,7 @@ _DIRECTIONS = ("both", "to_mailbox", "to_crm", "fixed", "none")
 
 
 class SyncMailboxTemplate(Section):
-    #: dav (CardDAV/CalDAV), ews (Exchange on-premises) or graph (Exchange Online: contacts only so far)
+    #: dav (CardDAV/CalDAV), ews (Exchange on-premises) or graph (Exchange Online)
     type: Literal["dav", "ews", "graph"] = "dav"
     #: DAV: the user's collections; {user} and {email} are filled in
     contacts_url: str = ""
@@ -44,6 +44,11 @@ class SyncMailboxTemplate(Section):
     ews: Optional[EwsTemplate] = None
     #: type = "graph": the app registration ([mailboxes.graph] keys without mailbox); each user's address is read
     graph: Optional[GraphTemplate] = None
+    #: type = "graph": appointments are read through a window (Graph tracks calendar changes only inside
+    #: one) from this many days back to this many ahead of an anchor day that moves every step days
+    calendar_days_back: int = Field(default=30, ge=0)
+    calendar_days_ahead: int = Field(default=365, ge=1)
+    calendar_window_step_days: int = Field(default=7, ge=1)
 
     @model_validator(mode="after")
     def _complete(self) -> "SyncMailboxTemplate":

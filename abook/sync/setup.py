@@ -80,7 +80,11 @@ def open_mailbox_blocking(template: SyncMailboxTemplate, user: SyncUser) -> IPim
         assert template.graph is not None
         if not user.email:
             raise ConfigError(f"user {user.name} has no email address, so no Exchange mailbox", path="sync.mailbox.graph")
-        return GraphPimStore(template.graph, user.email, ca_file=template.ca_file, timeout=template.timeout)
+        from abook.mailbox.pim.graph_events import Window
+
+        window = Window(template.calendar_days_back, template.calendar_days_ahead, template.calendar_window_step_days)
+        return GraphPimStore(template.graph, user.email, ca_file=template.ca_file, timeout=template.timeout,
+                             window=window)
     from abook.mailbox.pim.ews import EwsPimStore
 
     assert template.ews is not None

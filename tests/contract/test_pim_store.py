@@ -35,9 +35,9 @@ SAMPLE_IDS = ["contact", "meeting", "allday", "task", "timed-task"]
 
 BACKENDS = ("memory", "dav", "ews", "graph")
 ENTITIES = frozenset({"contact", "appointment", "task"})
-#: what a backend keeps when it is not every entity: Graph holds contacts only, so far; a test of another
-#: entity is not generated for it (rather than skipped at run time)
-HOLDS = {"graph": frozenset({"contact"})}
+#: what a backend keeps when it is not every entity (a test of another entity is not generated for it,
+#: rather than skipped at run time); every backend holds all three now
+HOLDS: dict[str, frozenset[str]] = {}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -60,7 +60,7 @@ def pim(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryMailbox()
         return
-    if request.param == "graph":  # contacts only so far
+    if request.param == "graph":
         from tests.graph.pim_harness import GraphPimHarness
 
         box: Any = GraphPimHarness(request.getfixturevalue("graph_server"))

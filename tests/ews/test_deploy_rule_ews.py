@@ -70,3 +70,14 @@ def test_ews_rules_created_kept_repaired_removed(site: Any, capsys: pytest.Captu
     gone = _abook(capsys, "mailbox", "deploy-rule", "--all", "--remove", "-c", str(cfg))
     assert gone.stdout.splitlines() == ["bob@example.com: removed", "support@example.com: removed"]
     assert [x["name"] for x in r.inbox_rules.of("bob@example.com")] == ["Newsletters"]
+
+
+def test_status_reads_each_rule_through_ews(site: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, r = site
+    _abook(capsys, "mailbox", "deploy-rule", "--user", "bob", "-c", str(cfg))
+    out = _abook(capsys, "status", "-c", str(cfg)).stdout.splitlines()
+    start = out.index(next(line for line in out if line.startswith("forwarding rules")))
+    assert out[start + 1:start + 3] == ["  bob@example.com: in place", "  support@example.com: missing"]
+    mark = len(r.requests)
+    quick = _abook(capsys, "status", "--no-rules", "-c", str(cfg))
+    assert "forwarding rules" not in quick.stdout and len(r.requests) == mark  # Exchange not asked

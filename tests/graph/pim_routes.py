@@ -99,12 +99,17 @@ def route(g: "GraphResponder", address: str, parts: list[str], method: str, q: d
     return _error(405, "ErrorInvalidRequest", "method not allowed")
 
 
-def _write(c: Contact, data: dict[str, Any]) -> None:
+def write_extended(extended: dict[str, str], data: dict[str, Any]) -> None:
+    """Upsert the ``singleValueExtendedProperties`` a POST or PATCH carries (by id; an empty value removes)."""
     for prop in data.pop("singleValueExtendedProperties", []):
         if prop["value"] == "":
-            c.extended.pop(prop["id"].lower(), None)
+            extended.pop(prop["id"].lower(), None)
         else:
-            c.extended[prop["id"].lower()] = prop["value"]
+            extended[prop["id"].lower()] = prop["value"]
+
+
+def _write(c: Contact, data: dict[str, Any]) -> None:
+    write_extended(c.extended, data)
     if "categories" in data:
         c.categories = list(data.pop("categories"))
     for k, v in data.items():

@@ -9,6 +9,8 @@ on learn.microsoft.com:
 - ``GET /v1.0/users/{id}/messages/{id}/$value`` (the MIME), ``GET``/``PATCH``/``DELETE`` of a message
   (``categories``, ``singleValueExtendedProperties``), ``GET .../mailFolders/{folder}/messages?$filter=
   internetMessageId eq '...'``;
+- contacts (pim_routes.py), events and ``calendarView/delta`` (event_routes.py), To Do lists, tasks and
+  their delta (todo_routes.py), delta rounds of the last two in pim_delta.py;
 - ``POST /v1.0/users/{id}/sendMail`` with ``Content-Type: text/plain`` and a base64 MIME body (202);
 - ``/v1.0/users/{id}/mailFolders/inbox/messageRules`` (GET, POST, PATCH, DELETE);
 - ``POST /v1.0/$batch`` (JSON batching: up to 20 requests, each answered in ``responses``);
@@ -142,8 +144,11 @@ class GraphResponder:
             self._throttles += [(path_part, status, retry_after)] * times
 
     def expire_delta(self, address: str) -> None:
+        from tests.graph import pim_delta
+
         with self.lock:
             self.store.expire_all(address.lower())
+            pim_delta.expire(self, address.lower())
 
     def deny(self, address: str) -> None:
         """An application access policy that leaves this mailbox out of the app's reach."""

@@ -37,9 +37,12 @@ def route(g: "GraphResponder", method: str, path: str, query: dict[str, list[str
     q = {k: v[0] for k, v in query.items()}
     from tests.graph import pim_routes
 
-    contact_reply = pim_routes.route(g, address, parts, method, q, headers, body)
-    if contact_reply is not None:
-        return contact_reply
+    from tests.graph import event_routes, todo_routes
+
+    for pim in (pim_routes, event_routes, todo_routes):
+        pim_reply = pim.route(g, address, parts, method, q, headers, body)
+        if pim_reply is not None:
+            return pim_reply
 
     if len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == ["messages", "delta"] and method == "GET":
         return _delta(g, address, parts[1].lower(), q, headers)
@@ -101,13 +104,9 @@ def _delta(g: "GraphResponder", address: str, folder: str, q: dict[str, str], he
         else:
             token = store.start_round(address, folder, None, _select(q))
         round_, offset = store.rounds[token], 0
-    entries = round_.entries[offset:offset + page_size]
-    if store.repeat_next and entries:
-        entries = [entries[0]] + entries
-        store.repeat_next = False
-    if store.inject_next:  # entries out of order, as Graph may hand them out
-        entries = store.inject_next + entries
-        store.inject_next = []
+    from tests.graph.pim_delta import quirks
+
+    entries = quirks(store, round_.entries[offset:offset + page_size])
     path = (f"/users/{address}/contactFolders/contacts/contacts/delta" if folder == "contacts"
             else f"/users/{address}/mailFolders/{folder}/messages/delta")
     kind = "contact" if folder == "contacts" else "message"

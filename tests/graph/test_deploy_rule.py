@@ -106,3 +106,27 @@ def test_a_refused_app_is_one_line_without_the_secret(site: Any, capsys: pytest.
     cfg.write_text(cfg.read_text().replace(CLIENT_SECRET, "not-the-secret"))
     out = _abook(capsys, "mailbox", "deploy-rule", "--all", "-c", str(cfg))
     assert out.returncode != 0 and "invalid_client" in out.stderr and "not-the-secret" not in out.stderr + out.stdout
+
+
+def _rules_section(out: str) -> list[str]:
+    lines = out.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("forwarding rules"))
+    end = next((n for n in range(start + 1, len(lines)) if not lines[n].startswith("  ")), len(lines))
+    return lines[start + 1:end]
+
+
+def test_status_shows_each_forward_mailboxs_rule_state(site: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, store, r = site
+    first = _abook(capsys, "status", "-c", str(cfg))
+    assert first.returncode == 0
+    assert _rules_section(first.stdout) == ["  bob@example.com: missing", "  support@example.com: missing"]
+    _abook(capsys, "mailbox", "deploy-rule", "--all", "-c", str(cfg))
+    (bob,) = [x for x in r.store.mailboxes["bob@example.com"].rules if x.body.get("displayName") == RULE_NAME]
+    bob.body["isEnabled"] = False  # the user switched it off in Outlook
+    later = _abook(capsys, "status", "-c", str(cfg))
+    assert _rules_section(later.stdout) == ["  bob@example.com: differs (disabled)", "  support@example.com: in place"]
+    cfg.write_text(cfg.read_text().replace(CLIENT_SECRET, "not-the-secret"))
+    graph_client._auths.clear()
+    refused = _abook(capsys, "status", "-c", str(cfg))
+    assert refused.returncode == 0 and "forwarding rules: cannot check:" in refused.stdout
+    assert "not-the-secret" not in refused.stdout + refused.stderr

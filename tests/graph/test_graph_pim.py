@@ -72,12 +72,6 @@ def test_a_forgotten_delta_state_is_cursor_invalid_and_pages_are_followed(pim: G
         pim.changes_blocking("contact", first.token)
 
 
-def test_appointments_and_tasks_are_not_built_yet(pim: GraphPimHarness) -> None:
-    assert pim.entities == ("contact",)
-    with pytest.raises(Exception, match="not built yet"):
-        pim.changes_blocking("task", None)
-
-
 def test_a_change_and_a_removal_of_one_contact_in_one_round_are_settled_by_looking(pim: GraphPimHarness) -> None:
     """Graph promises no order within a round: a removal may come before a change of the same id (or a
     stale removal beside a live contact). The contact's presence decides, and a repeated entry counts once."""

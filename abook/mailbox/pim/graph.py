@@ -1,7 +1,6 @@
-"""Contacts in an Exchange Online mailbox through Microsoft Graph (blocking, on the ``mail`` pool).
-
-Only contacts so far (``entities``); appointments and tasks stay with EWS or DAV until their Graph
-parts (``calendarView/delta``, To Do) are written.
+"""Contacts, appointments and tasks of an Exchange Online mailbox through Microsoft Graph (blocking, on the
+``mail`` pool). Appointments are graph_events.py (``calendarView/delta`` over a rolling window), tasks
+graph_todo.py (Microsoft To Do, the CRM id in a ``linkedResource``); contacts are here:
 
 - Changes: ``/users/{mailbox}/contactFolders/contacts/contacts/delta``, every page followed to its
   ``@odata.deltaLink``, which is the token (stored whole by the engine once it has applied the changes).
@@ -16,13 +15,14 @@ parts (``calendarView/delta``, To Do) are written.
   would move the second into its place. The CRM id is the EWS backend's property
   (``String {9d1e8f4a-...} Name abookCrmId``), so a mailbox moved from EWS to Graph keeps its links.
 - ``Prefer: IdType="ImmutableId"`` on every request (graph_client.py), so ids survive folder moves.
-Verified by replay only (tests/graph/pim_responder.py), not against a tenant.
+Verified by replay only (tests/graph/pim_routes.py, event_routes.py, todo_routes.py), not against a tenant.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 from zope.interface import implementer
@@ -30,11 +30,12 @@ from zope.interface import implementer
 from abook.config.mail import GraphApp
 from abook.mailbox.errors import MailboxError, MessageGone
 from abook.mailbox.graph_client import GraphClient, auth_for
-from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed, StaleItem
+from abook.mailbox.pim.graph_common import CRM_ID, DeltaRound, fetch, write
+from abook.mailbox.pim.graph_events import GraphEvents, Window
+from abook.mailbox.pim.graph_todo import GraphTodo
+from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed
 from abook.mailbox.pim.schema import Values, normalise
 
-#: the EWS backend's CRM-id property (pim/ews.py PROPERTY_SET, PROPERTY_NAME; not imported: that loads exchangelib)
-CRM_ID = "String {9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14} Name abookCrmId"
 _ADDRESS = "{00062004-0000-0000-C000-000000000046}"  # PSETID_Address
 NATIVE = {"fullname": "displayName", "firstname": "givenName", "middlename": "middleName", "lastname": "surname",
           "nickname": "nickName", "jobtitle": "jobTitle", "department": "department", "company_name": "companyName",
@@ -56,19 +57,22 @@ def _moment(date_text: Optional[str]) -> Optional[str]:
 
 @implementer(IPimStore)
 class GraphPimStore:
-    entities = ("contact",)
+    entities = ("contact", "appointment", "task")
 
-    def __init__(self, app: GraphApp, address: str, *, ca_file: Optional[str] = None, timeout: float = 30.0) -> None:
+    def __init__(self, app: GraphApp, address: str, *, ca_file: Optional[str] = None, timeout: float = 30.0,
+                 window: Window = Window(), clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.address = address
-        self.client = GraphClient(auth_for(app, ca_file, timeout), f"contacts of {address}", threading.Event().wait)
+        self.client = GraphClient(auth_for(app, ca_file, timeout), f"PIM items of {address}", threading.Event().wait)
         self._folder = f"/users/{quote(address, safe='@')}/contactFolders/contacts/contacts"
+        self.events = GraphEvents(self.client, address, window, clock)
+        self.todo = GraphTodo(self.client, address)
 
     def __repr__(self) -> str:
         return f"<GraphPimStore {self.address}>"
 
     def _check(self, entity: str) -> None:
         if entity not in self.entities:
-            raise MailboxError(f"{self.address}: Graph synchronisation of {entity}s is not built yet")
+            raise MailboxError(f"{self.address}: no {entity}s through Graph")
 
     # -- IPimStore
 
@@ -77,46 +81,32 @@ class GraphPimStore:
         changed and removed in one round is looked up, and is a change if it is still there, else a
         deletion; a repeated change keeps its last etag."""
         self._check(entity)
-        changed: dict[str, Listed] = {}
-        removed: dict[str, None] = {}
-        link: Optional[str] = token or f"{self._folder}/delta?$select=displayName"
-        while link:
-            page = self.client.json("GET", link)
-            for entry in page.get("value", []):
-                if "@removed" in entry:
-                    removed[entry["id"]] = None
-                else:
-                    changed[entry["id"]] = Listed(entry["id"], entry["@odata.etag"])
-            if "@odata.deltaLink" in page:
-                both = [i for i in changed if i in removed]
-                if both:
-                    there = {item.id: Listed(item.id, item.etag) for item in self.get_blocking(entity, both)}
-                    for item_id in both:
-                        if item_id in there:
-                            changed[item_id] = there[item_id]
-                            del removed[item_id]
-                        else:
-                            del changed[item_id]
-                return Changes(tuple(changed.values()), tuple(removed), page["@odata.deltaLink"],
-                               complete=token is None)
-            link = page.get("@odata.nextLink")
-        raise MailboxError(f"{self.address}: a contacts delta page with neither nextLink nor deltaLink")
+        if entity != "contact":
+            return self.events.changes(token) if entity == "appointment" else self.todo.changes(token)
+        r = DeltaRound(self.client, token or f"{self._folder}/delta?$select=displayName", "contacts")
+        changed = {i: Listed(i, e["@odata.etag"]) for i, e in r.changed.items()}
+        both = [i for i in changed if i in r.removed]
+        there = {item.id: Listed(item.id, item.etag) for item in self.get_blocking(entity, both)} if both else {}
+        for item_id in both:
+            if item_id in there:
+                changed[item_id] = there[item_id]
+            else:
+                del changed[item_id]
+        return Changes(tuple(changed.values()), tuple(i for i in r.removed if i not in there), r.delta_link,
+                       complete=token is None)
 
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
         self._check(entity)
-        requests_ = [{"id": str(n), "method": "GET", "url": f"{self._item_path(i)}?$expand={quote(_EXPAND)}"}
-                     for n, i in enumerate(ids)]
-        out = []
-        for n, reply in sorted(self.client.batch(requests_, check=False).items(), key=lambda kv: int(kv[0])):
-            if reply["status"] == 404:
-                continue  # deleted since it was listed
-            if reply["status"] >= 400:
-                raise self.client.error_of_reply(reply)
-            out.append(self._item(reply["body"]))
-        return out
+        if entity != "contact":
+            return self.events.get(ids) if entity == "appointment" else self.todo.get(ids)
+        found = fetch(self.client, {i: f"{self._item_path(i)}?$expand={quote(_EXPAND)}" for i in ids}) if ids else {}
+        return [self._item(found[i]) for i in ids if i in found]  # gone since listed: left out
 
     def create_blocking(self, entity: str, values: Values, crm_id: str, notify: bool = False) -> Listed:
         self._check(entity)
+        if entity != "contact":
+            return self.events.create(values, crm_id, notify) if entity == "appointment" else \
+                self.todo.create(values, crm_id)
         body = self._body(normalise(entity, values), None, creating=True)
         if crm_id:
             body["singleValueExtendedProperties"].append({"id": CRM_ID, "value": crm_id})
@@ -125,6 +115,9 @@ class GraphPimStore:
     def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
                         crm_id: Optional[str] = None) -> Listed:
         self._check(entity)
+        if entity != "contact":
+            part = self.events if entity == "appointment" else self.todo
+            return part.update(item_id, etag, values, crm_id)
         current = None
         given = {k for k in values}
         if given & set(ADDRESS) and not set(ADDRESS) <= given:  # Graph replaces the whole address
@@ -138,18 +131,13 @@ class GraphPimStore:
             del body["singleValueExtendedProperties"]
         if not body:
             return Listed(item_id, etag)
-        try:
-            return self._listed(self.client.json("PATCH", self._item_path(item_id), json=body,
-                                                 headers={"If-Match": etag}))
-        except MessageGone:
-            raise ItemGone(f"{self.address}: contact {item_id} is gone") from None
-        except MailboxError as e:
-            if " 412 " in str(e):
-                raise StaleItem(str(e)) from None
-            raise
+        return self._listed(write(self.client, "PATCH", self._item_path(item_id), etag, f"contact {item_id}",
+                                  json=body))
 
     def delete_blocking(self, entity: str, item_id: str, etag: Optional[str], notify: bool = False) -> None:
         self._check(entity)
+        if entity != "contact":
+            return self.events.delete(item_id, notify) if entity == "appointment" else self.todo.delete(item_id)
         try:
             self.client.request("DELETE", self._item_path(item_id))
         except MessageGone:
@@ -157,6 +145,8 @@ class GraphPimStore:
 
     def find_blocking(self, entity: str, crm_id: str) -> Optional[Listed]:
         self._check(entity)
+        if entity != "contact":
+            return self.events.find(crm_id) if entity == "appointment" else self.todo.find(crm_id)
         value = crm_id.replace("'", "''")
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{CRM_ID}' and ep/value eq '{value}')"
         found = self.client.json("GET", f"{self._folder}?$select=displayName&$filter={quote(flt)}")
@@ -165,6 +155,10 @@ class GraphPimStore:
         return None
 
     def project(self, entity: str, values: Values) -> dict[str, Optional[str]]:
+        if entity == "appointment":
+            return self.events.project(values, self.address)
+        if entity == "task":
+            return self.todo.project(values)
         out = normalise(entity, values)
         if entity == "contact" and not out["fullname"]:  # as _body names a new contact
             out["fullname"] = _display_name(out)
