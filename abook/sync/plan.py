@@ -339,7 +339,9 @@ class _Planner:
         values = {n: c.values.get(n) for n in self.names if self.policy.direction(n, c.crm_type) in ON_CREATE_TO_MAILBOX}
         notify = False
         if self.entity == "appointment":
-            notify = bool(c.owned and c.values.get("attendees") and self._future(c.values.get("when")))
+            # only the organiser's open, future meeting invites anybody (a completed or cancelled one, though
+            # still ahead, is created silently: invariant 21)
+            notify = bool(c.owned and not c.locked and c.values.get("attendees") and self._future(c.values.get("when")))
         self._emit(CreateMailbox(link, c, values, notify, self._crm_snapshot(c, c.values)))
 
     def _create_crm(self, link: Optional[LinkRecord], m: MailboxEntry) -> CreateCrm:

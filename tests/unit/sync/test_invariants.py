@@ -14,6 +14,7 @@ from abook.mailbox.errors import Unavailable
 from abook.mailbox.pim.memory import MemoryMailbox
 from abook.mailbox.pim.schema import FIELDS, normalise
 from abook.store import models
+from abook.store.enums import ActivityState
 from abook.store.sync_links import conflicts_txn, issues_txn, sync_state_txn
 from abook.sync.engine import Interrupted
 from abook.sync.model import Policy
@@ -440,6 +441,14 @@ def test_invariant_21_only_the_organiser_creates_or_cancels_and_past_never_invit
     world.delete(models.Activity, past)  # a past meeting deleted in the CRM: its copy stays, nobody is told
     world.sync("paul")
     assert paul.calls.count("cancel") == 1 and len(paul.items["appointment"]) == 1
+
+
+@pytest.mark.parametrize("state", [ActivityState.completed, ActivityState.canceled])
+def test_invariant_21_a_completed_or_cancelled_future_meeting_invites_nobody(world: World, state) -> None:
+    world.appointment(organiser="paul", attendees=("laura", "ext@elsewhere.example"), statecode=int(state))
+    world.sync("paul", entities=("appointment",))
+    paul = world.mailboxes["paul"]
+    assert paul.calls.count("create") == 1 and "invite" not in paul.calls
 
 
 @pytest.mark.parametrize("zone", ["Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns", "Europe/Berlin",
