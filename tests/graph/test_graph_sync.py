@@ -198,3 +198,27 @@ def test_a_tracked_outlook_series_comes_in_one_crm_appointment_per_occurrence(pi
         ("Stand-up", uid, "06-22 07:00"), ("Stand-up", uid, "06-29 07:00"), ("Stand-up", uid, "07-06 07:00")]
     assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
     w.store.dispose()
+
+
+def test_an_event_deleted_while_the_delta_state_was_lost_is_seen_as_deleted(pim_world: World,
+                                                                            graph_server: GraphServer) -> None:
+    """A fresh calendarView round reports no deletions (it covers the window, not the calendar): after a 410
+    the engine looks up every linked event the round did not show, so the one Outlook deleted meanwhile
+    follows the delete table (the organiser's pending meeting goes from the CRM) and the others stay."""
+    w, r = pim_world, graph_server.responder
+    box = w.mailboxes["paul"]
+    kept = w.appointment("paul", subject="Kept")
+    far = w.appointment("paul", subject="Far", start=w.now + timedelta(days=700))  # beyond the window
+    gone = w.appointment("paul", subject="Gone")
+    w.sync("paul", entities=("appointment",))
+    w.sync("paul", entities=("appointment",))  # a later delta has listed abook's creates: nothing left to verify
+    assert not any(link.verify for link in w.links("paul", "appointment"))
+    by_subject = {e.data["subject"]: e for e in events(r).values() if e.mailbox == box.address}
+    r.expire_delta(box.address)
+    box.delete_blocking("appointment", by_subject["Gone"].id, None)  # Outlook deletes it meanwhile
+    report = w.sync("paul", entities=("appointment",))["appointment"]
+    assert report.counts.get("delete_crm") == 1, report.actions
+    assert w.activity(gone) is None and w.activity(kept) is not None and w.activity(far) is not None
+    assert sorted(link.crm_id for link in w.links("paul", "appointment")) == sorted([kept, far])
+    assert w.sync("paul", entities=("appointment",))["appointment"].writes == 0
+    w.store.dispose()

@@ -10,7 +10,8 @@
   is still there (moved out of the window, or listed again in the same round) is a change, only one that is
   gone is a deletion. A listing is never ``complete`` (it covers the window, not the calendar), so the engine
   keeps every linked item it was not told is gone: an event that merely left the window keeps its link and
-  its CRM record. The price: an event deleted while the delta state was lost (410) is not seen as deleted.
+  its CRM record. After a lost delta state (410) the engine looks up every linked event the fresh round
+  did not show, so one deleted meanwhile is seen gone.
 - Recurring series, as the EWS and CalDAV backends: one item per occurrence (the CRM keeps one record per
   occurrence). calendarView lists the occurrences and exceptions in the window, each with Graph's own id
   (``GET``/``PATCH`` of it reads or makes that occurrence's exception, ``DELETE`` deletes that occurrence)
