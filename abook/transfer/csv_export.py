@@ -10,8 +10,8 @@ store and exporting again gives the same bytes.
   ``20261202141636Z``, flags ``TRUE``/``FALSE``). References are ids, except the owner (``ownerid``), which
   is the owning user's name (``domainname``), as a person writing the file by hand gives it.
 * Never a password: the CSV import reads no hash column, so a user's CSV row has none (LDIF carries them).
-* What CSV cannot say is left out, as the CSV import cannot read it: a role's read depths, a user's roles
-  and an activity's parties travel in LDIF only.
+* A role's read depths (``readdepth``), a user's roles (``roleid``) and an activity's parties (``party``)
+  are one cell each, one value a line, written as LDIF writes them (``csv_rows.LISTS``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, TextIO
 
 from abook.store.bulk import TableIO
 from abook.transfer import fields
+from abook.transfer.csv_rows import LISTS
 from abook.transfer.fields import SPECS, FieldSpec
 
 if TYPE_CHECKING:
@@ -31,8 +32,10 @@ CHUNK = 500
 
 
 def csv_columns(table: str) -> list[tuple[str, FieldSpec | None]]:
-    """(header, spec) of each column of ``table``'s CSV; the id column has no spec."""
-    return [(f"{table}id", None)] + [(s.name, s) for s in SPECS[table] if s.column != "password_hash"]
+    """(header, spec) of each column of ``table``'s CSV: the id column, the table's columns, then the list
+    column (``LISTS``) if the table has one; the id and list columns have no spec."""
+    listed = [(LISTS[table], None)] if table in LISTS else []
+    return [(f"{table}id", None)] + [(s.name, s) for s in SPECS[table] if s.column != "password_hash"] + listed
 
 
 class CsvExporter:
@@ -47,9 +50,11 @@ class CsvExporter:
         columns = csv_columns(self.table)
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow([h for h, _s in columns])
+        specs = [s for _h, s in columns if s is not None]
         for chunk in self._chunks():
             self._learn_owners(chunk)
-            writer.writerows([self._cells(columns, row) for row in chunk])
+            lists = self._lists([r["id"] for r in chunk])
+            writer.writerows([[row["id"], *self._cells(specs, row), *lists(row["id"])] for row in chunk])
             self.count += len(chunk)
         return self.count
 
@@ -70,12 +75,23 @@ class CsvExporter:
         if unknown:
             self._user_names.update(self.io.values_of("systemuser", "domainname", sorted(unknown)))
 
-    def _cells(self, columns: list[tuple[str, FieldSpec | None]], row: Mapping[str, Any]) -> list[str]:
+    def _lists(self, ids: list[str]) -> Any:
+        """record id -> [its list cell] for the records of a chunk, or -> [] for a table without one."""
+        if self.table == "role":
+            depths = self.io.children("roleprivilege", "role_id", "entity", "read_depth", parents=ids)
+            return lambda i: ["\n".join(fields.format_depth(e, depths[i][e]) for e in fields.DEPTH_ENTITIES
+                                        if e in depths.get(i, {}))]
+        if self.table == "systemuser":
+            roles = self.io.children("systemuser_roles", "systemuser_id", "role_id", None, parents=ids)
+            return lambda i: ["\n".join(sorted(roles.get(i, {})))]
+        if self.table == "activity":
+            parties = self.io.parties(ids)
+            return lambda i: ["\n".join(fields.format_party(*p) for p in parties.get(i, ()))]
+        return lambda i: []
+
+    def _cells(self, specs: list[FieldSpec], row: Mapping[str, Any]) -> list[str]:
         cells = []
-        for _h, spec in columns:
-            if spec is None:
-                cells.append(row["id"])
-                continue
+        for spec in specs:
             value = row[spec.column]
             if value is None or value == "":
                 cells.append("")

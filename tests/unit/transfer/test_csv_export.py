@@ -14,7 +14,7 @@ import pytest
 
 from abook.cli import main
 from abook.store import Store, activities, models
-from abook.transfer import TABLES, import_file
+from abook.transfer import TABLES, export_to, import_file
 from abook.transfer.csv_rows import CsvReport, read_csv
 from tests.unit.transfer.conftest import DEMO, other_store, snapshot  # noqa: F401 (fixture)
 
@@ -36,8 +36,12 @@ def org(store: Store) -> Store:
     import_file(store, DEMO)
     with store.transaction() as s:
         s.get(models.Contact, CONTACT).description = AWKWARD
+        parties = activities.resolve_parties_txn(s, [("organiser", "carol@example.com", "Carol"),
+                                                     ("required", "alice@example.com", None),
+                                                     ("optional", "guest@elsewhere.example", "A Guest")])
         activities.create_activity_txn(s, "appointment", "carol", subject=AWKWARD, scheduledstart=T0,
-                                       scheduledend=T0 + timedelta(hours=1), timezone="Europe/Berlin")
+                                       scheduledend=T0 + timedelta(hours=1), timezone="Europe/Berlin",
+                                       parties=parties)
         activities.create_activity_txn(s, "phonecall", "bob", subject="Ring", phonenumber="+1 555",
                                        directioncode=True, regarding_type="contact", regarding_id=CONTACT)
     return store
@@ -68,6 +72,13 @@ def test_every_entity_round_trips_through_csv(org: Store, other_store: Store, tm
             before[name] = [r[:hash_at] + (None,) + r[hash_at + 1:] for r in before[name]]
         assert after[name] == before[name], table
     assert len(after["activity"]) == 2
+    # what LDIF repeats, CSV lists in one cell: roles' read depths, users' roles, activities' parties
+    assert after["roleprivilege"] == before["roleprivilege"] and after["systemuserroles"] == before["systemuserroles"]
+    assert len(before["roleprivilege"]) > 6 and len(before["systemuserroles"]) >= 8
+    ldif = [io.StringIO(), io.StringIO()]
+    export_to(org, ldif[0], tables=["activity"])
+    export_to(other_store, ldif[1], tables=["activity"])
+    assert ldif[0].getvalue() == ldif[1].getvalue() and ldif[0].getvalue().count("party: ") == 3
 
 
 def test_awkward_text_survives_and_the_file_is_rfc_4180(org: Store, tmp_path: Path) -> None:
@@ -79,8 +90,12 @@ def test_awkward_text_survives_and_the_file_is_rfc_4180(org: Store, tmp_path: Pa
     assert next(r for r in rows if r["contactid"] == CONTACT)["description"] == AWKWARD
     assert '"M\u00fcller, ""the boss""\n' in text  # quoted, quotes doubled
     assert next(r for r in rows if r["contactid"] == CONTACT)["ownerid"].isidentifier()  # a user name, not an id
-    phonecall = next(csv.DictReader(io.StringIO(files["activity"].decode(), newline="")))
-    assert {phonecall["regarding_type"], phonecall["regarding_id"]} <= {"contact", CONTACT, ""}
+    acts = list(csv.DictReader(io.StringIO(files["activity"].decode(), newline="")))
+    meeting = next(a for a in acts if a["activitytypecode"] == "appointment")
+    assert meeting["subject"] == AWKWARD and meeting["party"].split("\n")[0] == \
+        "organiser|carol@example.com|systemuser|30000000-0000-4000-8000-000000000004|Carol"
+    call = next(a for a in acts if a["activitytypecode"] == "phonecall")
+    assert (call["regarding_type"], call["regarding_id"], call["party"]) == ("contact", CONTACT, "")
 
 
 def test_the_columns_are_exactly_what_import_reads(org: Store, tmp_path: Path) -> None:
