@@ -7,9 +7,10 @@ Outlook or Google Contacts (``csv_formats.py``).
   else guessed from the other columns; an Outlook or Google export is contacts.
 * Column names are the CRM's (``abook export`` writes the same names, ``transfer/fields.py``) or the
   attributes LDAP publishes (``mail``, ``sn``, ...). A role's ``readdepth``, a user's ``roleid`` and an
-  activity's ``party`` hold one value a line, as LDIF repeats them (``LISTS``); the cell is the whole list. A column abook does not know is an error that names it
-  (a typo would otherwise lose its data) unless the import was asked to ignore unknown columns; a header
-  in which no column is known says so. Only the columns present are written.
+  activity's ``party`` hold one value a line, as LDIF repeats them (``LISTS``); the cell is the whole list.
+  A column abook does not know is an error that names it (a typo would otherwise lose its data) unless the
+  import was asked to ignore unknown columns; a header in which no column is known says so. Only the
+  columns present are written.
 * A row is identified by its id column, else by its primary email; rows of an Outlook or Google export
   without an email by their name.
 """
