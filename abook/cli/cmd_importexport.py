@@ -33,9 +33,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "-o file named *.csv) in exactly the columns `abook import` reads for it. The "
                                    "LDIF export holds the users' argon2 password hashes (so that importing it "
                                    "rebuilds the store, logins included) unless --without-passwords is given; a CSV "
-                                   "export never holds passwords (a systemuser CSV has no hash column), nor a role's "
-                                   "read depths, a user's roles or an activity's parties (LDIF carries those). A "
-                                   "file written with -o is created with mode 0600 (readable by its owner only), "
+                                   "export never holds passwords (a systemuser CSV has no hash column; LDIF carries "
+                                   "them); a role's read depths, a user's roles and an activity's parties are one "
+                                   "cell each, one value a line. A file written with -o is created with mode 0600 (readable by its owner only), "
                                    "whatever the umask.")
     p.add_argument("-o", "--output", default="-", metavar="FILE",
                    help="file to write, mode 0600 (default: standard output)")
