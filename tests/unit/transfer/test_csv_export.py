@@ -14,7 +14,7 @@ import pytest
 
 from abook.cli import main
 from abook.store import Store, activities, models
-from abook.transfer import TABLES, export_to, import_file
+from abook.transfer import TABLES, export_csv, export_to, import_file
 from abook.transfer.csv_rows import CsvReport, read_csv
 from tests.unit.transfer.conftest import DEMO, other_store, snapshot  # noqa: F401 (fixture)
 
@@ -147,3 +147,28 @@ def test_standard_output_and_ldif_stays_the_default(org: Store, tmp_path: Path,
     assert out.startswith("queueid,") and len(list(csv.reader(io.StringIO(out)))) == 1 + 3
     assert main(["export", "-c", config, "--entity", "queue"]) == 0
     assert capsys.readouterr().out.startswith("version: 1")
+
+
+def test_a_list_column_is_the_whole_list_and_its_absence_leaves_it_alone(org: Store, tmp_path: Path) -> None:
+    alice = "30000000-0000-4000-8000-000000000002"
+    f = tmp_path / "u.csv"
+    f.write_text(f"systemuserid,jobtitle\n{alice},Boss\n")
+    import_file(org, f)
+    before = [r for r in snapshot(org)["systemuserroles"] if r[0] == alice]
+    assert before  # alice keeps the roles the file did not mention
+    f.write_text(f"systemuserid,roleid\n{alice},\n")
+    assert import_file(org, f).changed == 1
+    assert [r for r in snapshot(org)["systemuserroles"] if r[0] == alice] == []
+
+
+def test_more_rows_than_one_chunk_stream_with_their_owners(sqlite_store: Store, tmp_path: Path) -> None:
+    import_file(sqlite_store, DEMO)
+    f = tmp_path / "many.csv"
+    f.write_text("lastname,emailaddress1,ownerid\n" + "".join(
+        f"N{i},n{i}@bulk.example,{('bob', 'carol', 'alice')[i % 3]}\n" for i in range(1234)))
+    import_file(sqlite_store, f)
+    out = io.StringIO()
+    assert export_csv(sqlite_store, out, "contact") == 16 + 1234
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert len(rows) == 16 + 1234 and len({r["contactid"] for r in rows}) == len(rows)
+    assert {r["ownerid"] for r in rows if r["emailaddress1"].endswith("@bulk.example")} == {"alice", "bob", "carol"}
