@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from abook.cli.common import config_of, open_store
 from abook.errors import UserError
-from abook.transfer import PLAIN_ENTITIES, TABLES, export_to, import_file
+from abook.transfer import PLAIN_ENTITIES, TABLES, export_csv, export_to, import_file
 from abook.transfer.progress import Progress
 
 
@@ -28,18 +28,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         "is an error, so a typo loses nothing)")
     p.set_defaults(func=import_command)
 
-    p = sub.add_parser("export", parents=[common], help="write the store as LDIF",
-                       description="Write the store as CRM-shaped LDIF. The export holds the users' argon2 password "
-                                   "hashes (so that importing it rebuilds the store, logins included) unless "
-                                   "--without-passwords is given; a file written with -o is created with mode 0600 "
-                                   "(readable by its owner only), whatever the umask.")
+    p = sub.add_parser("export", parents=[common], help="write the store as LDIF, or one entity as CSV",
+                       description="Write the store as CRM-shaped LDIF, or one entity as CSV (--format csv, or an "
+                                   "-o file named *.csv) in exactly the columns `abook import` reads for it. The "
+                                   "LDIF export holds the users' argon2 password hashes (so that importing it "
+                                   "rebuilds the store, logins included) unless --without-passwords is given; a CSV "
+                                   "export never holds passwords (a systemuser CSV has no hash column; LDIF carries "
+                                   "them); a role's read depths, a user's roles and an activity's parties are one "
+                                   "cell each, one value a line. A file written with -o is created with mode 0600 (readable by its owner only), "
+                                   "whatever the umask.")
     p.add_argument("-o", "--output", default="-", metavar="FILE",
                    help="file to write, mode 0600 (default: standard output)")
+    p.add_argument("--format", choices=("ldif", "csv"),
+                   help="default: csv when FILE ends in .csv, else ldif")
     p.add_argument("--without-passwords", action="store_true",
-                   help="leave the users' password hashes out (they then cannot bind after a re-import until "
-                        "`abook user passwd`)")
+                   help="LDIF: leave the users' password hashes out (they then cannot bind after a re-import "
+                        "until `abook user passwd`); CSV never holds them")
     p.add_argument("--entity", action="append", choices=TABLES,
-                   help="export only these (repeat the option); default: everything")
+                   help="LDIF: export only these (repeat the option; default: everything); CSV: the one entity "
+                        "to write (required, exactly once)")
     p.set_defaults(func=export_command)
 
 
@@ -70,11 +77,19 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    fmt = args.format or ("csv" if args.output.lower().endswith(".csv") else "ldif")
+    if fmt == "csv" and len(args.entity or ()) != 1:
+        given = "none" if not args.entity else ", ".join(args.entity)
+        print(f"abook: a CSV export holds one entity: give --entity exactly once, one of {', '.join(TABLES)} "
+              f"(given: {given})", file=sys.stderr)
+        return 2
     config = config_of(args)
     store = open_store(config)
-    tables = args.entity or TABLES
-    passwords = not args.without_passwords
     try:
+        if fmt == "csv":
+            return _export_csv(store, args.output, args.entity[0])
+        tables = args.entity or TABLES
+        passwords = not args.without_passwords
         if args.output == "-":
             result = export_to(store, sys.stdout, suffix=config.ldap.suffix, tables=tables, passwords=passwords)
         else:
@@ -88,6 +103,16 @@ def export_command(args: argparse.Namespace) -> int:
         where = "keep it private" if args.output == "-" else f"{args.output} is readable by its owner only (mode 0600)"
         print(f"the export holds {result.password_hashes} password hashes: {where}, "
               "or export --without-passwords", file=sys.stderr)
+    return 0
+
+
+def _export_csv(store: Any, output: str, table: str) -> int:
+    if output == "-":
+        count = export_csv(store, sys.stdout, table)
+    else:
+        with open_private(output) as out:
+            count = export_csv(store, out, table)
+    print(f"exported {count} records ({count} {table}) as CSV", file=sys.stderr)
     return 0
 
 

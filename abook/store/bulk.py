@@ -162,6 +162,14 @@ class TableIO:
                 out.setdefault(rec[0], []).append(tuple(rec[1:]))
         return out
 
+    def values_of(self, table: str, column: str, ids: Sequence[str]) -> dict[str, Any]:
+        """id -> ``column`` of those of ``ids`` the table holds (a user's name for each owner id)."""
+        t = _TABLES[table]
+        out: dict[str, Any] = {}
+        for chunk in _chunks(list(ids)):
+            out.update((i, v) for i, v in self.conn.execute(select(t.c.id, t.c[column]).where(t.c.id.in_(chunk))))
+        return out
+
     def names(self, table: str) -> dict[str, str]:
         """id -> name of every row (accounts, business units)."""
         t = _TABLES[table]

@@ -1,7 +1,8 @@
 """Import and export: LDIF (the published tree plus CRM fields, or plain inetOrgPerson) and CRM CSV.
 
 ``import_file`` reads and checks the whole file first (streaming, with line numbers), then writes it in one
-transaction (``load.Loader``); ``export_to`` writes CRM-shaped LDIF (``export.Exporter``). Both take a
+transaction (``load.Loader``); ``export_to`` writes CRM-shaped LDIF (``export.Exporter``), ``export_csv`` one
+entity's rows in the CSV import's columns (``csv_export.CsvExporter``). All take a
 ``Store`` and run in the calling thread: they are for ``abook import`` / ``abook export`` and tests.
 """
 
@@ -14,6 +15,7 @@ from typing import Any, Sequence, TextIO
 
 from abook.errors import UserError
 from abook.store import Store
+from abook.transfer.csv_export import CsvExporter
 from abook.transfer.export import Exporter
 from abook.transfer.fields import TABLES
 from abook.transfer.ldif import read_ldif
@@ -21,7 +23,7 @@ from abook.transfer.load import ImportResult, Loader
 from abook.transfer.csv_rows import CsvReport, read_csv
 from abook.transfer.parse import PLAIN_ENTITIES, RecordParser, Row
 
-__all__ = ["ImportResult", "import_file", "export_to", "TABLES", "PLAIN_ENTITIES"]
+__all__ = ["ImportResult", "import_file", "export_to", "export_csv", "TABLES", "PLAIN_ENTITIES"]
 
 
 def read_rows(path: Path, fmt: str | None = None, entity: str | None = None, plain_entity: str = "contact",
@@ -70,13 +72,25 @@ def import_file(store: Store, path: str | Path, *, fmt: str | None = None, entit
     return ImportResult(added, changed, unchanged, skipped, ignored, report.export if report else "")
 
 
+def _snapshot(store: Store) -> Any:
+    """A connection reading one snapshot for every table."""
+    options = {"isolation_level": "REPEATABLE READ"} if store.dialect == "postgresql" else {}
+    return store.engine.connect().execution_options(**options)
+
+
+def export_csv(store: Store, out: TextIO, table: str) -> int:
+    """Write one table as CSV in the columns ``abook import --format csv`` reads (never a password hash);
+    returns the records written."""
+    with _snapshot(store) as conn:
+        return CsvExporter(conn, table).write(out)
+
+
 def export_to(store: Store, out: TextIO, *, suffix: str = "o=crm", tables: Sequence[str] = TABLES,
               passwords: bool = True) -> Exporter:
     """Write the store (or the given tables) as LDIF, users' password hashes included unless ``passwords``
     is false; returns the exporter, whose ``counts`` are the records written per table and
     ``password_hashes`` the hashes written."""
-    options = {"isolation_level": "REPEATABLE READ"} if store.dialect == "postgresql" else {}
-    with store.engine.connect().execution_options(**options) as conn:  # one snapshot for every table
+    with _snapshot(store) as conn:
         exporter = Exporter(conn, suffix, tables, passwords)
         for chunk in exporter.chunks():
             out.write(chunk)

@@ -6,9 +6,11 @@ Outlook or Google Contacts (``csv_formats.py``).
 * The entity is ``--entity``, else the id column's (``contactid``, ``businessunitid``, ``roleid``, ...),
   else guessed from the other columns; an Outlook or Google export is contacts.
 * Column names are the CRM's (``abook export`` writes the same names, ``transfer/fields.py``) or the
-  attributes LDAP publishes (``mail``, ``sn``, ...). A column abook does not know is an error that names it
-  (a typo would otherwise lose its data) unless the import was asked to ignore unknown columns; a header
-  in which no column is known says so. Only the columns present are written.
+  attributes LDAP publishes (``mail``, ``sn``, ...). A role's ``readdepth``, a user's ``roleid`` and an
+  activity's ``party`` hold one value a line, as LDIF repeats them (``LISTS``); the cell is the whole list.
+  A column abook does not know is an error that names it (a typo would otherwise lose its data) unless the
+  import was asked to ignore unknown columns; a header in which no column is known says so. Only the
+  columns present are written.
 * A row is identified by its id column, else by its primary email; rows of an Outlook or Google export
   without an email by their name.
 """
@@ -28,6 +30,9 @@ from abook.transfer.fields import BY_NAME, BadValue
 from abook.transfer.ldif import LdifError
 from abook.transfer.parse import PUBLISHED, NameRef, Row, derived_id
 
+#: columns holding several values, one a line, as LDIF gives them in repeated attributes: a role's read
+#: depths (``contact=organisation``), a user's role ids, an activity's parties (``required|ann@x|contact|<id>|Ann``)
+LISTS: dict[str, str] = {"role": "readdepth", "systemuser": "roleid", "activity": "party"}
 #: id column -> entity, referenced tables last: a user's or queue's file has a businessunitid column too
 ID_COLUMNS = {f"{t}id": t for t in reversed(fields.TABLES)}
 DELIMITERS = ",;\t"
@@ -109,6 +114,8 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, report: CsvRe
             continue
         if low == id_column:
             columns.append((i, "id", None))
+        elif low == LISTS.get(table):
+            columns.append((i, "list", None))
         elif mapped == "company" and table == "contact":
             columns.append((i, "company", None))
         elif mapped is not None and mapped in by_name:
@@ -153,6 +160,8 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, report: CsvRe
             try:
                 if kind == "id":
                     record_id = fields.parse_id(text) if text else None
+                elif kind == "list":
+                    _list(row, [v.strip() for v in text.splitlines() if v.strip()])
                 elif kind == "company":
                     row.account_name = text or None
                 elif spec.kind == "id" and text:
@@ -166,6 +175,16 @@ def read_csv(stream: io.TextIOBase, file: str, entity: str | None, report: CsvRe
                 raise LdifError(file, start, f"{header[i].strip()}: {e}") from None
         row.id = record_id or _derived(file, start, table, row, primary, id_column, bool(export))
         yield row
+
+
+def _list(row: Row, values: list[str]) -> None:
+    """A list column's values onto the row: the whole truth, so an empty cell means none."""
+    if row.table == "role":
+        row.privileges = dict(fields.parse_depth(v) for v in values)
+    elif row.table == "systemuser":
+        row.roles = [fields.parse_id(v) for v in values]
+    else:
+        row.parties = [fields.parse_party(v) for v in values]
 
 
 def _derived(file: str, line: int, table: str, row: Row, primary: str, id_column: str, export: bool) -> str:
