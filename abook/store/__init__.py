@@ -106,6 +106,16 @@ def reaching(engine: Engine) -> Iterator[None]:
         raise StoreUnavailable(f"cannot connect to the store {url} (store.url): {reason}") from None
 
 
+def transaction_cache(session: Session, name: str) -> dict[Any, Any]:
+    """A dict named ``name`` that lives as long as the session's current transaction: reads memoised in it
+    are never served to a later transaction."""
+    transaction = session.get_transaction()
+    cached = session.info.get(name)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[name] = (transaction, {})
+    return cached[1]  # type: ignore[no-any-return]
+
+
 def ping_txn(session: Session) -> None:
     """One round trip to the database (``/healthz``): raises when it cannot answer."""
     session.execute(text("SELECT 1"))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from abook.config.model import TrackingConfig
-from abook.store import DatabaseError, DuplicateKey, RefusedValue, ensure_transaction, savepoint
+from abook.store import DatabaseError, DuplicateKey, RefusedValue, ensure_transaction, savepoint, transaction_cache
 from abook.store import owners, replies
 from abook.store import tracking as store
 from abook.store.enums import EmailStatus
@@ -240,14 +240,11 @@ def _accept(session: Session, request: TrackRequest, config: TrackingConfig, par
 
 def _owner_info(session: Session, request: TrackRequest, config: TrackingConfig) -> owners.OwnerInfo | None:
     """The owner's settings, read once per transaction (a router tracks a whole batch in one)."""
-    transaction = session.get_transaction()
-    cached = session.info.get("abook.tracking.owners")
-    if cached is None or cached[0] is not transaction:
-        cached = session.info["abook.tracking.owners"] = (transaction, {})
+    cached = transaction_cache(session, "abook.tracking.owners")
     key = (request.owner.type, request.owner.id, config.queue_owner)
-    if key not in cached[1]:
-        cached[1][key] = owners.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
-    return cached[1][key]
+    if key not in cached:
+        cached[key] = owners.owner_info_txn(session, request.owner.type, request.owner.id, config.queue_owner)
+    return cached[key]  # type: ignore[no-any-return]
 
 
 def _sighting(session: Session, request: TrackRequest, email_id: str) -> TrackResult:
