@@ -17,40 +17,31 @@ their href; the HTTP ETag is the change key.
   to expand them (kept by ETag, so an unchanged series is not read twice).
 * Errors at the edge: 401 -> AuthFailed; connection failures and 5xx -> Unavailable; 403/400/415 on a
   write -> ItemRejected (that item only).
+
+This class is the IPimStore with the series cache; the WebDAV requests and the collections are dav_http.py.
 """
 
 from __future__ import annotations
 
 import uuid
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Callable, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from abook.mailbox.errors import AuthFailed, CursorInvalid, MailboxError, MailboxMissing, Unavailable
 from abook.mailbox.pim import ical, series, vcard
-from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, ItemRejected, Listed, StaleItem
+from abook.mailbox.pim.dav_http import SUFFIX, TYPE, DavClient, href_path
+from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, Listed, StaleItem
 from abook.mailbox.pim.schema import Values
 
-D = "DAV:"
-CARD = "urn:ietf:params:xml:ns:carddav"
-CAL = "urn:ietf:params:xml:ns:caldav"
 ENTITIES = ("contact", "appointment", "task")
-_SUFFIX = {"contact": ".vcf", "appointment": ".ics", "task": ".ics"}
-_TYPE = {"contact": "text/vcard; charset=utf-8", "appointment": "text/calendar; charset=utf-8",
-         "task": "text/calendar; charset=utf-8"}
-
-
-def _q(ns: str, name: str) -> str:
-    return f"{{{ns}}}{name}"
 
 
 @implementer(IPimStore)
-class DavMailbox:
+class DavMailbox(DavClient):
     log = Logger()
     entities = ENTITIES
 
@@ -58,16 +49,9 @@ class DavMailbox:
                  ca_file: Optional[str] = None, create_missing: bool = True,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  horizon_days: int = series.HORIZON_DAYS, lookback_days: int = series.LOOKBACK_DAYS) -> None:
-        self.collections = {e: u if u.endswith("/") else u + "/" for e, u in collections.items()}
+        super().__init__(collections, username, password, timeout=timeout, ca_file=ca_file,
+                         create_missing=create_missing)
         self.entities = tuple(e for e in ENTITIES if e in self.collections)  # type: ignore[misc]
-        self._session = requests.Session()
-        self._session.auth = (username, password)
-        if ca_file:
-            self._session.verify = ca_file
-        self._timeout = timeout
-        self._create_missing = create_missing
-        self._checked: set[str] = set()
-        self._username = username
         self.clock = clock
         self.horizon_days = horizon_days
         self.lookback_days = lookback_days
@@ -102,31 +86,6 @@ class DavMailbox:
                        f"{win.day}|{changes.token or ''}", complete=changes.complete,
                        extra={series.FROM_KEY: win.day})
 
-    def _changes(self, entity: str, token: Optional[str]) -> Changes:
-        url = self._collection(entity)
-        body = (f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
-                f"<D:sync-token>{_escape(token or '')}</D:sync-token><D:sync-level>1</D:sync-level>"
-                "<D:prop><D:getetag/></D:prop></D:sync-collection>")
-        r = self._request("REPORT", url, body, {"Depth": "1"}, ok=(207,), stale=(403, 409, 412))
-        if r.status_code in (403, 409, 412):
-            if token is None:
-                raise MailboxError(f"{url}: the server does not offer sync-collection ({r.status_code})")
-            raise CursorInvalid(f"{url}: the sync token was rejected ({r.status_code})")
-        root = ET.fromstring(r.content)
-        changed, deleted = [], []
-        for resp in root.iter(_q(D, "response")):
-            href = resp.findtext(_q(D, "href")) or ""
-            if not href.endswith(_SUFFIX[entity]):
-                continue  # the collection itself
-            status = resp.findtext(_q(D, "status")) or ""
-            etag = resp.findtext(f"{_q(D, 'propstat')}/{_q(D, 'prop')}/{_q(D, 'getetag')}")
-            if " 404 " in status or etag is None:
-                deleted.append(_path(href))
-            else:
-                changed.append(Listed(_path(href), etag))
-        new_token = root.findtext(_q(D, "sync-token"))
-        return Changes(tuple(changed), tuple(deleted), new_token, complete=token is None)
-
     def get_blocking(self, entity: str, ids: list[str]) -> list[Item]:
         if not ids:
             return []
@@ -141,27 +100,12 @@ class DavMailbox:
         return self._multiget(entity, ids)
 
     def _multiget(self, entity: str, ids: list[str], raw: Optional[dict[str, tuple[str, str]]] = None) -> list[Item]:
-        url = self._collection(entity)
-        if entity == "contact":
-            body = ('<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" '
-                    f'xmlns:C="{CARD}"><D:prop><D:getetag/><C:address-data/></D:prop>')
-        else:
-            body = ('<?xml version="1.0" encoding="utf-8"?><C:calendar-multiget xmlns:D="DAV:" '
-                    f'xmlns:C="{CAL}"><D:prop><D:getetag/><C:calendar-data/></D:prop>')
-        body += "".join(f"<D:href>{_escape(i)}</D:href>" for i in ids)
-        body += "</C:addressbook-multiget>" if entity == "contact" else "</C:calendar-multiget>"
-        r = self._request("REPORT", url, body, {"Depth": "1"}, ok=(207,))
         out = []
-        data_tag = _q(CARD, "address-data") if entity == "contact" else _q(CAL, "calendar-data")
-        for resp in ET.fromstring(r.content).iter(_q(D, "response")):
-            href = _path(resp.findtext(_q(D, "href")) or "")
-            prop = resp.find(f"{_q(D, 'propstat')}/{_q(D, 'prop')}")
-            if prop is None or prop.find(data_tag) is None or not (prop.findtext(data_tag) or "").strip():
-                continue  # gone since it was listed
+        for href, etag, text in self._report(entity, ids):
             if raw is not None:
-                raw[href] = (prop.findtext(_q(D, "getetag")) or "", prop.findtext(data_tag) or "")
+                raw[href] = (etag, text)
                 continue
-            item = self._item(entity, href, prop.findtext(_q(D, "getetag")) or "", prop.findtext(data_tag) or "")
+            item = self._item(entity, href, etag, text)
             if item is not None:
                 out.append(item)
         return out
@@ -170,10 +114,10 @@ class DavMailbox:
         url = self._collection(entity)
         name = f"{uuid.uuid4()}"
         text = self._write(entity, values, uid=values.get("uid") or name, crm_id=crm_id, base=None)
-        href = urljoin(url, name + _SUFFIX[entity])
-        r = self._request("PUT", href, text, {"Content-Type": _TYPE[entity], "If-None-Match": "*"},
+        href = urljoin(url, name + SUFFIX[entity])
+        r = self._request("PUT", href, text, {"Content-Type": TYPE[entity], "If-None-Match": "*"},
                           ok=(200, 201, 204), rejected=(400, 403, 409, 412, 415))
-        return Listed(_path(href), r.headers.get("ETag") or self._etag_of(href))
+        return Listed(href_path(href), r.headers.get("ETag") or self._etag_of(href))
 
     def update_blocking(self, entity: str, item_id: str, etag: str, values: Values,
                         crm_id: Optional[str] = None) -> Listed:
@@ -187,7 +131,7 @@ class DavMailbox:
             raise StaleItem(f"{item_id} changed since it was read")
         uid = self._uid(entity, r.text)
         text = self._write(entity, values, uid=uid, crm_id=crm_id, base=r.text)
-        r = self._request("PUT", href, text, {"Content-Type": _TYPE[entity], "If-Match": etag},
+        r = self._request("PUT", href, text, {"Content-Type": TYPE[entity], "If-Match": etag},
                           ok=(200, 201, 204), gone=(404, 410), stale=(412,), rejected=(400, 403, 409, 415))
         if r.status_code == 412:
             raise StaleItem(f"{item_id} changed since it was read")
@@ -292,7 +236,7 @@ class DavMailbox:
         self._put_series(series_id, r, ical.delete_occurrence(r.text, rid))
 
     def _put_series(self, series_id: str, current: requests.Response, text: str) -> None:
-        headers = {"Content-Type": _TYPE["appointment"]}
+        headers = {"Content-Type": TYPE["appointment"]}
         if current.headers.get("ETag"):
             headers["If-Match"] = current.headers["ETag"]
         r = self._request("PUT", self._href(series_id), text, headers, ok=(200, 201, 204), gone=(404, 410),
@@ -327,85 +271,6 @@ class DavMailbox:
         if entity == "contact":
             return vcard.read_card(text)[3] or str(uuid.uuid4())
         return ical.read_calendar(text)[0][4] or str(uuid.uuid4())
-
-    def _href(self, item_id: str) -> str:
-        any_collection = next(iter(self.collections.values()))
-        return urljoin(any_collection, item_id)
-
-    def _etag_of(self, href: str) -> str:
-        r = self._request("HEAD", href, None, {}, ok=(200,))
-        return r.headers.get("ETag") or ""
-
-    def _collection(self, entity: str) -> str:
-        if entity not in self.collections:
-            raise MailboxMissing(f"no {entity} collection is configured")
-        url = self.collections[entity]
-        if url in self._checked:
-            return url
-        r = self._request("PROPFIND", url, '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
-                          "<D:resourcetype/></D:prop></D:propfind>", {"Depth": "0"}, ok=(207,), gone=(404,),
-                          quiet_gone=True)
-        if r.status_code == 404:
-            if not self._create_missing:
-                raise MailboxMissing(f"{url} does not exist")
-            self._make(entity, url)
-        self._checked.add(url)
-        return url
-
-    def _make(self, entity: str, url: str) -> None:
-        if entity == "contact":
-            body = (f'<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="{CARD}"><D:set><D:prop><D:resourcetype>'
-                    "<D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>")
-            self._request("MKCOL", url, body, {}, ok=(201,))
-        else:
-            comp = "VEVENT" if entity == "appointment" else "VTODO"
-            body = (f'<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="{CAL}"><D:set><D:prop>'
-                    f'<C:supported-calendar-component-set><C:comp name="{comp}"/></C:supported-calendar-component-set>'
-                    "</D:prop></D:set></C:mkcalendar>")
-            self._request("MKCALENDAR", url, body, {}, ok=(201,))
-
-    def _request(self, method: str, url: str, body: Optional[str], headers: dict[str, str], *, ok: tuple[int, ...],
-                 gone: tuple[int, ...] = (), stale: tuple[int, ...] = (), rejected: tuple[int, ...] = (),
-                 quiet_gone: bool = False) -> requests.Response:
-        hdrs = dict(headers)
-        if body is not None and "Content-Type" not in hdrs:
-            hdrs["Content-Type"] = "application/xml; charset=utf-8"
-        try:
-            r = self._session.request(method, url, data=body.encode("utf-8") if body is not None else None,
-                                      headers=hdrs, timeout=self._timeout)
-        except requests.RequestException as e:
-            raise Unavailable(f"{_origin(url)}: {type(e).__name__}") from None
-        if r.status_code in ok or r.status_code in stale:
-            return r
-        if r.status_code in gone:
-            if quiet_gone:
-                return r
-            raise ItemGone(f"{method} {_path(url)}: {r.status_code}")
-        if r.status_code == 401:
-            raise AuthFailed(f"{_origin(url)} refused the credentials of {self._username}")
-        if r.status_code in rejected:
-            raise ItemRejected(f"{method} {_path(url)}: the server answered {r.status_code}")
-        if r.status_code == 404:
-            raise MailboxMissing(f"{_path(url)} does not exist")
-        if r.status_code >= 500 or r.status_code == 429:
-            retry = r.headers.get("Retry-After")
-            raise Unavailable(f"{method} {_origin(url)}: {r.status_code}",
-                              retry_after=float(retry) if retry and retry.isdigit() else None)
-        raise MailboxError(f"{method} {_path(url)}: unexpected answer {r.status_code}")
-
-
-def _path(href: str) -> str:
-    return urlsplit(href).path if "://" in href else href
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
 
 def collections_for(template: dict[str, str], user: str, email: str) -> dict[str, str]:
     """``{"contact": "https://dav.example.com/{user}/contacts/"}`` filled in for one user."""

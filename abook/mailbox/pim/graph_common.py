@@ -8,7 +8,7 @@ from abook.mailbox.errors import MailboxError, MessageGone
 from abook.mailbox.graph_client import GraphClient
 from abook.mailbox.pim.interfaces import ItemGone, StaleItem
 
-#: abook's extended property set (pim/ews.py PROPERTY_SET; not imported: that loads exchangelib)
+#: abook's extended property set (pim/ews_common.py PROPERTY_SET; not imported: that loads exchangelib)
 PROPERTY_SET = "{9d1e8f4a-6b2c-4e3d-9a51-0c7b2f8e6d14}"
 #: the EWS backend's CRM-id property, as Graph names it
 CRM_ID = f"String {PROPERTY_SET} Name abookCrmId"
