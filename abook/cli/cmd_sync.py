@@ -17,7 +17,8 @@ from twisted.internet import defer
 from abook.cli.common import config_of, in_store, open_store
 from abook.errors import UserError
 from abook.mailbox.errors import MailboxError
-from abook.store.sync_links import conflicts_txn, issues_txn, resolve_conflict_txn, sync_states_txn
+from abook.store.sync_conflicts import conflicts_txn, issues_txn, resolve_conflict_txn
+from abook.store.sync_links import sync_states_txn
 from abook.store.users import list_users_txn
 from abook.sync.engine import EntityReport, SyncEngine
 from abook.sync.setup import open_mailbox_blocking, policies, sync_users_txn

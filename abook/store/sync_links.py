@@ -9,7 +9,8 @@ the CRM record is not to be copied again until it changes (docs/sync.md section 
 left the filter, the item lost its Tracked category), remembered so that the pair merges again from its
 last-synced values if it comes back, instead of the record being copied a second time.
 
-``*_txn`` functions take a Session first and return frozen values (``LinkRecord``, ...).
+``*_txn`` functions take a Session first and return frozen values (``LinkRecord``, ...). Conflicts and item
+errors are read and written by ``sync_conflicts``.
 """
 
 from __future__ import annotations
@@ -242,12 +243,12 @@ class StateRecord:
 
 
 def _state(row: SyncState) -> StateRecord:
-    return StateRecord(row.systemuser_id, row.entity, row.token, _aware(row.last_run_at), _aware(row.last_success_at),
-                       row.last_error, row.consecutive_failures or 0, _aware(row.next_attempt_at),
+    return StateRecord(row.systemuser_id, row.entity, row.token, as_utc(row.last_run_at), as_utc(row.last_success_at),
+                       row.last_error, row.consecutive_failures or 0, as_utc(row.next_attempt_at),
                        json.loads(row.last_counts) if row.last_counts else {})
 
 
-def _aware(t: datetime | None) -> datetime | None:
+def as_utc(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
 
 
@@ -287,123 +288,3 @@ def record_run_txn(session: Session, user_id: str, entity: str, *, at: datetime,
 
 def sync_states_txn(session: Session) -> list[StateRecord]:
     return [_state(r) for r in session.scalars(select(SyncState).order_by(SyncState.systemuser_id, SyncState.entity))]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Conflicts
-
-
-@dataclass(frozen=True)
-class ConflictRecord:
-    id: int
-    user_id: str
-    entity: str
-    crm_type: str
-    crm_id: str
-    mailbox_id: str | None
-    policy: str
-    winner: str | None
-    fields: Mapping[str, Mapping[str, Optional[str]]]
-    status: str
-    recorded_at: datetime
-
-
-def _conflict(row: SyncConflict) -> ConflictRecord:
-    return ConflictRecord(row.id, row.systemuser_id, row.entity, row.crm_type, row.crm_id, row.mailbox_id, row.policy,
-                          row.winner, json.loads(row.fields), row.status, _aware(row.recorded_at))  # type: ignore[arg-type]
-
-
-def record_conflict_txn(session: Session, user_id: str, entity: str, crm_type: str, crm_id: str,
-                        mailbox_id: str | None, policy: str, winner: str | None,
-                        fields: Mapping[str, Mapping[str, Optional[str]]]) -> ConflictRecord:
-    """Record a conflict. An open manual conflict of the same record with the same values is not recorded
-    twice (a sync that finds it again writes nothing)."""
-    text = json.dumps({k: dict(v) for k, v in fields.items()}, sort_keys=True)
-    if winner is None:
-        same = session.scalars(select(SyncConflict).where(
-            SyncConflict.systemuser_id == user_id, SyncConflict.crm_id == crm_id, SyncConflict.status == "open")).all()
-        for row in same:
-            if row.fields == text:
-                return _conflict(row)
-            row.status, row.resolved_at = "superseded", utcnow()
-    row = SyncConflict(systemuser_id=user_id, entity=entity, crm_type=crm_type, crm_id=crm_id, mailbox_id=mailbox_id,
-                       policy=policy, winner=winner, fields=text, status="open" if winner is None else "resolved",
-                       recorded_at=utcnow(), resolved_at=None if winner is None else utcnow())
-    session.add(row)
-    session.flush()
-    return _conflict(row)
-
-
-def conflicts_txn(session: Session, user_id: str | None = None, *, open_only: bool = True) -> list[ConflictRecord]:
-    stmt = select(SyncConflict).order_by(SyncConflict.id)
-    if user_id is not None:
-        stmt = stmt.where(SyncConflict.systemuser_id == user_id)
-    if open_only:
-        stmt = stmt.where(SyncConflict.status == "open")
-    return [_conflict(r) for r in session.scalars(stmt)]
-
-
-def resolve_conflict_txn(session: Session, conflict_id: int, winner: str) -> ConflictRecord:
-    """Choose the winner of an open conflict; the next sync of its user writes the winning values."""
-    from abook.errors import NotFound, UserError
-
-    row = session.get(SyncConflict, conflict_id)
-    if row is None:
-        raise NotFound(f"no conflict {conflict_id}")
-    if row.status != "open":
-        raise UserError(f"conflict {conflict_id} is already {row.status}")
-    if winner not in ("crm", "mailbox"):
-        raise UserError(f"bad winner {winner!r}: expected crm or mailbox")
-    link = session.scalar(select(SyncLink).where(SyncLink.systemuser_id == row.systemuser_id,
-                                                 SyncLink.crm_id == row.crm_id))
-    if link is not None:
-        link.resolve = winner
-    row.winner, row.status, row.resolved_at = winner, "resolved", utcnow()
-    session.flush()
-    return _conflict(row)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Item errors
-
-
-@dataclass(frozen=True)
-class IssueRecord:
-    user_id: str
-    entity: str
-    item: str
-    action: str
-    attempts: int
-    last_error: str
-    last_at: datetime
-
-
-def record_issue_txn(session: Session, user_id: str, entity: str, item: str, action: str, error: str) -> int:
-    """Count one more failure of an item; returns its attempts so far."""
-    row = session.scalar(select(SyncIssue).where(SyncIssue.systemuser_id == user_id, SyncIssue.entity == entity,
-                                                 SyncIssue.item == item))
-    if row is None:
-        row = SyncIssue(systemuser_id=user_id, entity=entity, item=item, action=action, attempts=1,
-                        last_error=error[:2000], first_at=utcnow(), last_at=utcnow())
-        session.add(row)
-    else:
-        row.attempts, row.action, row.last_error, row.last_at = row.attempts + 1, action, error[:2000], utcnow()
-    session.flush()
-    return row.attempts
-
-
-def clear_issues_txn(session: Session, user_id: str, entity: str, items: Iterable[str]) -> None:
-    items = list(items)
-    if items:
-        session.execute(delete(SyncIssue).where(SyncIssue.systemuser_id == user_id, SyncIssue.entity == entity,
-                                                SyncIssue.item.in_(items)))
-
-
-def issues_txn(session: Session, user_id: str | None = None, entity: str | None = None) -> list[IssueRecord]:
-    stmt = select(SyncIssue).order_by(SyncIssue.id)
-    if user_id is not None:
-        stmt = stmt.where(SyncIssue.systemuser_id == user_id)
-    if entity is not None:
-        stmt = stmt.where(SyncIssue.entity == entity)
-    return [IssueRecord(r.systemuser_id, r.entity, r.item, r.action, r.attempts, r.last_error, _aware(r.last_at))  # type: ignore[arg-type]
-            for r in session.scalars(stmt)]

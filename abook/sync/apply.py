@@ -29,9 +29,9 @@ from abook.store.sync_links import (
     LinkRecord,
     delete_link_txn,
     dump_values,
-    record_conflict_txn,
     save_link_txn,
 )
+from abook.store.sync_conflicts import record_conflict_txn
 from abook.sync import crm
 from abook.sync.model import (
     Action,

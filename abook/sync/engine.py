@@ -32,14 +32,11 @@ from abook.mailbox.pim import series
 from abook.mailbox.pim.interfaces import Changes, IPimStore, Item, ItemGone, StaleItem
 from abook.mailbox.pim.schema import value_hash
 from abook.store import Store
+from abook.store.sync_conflicts import clear_issues_txn, conflicts_txn, issues_txn, record_issue_txn
 from abook.store.sync_links import (
     LinkRecord,
-    clear_issues_txn,
     clear_verify_txn,
-    conflicts_txn,
-    issues_txn,
     links_txn,
-    record_issue_txn,
     record_run_txn,
     save_token_txn,
     sync_state_txn,

@@ -15,7 +15,8 @@ from abook.mailbox.pim.memory import MemoryMailbox
 from abook.mailbox.pim.schema import FIELDS, normalise
 from abook.store import models
 from abook.store.enums import ActivityState
-from abook.store.sync_links import conflicts_txn, issues_txn, sync_state_txn
+from abook.store.sync_conflicts import conflicts_txn, issues_txn
+from abook.store.sync_links import sync_state_txn
 from abook.sync.engine import Interrupted
 from abook.sync.model import Policy
 from tests.unit.sync.conftest import new_world
@@ -168,7 +169,7 @@ def test_invariant_07_conflict_policy_applies_and_the_loser_is_recorded(tmp_path
 
 
 def test_invariant_07_manual_conflict_writes_nothing_until_resolved(tmp_path) -> None:
-    from abook.store.sync_links import resolve_conflict_txn
+    from abook.store.sync_conflicts import resolve_conflict_txn
 
     w = new_world(tmp_path, policies={e: Policy(e, conflict="manual") for e in ("contact", "appointment", "task")})
     store = w.store
@@ -545,7 +546,7 @@ def test_invariant_15_a_recovered_create_carries_the_crm_edits_made_since(world:
 def _settle(w: World, cid: str, item: str, policy: str) -> None:
     """The first sync after both sides moved apart: ``manual`` lists the conflict and writes nothing until it
     is resolved (for the mailbox); then both sides hold the winner and a further sync writes nothing."""
-    from abook.store.sync_links import resolve_conflict_txn
+    from abook.store.sync_conflicts import resolve_conflict_txn
 
     w.sync(entities=("contact",))
     if policy == "manual":
