@@ -14,6 +14,9 @@ run: setup
 	$(VENV)/bin/abook import -c $(CONFIG) ldif/demo.ldif
 	$(VENV)/bin/abook serve -c $(CONFIG)
 
-# Sets up everything the tests need (system packages included) and runs the whole suite.
+# Sets up everything the tests need (system packages included) and runs the whole suite. The suite waits on
+# servers and subprocesses far more than it computes, so it runs in TEST_WORKERS processes (pytest-xdist), each
+# test file whole in one of them (its module fixtures start once); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 4
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

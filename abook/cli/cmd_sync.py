@@ -19,9 +19,9 @@ from abook.errors import UserError
 from abook.mailbox.errors import MailboxError
 from abook.store.sync_conflicts import conflicts_txn, issues_txn, resolve_conflict_txn
 from abook.store.sync_links import sync_states_txn
-from abook.store.users import list_users_txn
+from abook.store.users import list_users_txn, sync_users_txn
 from abook.sync.engine import EntityReport, SyncEngine
-from abook.sync.setup import open_mailbox_blocking, policies, sync_users_txn
+from abook.sync.setup import open_mailbox_blocking, policies
 from abook.threads import SyncRunner
 
 ENTITIES = ("contact", "appointment", "task")

@@ -300,3 +300,27 @@ def bind_candidate_txn(session: Session, user_id: str) -> BindCandidate:
     ).one()
     return BindCandidate(r.id, r.domainname or "", r.internalemailaddress or "", r.password_hash,
                          r.statecode == State.active)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Who takes part in contact, appointment and task synchronisation
+
+
+@dataclass(frozen=True)
+class SyncUser:
+    id: str
+    name: str
+    email: str | None
+
+
+def sync_users_txn(session: Session, name: str | None = None) -> list[SyncUser]:
+    """Active users with sync enabled (or the one named, enabled or not)."""
+    stmt = select(SystemUser.id, SystemUser.domainname, SystemUser.internalemailaddress)
+    if name is not None:
+        ids = user_ids_for_name_txn(session, name)
+        if len(ids) != 1:
+            raise NotFound(f"no user {name!r}") if not ids else UserError(f"{name!r} names {len(ids)} users")
+        stmt = stmt.where(SystemUser.id == ids[0])
+    else:
+        stmt = stmt.where(SystemUser.sync_enabled.is_(True), SystemUser.statecode == State.active)
+    return [SyncUser(i, n, e) for i, n, e in session.execute(stmt.order_by(SystemUser.domainname))]

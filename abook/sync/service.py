@@ -33,9 +33,10 @@ from abook.mailbox.pim.interfaces import IPimStore
 from abook.store import Store, outage
 from abook.store.sync_leases import claim_sync_txn, release_sync_txn, renew_sync_txn
 from abook.store.sync_links import record_run_txn
+from abook.store.users import SyncUser, sync_users_txn
 from abook.sync.crm import LdapIds
 from abook.sync.engine import Interrupted, SyncEngine
-from abook.sync.setup import SyncUser, open_mailbox_blocking, policies, sync_users_txn
+from abook.sync.setup import open_mailbox_blocking, policies
 from abook.threads import IBlockingRunner, ThreadPoolRunner, ThreadPoolService
 
 MailboxFactory = Callable[[SyncUser], IPimStore]

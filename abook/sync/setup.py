@@ -7,25 +7,13 @@ only when ``type = "ews"``, msal only when ``type = "graph"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from abook.config.sync import SyncConfig, SyncMailboxTemplate
 from abook.errors import ConfigError
 from abook.mailbox.pim.interfaces import IPimStore
-from abook.store.models import State, SystemUser
+from abook.store.users import SyncUser
 from abook.sync.model import Policy
-
-
-@dataclass(frozen=True)
-class SyncUser:
-    id: str
-    name: str
-    email: Optional[str]
 
 
 def policies(config: SyncConfig) -> dict[str, Policy]:
@@ -33,23 +21,6 @@ def policies(config: SyncConfig) -> dict[str, Policy]:
                       delete_open_tasks=config.delete_open_tasks, tracked_category=config.tracked_category,
                       mass_delete_guard=config.mass_delete_guard, mass_delete_min_links=config.mass_delete_min_links)
             for e in ("contact", "appointment", "task")}
-
-
-def sync_users_txn(session: Session, name: Optional[str] = None) -> list[SyncUser]:
-    """Active users with sync enabled (or the one named, enabled or not)."""
-    from abook.store.security import user_ids_for_name_txn
-
-    stmt = select(SystemUser.id, SystemUser.domainname, SystemUser.internalemailaddress)
-    if name is not None:
-        ids = user_ids_for_name_txn(session, name)
-        if len(ids) != 1:
-            from abook.errors import NotFound, UserError
-
-            raise NotFound(f"no user {name!r}") if not ids else UserError(f"{name!r} names {len(ids)} users")
-        stmt = stmt.where(SystemUser.id == ids[0])
-    else:
-        stmt = stmt.where(SystemUser.sync_enabled.is_(True), SystemUser.statecode == State.active)
-    return [SyncUser(i, n, e) for i, n, e in session.execute(stmt.order_by(SystemUser.domainname))]
 
 
 def _password(template: SyncMailboxTemplate, username: str) -> str:

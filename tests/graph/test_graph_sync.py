@@ -14,7 +14,8 @@ from abook.config import parse_config
 from abook.mailbox.pim.graph import GraphPimStore
 from abook.mailbox.pim.graph_events import Window
 from abook.store import models
-from abook.sync.setup import SyncUser, open_mailbox_blocking
+from abook.store.users import SyncUser
+from abook.sync.setup import open_mailbox_blocking
 from tests.fixtures.graph import CLIENT_ID, TENANT, GraphServer
 from tests.graph.event_routes import events
 from tests.graph.pim_harness import GraphPimHarness, RecordedGraphPim

@@ -120,7 +120,8 @@ def test_the_window_moves_with_the_calendar(world: World) -> None:
 
 def test_the_window_is_configured_per_deployment() -> None:
     from abook.config.sync import SyncMailboxTemplate
-    from abook.sync.setup import SyncUser, open_mailbox_blocking
+    from abook.store.users import SyncUser
+    from abook.sync.setup import open_mailbox_blocking
 
     template = SyncMailboxTemplate.model_validate({
         "type": "dav", "calendar_url": "http://127.0.0.1:9/{user}/calendar/", "password": "secret",
