@@ -19,6 +19,24 @@ pytest_plugins = [
 ]
 
 
+#: ``make test`` runs files in parallel (pytest-xdist, ``--dist loadfile``), each file whole in one worker and
+#: handed out in collection order: the files that take longest start first, so the run does not end with
+#: one worker still busy on a long file while the others are idle
+_FIRST = ("tests/integration/test_ldap_workers.py", "tests/integration/test_router_imap.py",
+          "tests/graph/test_graph_daemon.py", "tests/integration/test_signals.py",
+          "tests/integration/test_ldap_strict.py", "tests/integration/test_mailbox_limits.py",
+          "tests/integration/test_store_outage.py", "tests/integration/test_several_daemons.py",
+          "tests/integration/test_first_deployment.py", "tests/integration/", "tests/graph/", "tests/ews/",
+          "tests/contract/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(_FIRST) if item.nodeid.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)  # stable: within a rank, the files and their tests keep their order
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any test reached outside the repository, even where the error was swallowed."""
     if confine.violations:
