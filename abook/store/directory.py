@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -156,6 +157,31 @@ class RecordQuery:
         return "(" + " OR ".join(ors) + ")", tuple(params)
 
 
+@contextmanager
+def armed_cursor(session: Session, interrupt: Interrupt, timeout_ms: int = 0) -> Iterator[Any]:
+    """A raw cursor on the session's connection with ``interrupt`` armed on it for the block: SQLite's
+    progress handler (cancel, deadline, CPU budget), or PostgreSQL's ``statement_timeout`` (the lesser of
+    ``timeout_ms`` and the budget); disarmed, and the cursor closed, when the block ends."""
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    sqlite = conn.dialect.name == "sqlite"
+    budget_ms = int(interrupt.cost_limit * 1000)
+    if sqlite:
+        raw.set_progress_handler(interrupt._progress, _PROGRESS_STEPS)
+    elif timeout_ms or budget_ms:
+        limit = min(t for t in (timeout_ms, budget_ms) if t)
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit)}")
+    interrupt.attach(raw)
+    cur = raw.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+        interrupt.detach()
+        if sqlite:
+            raw.set_progress_handler(None, 0)
+
+
 #: a position in a walk: (segment index, cursor within the segment or None = its start)
 Position = tuple[int, Optional[tuple]]
 
@@ -177,18 +203,7 @@ def walk_txn(
     out: list[tuple[Any, Position]] = []
     if interrupt.cancelled:
         return out, True
-    conn = session.connection()
-    raw = conn.connection.driver_connection
-    sqlite = conn.dialect.name == "sqlite"
-    budget_ms = int(interrupt.cost_limit * 1000)
-    if sqlite:
-        raw.set_progress_handler(interrupt._progress, _PROGRESS_STEPS)
-    elif timeout_ms or budget_ms:
-        limit = min(t for t in (timeout_ms, budget_ms) if t)
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(limit)}")
-    interrupt.attach(raw)
-    cur = raw.cursor()
-    try:
+    with armed_cursor(session, interrupt, timeout_ms) as cur:
         index, cursor = start
         for i in range(index, len(segments)):
             seg = segments[i]
@@ -208,8 +223,8 @@ def walk_txn(
                     cur.execute(text, params)
                     rows = cur.fetchall()
                 except Exception as e:
-                    if (getattr(e, "sqlstate", None) == _QUERY_CANCELED and budget_ms and not interrupt.cancelled
-                            and not interrupt.expired()):
+                    if (getattr(e, "sqlstate", None) == _QUERY_CANCELED and int(interrupt.cost_limit * 1000)
+                            and not interrupt.cancelled and not interrupt.expired()):
                         # PostgreSQL's statement_timeout fired before the search's deadline: the budget
                         interrupt.over_budget = True
                     raise
@@ -223,8 +238,3 @@ def walk_txn(
                 return out, i == len(segments) - 1
             cursor = None
         return out, True
-    finally:
-        cur.close()
-        interrupt.detach()
-        if sqlite:
-            raw.set_progress_handler(None, 0)

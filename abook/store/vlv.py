@@ -23,11 +23,10 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from abook.store.directory import Interrupt, RecordQuery
+from abook.store.directory import Interrupt, RecordQuery, armed_cursor
 
 #: virtualListViewResult: the offset lies outside the list (the draft's offsetRangeError)
 OFFSET_RANGE_ERROR = 61
-_PROGRESS_STEPS = 1_000_000
 
 
 def target_by_offset(offset: int, client_count: int, count: int) -> int | None:
@@ -141,22 +140,12 @@ def window_txn(
     and ``client_count`` the byOffset form. A record segment's query must be ordered by its sort keys."""
     if interrupt.cancelled:
         return [], 0, 0, 0
-    conn = session.connection()
-    raw = conn.connection.driver_connection
-    sqlite = conn.dialect.name == "sqlite"
-    budget_ms = int(interrupt.cost_limit * 1000)
-    if sqlite:
-        raw.set_progress_handler(interrupt._progress, _PROGRESS_STEPS)
-    elif timeout_ms or budget_ms:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(min(t for t in (timeout_ms, budget_ms) if t))}")
-    interrupt.attach(raw)
-    cur = raw.cursor()
+    with armed_cursor(session, interrupt, timeout_ms) as cur:
 
-    def scalar(sql: tuple[str, tuple]) -> int:
-        cur.execute(*sql)
-        return int(cur.fetchone()[0])
+        def scalar(sql: tuple[str, tuple]) -> int:
+            cur.execute(*sql)
+            return int(cur.fetchone()[0])
 
-    try:
         containers: list[Any] = []
         queries: list[tuple[RecordQuery, int]] = []  # each record segment with how many entries it holds
         for seg in segments:
@@ -189,8 +178,3 @@ def window_txn(
                 rows.reverse()
             out.extend(q.convert(row)[0] for q, row in rows)
         return out, target, count, 0
-    finally:
-        cur.close()
-        interrupt.detach()
-        if sqlite:
-            raw.set_progress_handler(None, 0)

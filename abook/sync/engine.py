@@ -186,13 +186,15 @@ class SyncEngine:
         # open manual conflicts are read again every cycle: the token has moved past their change
         disputed = {c.crm_id for c in await self.store.run(conflicts_txn, user_id) if c.entity == entity}
         disputed |= {link.crm_id for link in links if link.resolve}  # resolved by an admin: settle it now
-        wanted = [i for i, etag in listing.items()
-                  if i not in by_item or by_item[i].mailbox_etag != etag or by_item[i].crm_id in disputed]
-        back = {c.id for c in crm_entries if c.in_scope}
-        for link in links:  # a detached copy whose record is back in scope: its edits since were not kept
-            if link.state == "detached" and link.crm_id in back and link.mailbox_id in listing \
-                    and link.mailbox_id not in wanted:
-                wanted.append(link.mailbox_id)
+        in_scope = {c.id for c in crm_entries if c.in_scope}
+
+        def read(item_id: str, etag: str) -> bool:
+            """New, changed, disputed, or a detached copy whose record is back (its edits were not kept)."""
+            link = by_item.get(item_id)
+            return (link is None or link.mailbox_etag != etag or link.crm_id in disputed
+                    or (link.state == "detached" and link.crm_id in in_scope))
+
+        wanted = [i for i, etag in listing.items() if read(i, etag)]
         for link in links:
             if link.state == "pending":
                 found = await self.mail.run(mailbox.find_blocking, entity, link.crm_id)

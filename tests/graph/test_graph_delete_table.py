@@ -4,18 +4,16 @@ Online events and To Do tasks instead of the in-memory mailbox."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from abook.store import models
-from abook.store.enums import ActivityState
 from tests.fixtures.graph import GraphServer
 from tests.graph.event_routes import events
 from tests.graph.pim_harness import RecordedGraphPim
 from tests.unit.sync.conftest import new_world
-from tests.unit.sync.test_delete_table import CASES, expected
+from tests.unit.sync.test_delete_table import CASES, expected, linked_case
 from tests.unit.sync.world import World
 
 
@@ -30,29 +28,7 @@ def test_delete_table_on_graph(graph_server: GraphServer, tmp_path: Path, entity
     store = w.store
     with store.transaction() as s:
         s.get(models.SystemUser, w.ids["paul"]).internalemailaddress = mailbox.address
-    owner = "paul" if role == "owner" else "laura"
-    shift = timedelta(days=2) if when == "future" else -timedelta(days=2)
-    if entity == "contact":
-        with store.transaction() as s:
-            s.get(models.SystemUser, w.ids["paul"]).local_filter_scope = "organisation"
-        rid = w.contact(owner=owner)
-        model = models.Contact
-    elif entity == "appointment":
-        statecode = int(ActivityState.completed if state == "completed" else ActivityState.scheduled)
-        start = w.now + shift
-        rid = w.appointment(organiser=owner, attendees=("paul",) if role == "other" else
-                            ("x@elsewhere.example",), start=start, statecode=statecode)
-        model = models.Activity
-        if role == "other":  # the attendee's copy arrives from the organiser's server, with its UID
-            mailbox.user_create("appointment", {"subject": "Meeting", "when": f"{start:%Y-%m-%dT%H:%M:%SZ}/"
-                                f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"}, uid=f"{rid}@abook")
-    else:
-        statecode = int(ActivityState.completed if state == "completed" else ActivityState.open)
-        rid = w.task(owner="paul", statecode=statecode, scheduledend=w.now + shift)
-        model = models.Activity
-    w.sync("paul", entities=(entity,))
-    (link,) = [link for link in w.links("paul", entity) if link.state == "linked"]
-    assert link.crm_id == rid
+    rid, model, link = linked_case(w, mailbox, entity, role, state, when)
     if entity == "appointment" and role == "owner":  # Graph has no silent invite: attendees only when notifying
         invited = bool(events(graph_server.responder)[link.mailbox_id].data.get("attendees"))
         assert invited == (when == "future" and state == "open")  # only an open future meeting invites

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,26 +40,24 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("entity,side,role,state,when", CASES)
-def test_delete_table(tmp_path: Path, entity: str, side: str, role: str, state: str, when: str) -> None:
-    w = new_world(tmp_path)
-    store = w.store
-    other = "laura"
-    owner = "paul" if role == "owner" else other
+def linked_case(w: World, mailbox: Any, entity: str, role: str, state: str, when: str) -> tuple[str, Any, Any]:
+    """One row's record, synced into Paul's ``mailbox`` and linked: (record id, its model, the link)."""
+    owner = "paul" if role == "owner" else "laura"
     shift = timedelta(days=2) if when == "future" else -timedelta(days=2)
-    mailbox = w.mailboxes["paul"]
     if entity == "contact":
-        with store.transaction() as s:
+        with w.store.transaction() as s:
             s.get(models.SystemUser, w.ids["paul"]).local_filter_scope = "organisation"
         rid = w.contact(owner=owner)
-        model = models.Contact
+        model: Any = models.Contact
     elif entity == "appointment":
         statecode = int(ActivityState.completed if state == "completed" else ActivityState.scheduled)
+        start = w.now + shift
         rid = w.appointment(organiser=owner, attendees=("paul",) if role == "other" else ("x@elsewhere.example",),
-                            start=w.now + shift, statecode=statecode)
+                            start=start, statecode=statecode)
         model = models.Activity
-        if role == "other":  # the attendee's copy arrives from the organiser's server
-            mailbox.user_create("appointment", {"subject": "Meeting"}, uid=f"{rid}@abook")
+        if role == "other":  # the attendee's copy arrives from the organiser's server, with its UID
+            mailbox.user_create("appointment", {"subject": "Meeting", "when": f"{start:%Y-%m-%dT%H:%M:%SZ}/"
+                                f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"}, uid=f"{rid}@abook")
     else:
         statecode = int(ActivityState.completed if state == "completed" else ActivityState.open)
         rid = w.task(owner="paul", statecode=statecode, scheduledend=w.now + shift)
@@ -66,6 +65,15 @@ def test_delete_table(tmp_path: Path, entity: str, side: str, role: str, state: 
     w.sync("paul", entities=(entity,))
     (link,) = [link for link in w.links("paul", entity) if link.state == "linked"]
     assert link.crm_id == rid
+    return rid, model, link
+
+
+@pytest.mark.parametrize("entity,side,role,state,when", CASES)
+def test_delete_table(tmp_path: Path, entity: str, side: str, role: str, state: str, when: str) -> None:
+    w = new_world(tmp_path)
+    store = w.store
+    mailbox = w.mailboxes["paul"]
+    rid, model, link = linked_case(w, mailbox, entity, role, state, when)
     if side == "mailbox":
         mailbox.user_delete(entity, link.mailbox_id)
     else:
